@@ -1,0 +1,76 @@
+"""Settings: the only reader of the environment.
+
+Every field can be set as ``WHISPERD_<NAME>`` (for example ``WHISPERD_MODEL=small``), from a
+``.env`` file in the working directory, or by the matching command-line flag, which wins.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Device = Literal["auto", "cpu", "cuda"]
+ComputeType = Literal[
+    "auto",
+    "default",
+    "int8",
+    "int8_float32",
+    "int8_float16",
+    "int8_bfloat16",
+    "int16",
+    "float16",
+    "bfloat16",
+    "float32",
+]
+
+
+class Settings(BaseSettings):
+    """whisperd's configuration, validated at startup."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WHISPERD_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+        use_attribute_docstrings=True,
+    )
+
+    model: str = "large-v3-turbo"
+    """Default model: a known name (tiny ... large-v3, large-v3-turbo/turbo, distil-*, *.en),
+    a Hugging Face repo id, or a local CTranslate2 model directory."""
+    device: Device = "auto"
+    """Where the model runs: auto picks CUDA when CTranslate2 sees a GPU, else the CPU."""
+    compute_type: ComputeType = "auto"
+    """Weight and activation type: auto picks int8 on CPU and float16 on CUDA."""
+    cpu_threads: Annotated[int, Field(ge=0)] = 0
+    """Threads per model call on CPU (0: CTranslate2's default)."""
+    num_workers: Annotated[int, Field(ge=1)] = 1
+    """Model replicas sharing the weights (parallel model calls)."""
+    models_dir: Path | None = None
+    """Where downloaded models are cached (default: the Hugging Face cache)."""
+    offline: bool = False
+    """Never reach the network: use only models already cached or local directories."""
+    hf_endpoint: str | None = None
+    """Hugging Face Hub endpoint (a mirror); default: the public Hub."""
+    max_audio_seconds: Annotated[float, Field(gt=0)] = 4 * 3600.0
+    """Longest audio accepted, in seconds of decoded audio."""
+    host: str = "127.0.0.1"
+    """Address the server listens on."""
+    port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    """Port the server listens on."""
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    """API keys accepted as ``Authorization: Bearer``; empty disables auth (comma-separated
+    in the environment)."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Logging verbosity."""
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value

@@ -1,0 +1,133 @@
+"""The engine contract: result types and the :class:`Engine` protocol every engine implements.
+
+Engines are synchronous and blocking; callers run them on the scheduler's executor, never on
+the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from whisperd.engine.options import TranscribeOptions
+
+SAMPLE_RATE = 16_000
+"""Every engine takes 16 kHz mono float32 audio."""
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """One word with its timing, as word-level alignment gives it (leading space kept)."""
+
+    start: float
+    end: float
+    word: str
+    probability: float
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One decoded segment, with the fields of OpenAI's verbose_json segment plus words."""
+
+    id: int
+    seek: int
+    start: float
+    end: float
+    text: str
+    tokens: tuple[int, ...]
+    temperature: float
+    avg_logprob: float
+    compression_ratio: float
+    no_speech_prob: float
+    words: tuple[Word, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """The result of one transcription."""
+
+    segments: tuple[Segment, ...]
+    language: str
+    """ISO code of the detected (or given) language."""
+    language_probability: float
+    duration: float
+    """Duration of the input audio in seconds."""
+    task: str = "transcribe"
+    duration_after_vad: float | None = None
+    model: str = ""
+    """Name of the model that produced the transcript."""
+
+    @property
+    def text(self) -> str:
+        """The full transcript: segment texts joined and trimmed."""
+        return "".join(segment.text for segment in self.segments).strip()
+
+    @property
+    def words(self) -> tuple[Word, ...]:
+        """Every word of every segment, in order (empty without word timestamps)."""
+        return tuple(word for segment in self.segments for word in segment.words or ())
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What a loaded model is and can do."""
+
+    name: str
+    """The name the model was asked for (e.g. ``large-v3-turbo`` or a directory)."""
+    path: str
+    """Local directory the weights were loaded from."""
+    multilingual: bool
+    languages: tuple[str, ...]
+    device: str
+    compute_type: str
+    n_mels: int = 80
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def supports_translation(self) -> bool:
+        """Only multilingual models can translate."""
+        return self.multilingual
+
+
+SegmentCallback = Callable[[Segment], None]
+"""Called with each segment as soon as it is decoded (progress, streaming)."""
+
+
+class Engine(Protocol):
+    """A loaded speech-to-text model."""
+
+    @property
+    def info(self) -> ModelInfo:
+        """What this model is and can do."""
+        ...
+
+    def check(self, options: TranscribeOptions) -> None:
+        """Refuse options this model cannot honour (e.g. translation on an English-only model).
+
+        Raises:
+            InvalidOptionError: naming the option at fault.
+        """
+        ...
+
+    def transcribe(
+        self,
+        audio: npt.NDArray[np.float32],
+        options: TranscribeOptions,
+        on_segment: SegmentCallback | None = None,
+    ) -> Transcript:
+        """Transcribe 16 kHz mono float32 audio. Blocking; run it on the model executor.
+
+        Raises:
+            InvalidOptionError: if the options do not suit this model.
+            TranscriptionError: if decoding fails.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release the model's memory."""
+        ...

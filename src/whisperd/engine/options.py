@@ -1,0 +1,184 @@
+"""Decoding options: every control Whisper has, validated with the ranges users are told.
+
+One :class:`TranscribeOptions` value travels from every entry point (CLI flags, HTTP form fields,
+stream metadata) to the engine. Strings as HTTP forms send them (``"0,0.2,0.4"``,
+``"-1"``, ``"0.5,12.3"``, a JSON object for ``vad_parameters``) are parsed here, so every API
+accepts the same spellings and reports the same errors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from whisperd.languages import normalize_language
+
+Task = Literal["transcribe", "translate"]
+
+DEFAULT_TEMPERATURES: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+DEFAULT_PREPEND_PUNCTUATIONS = "\"'“¿([{-"
+DEFAULT_APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
+
+
+def _split_csv(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+class VadParameters(BaseModel):
+    """Silero VAD settings (faster-whisper's ``VadOptions``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    """Speech probability above which a frame counts as speech."""
+    neg_threshold: Annotated[float | None, Field(ge=0.0, le=1.0)] = None
+    """Probability below which speech ends (default: threshold - 0.15)."""
+    min_speech_duration_ms: Annotated[int, Field(ge=0)] = 0
+    """Speech chunks shorter than this are dropped."""
+    max_speech_duration_s: Annotated[float, Field(gt=0.0)] = math.inf
+    """Speech chunks longer than this are split."""
+    min_silence_duration_ms: Annotated[int, Field(ge=0)] = 2000
+    """Silence needed to end a speech chunk."""
+    speech_pad_ms: Annotated[int, Field(ge=0)] = 400
+    """Padding added on each side of a speech chunk."""
+
+
+class TranscribeOptions(BaseModel):
+    """Every decoding control of a transcription, with seed-documented ranges and defaults."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    language: str | None = None
+    """ISO 639-1 code (or English name) of the spoken language; None detects it."""
+    task: Task = "transcribe"
+    """``transcribe`` keeps the spoken language; ``translate`` translates to English."""
+    beam_size: Annotated[int, Field(ge=1, le=32)] = 5
+    """Beam search width, used when the temperature is 0."""
+    best_of: Annotated[int, Field(ge=1, le=32)] = 5
+    """Candidates sampled when the temperature is above 0."""
+    patience: Annotated[float, Field(gt=0.0, le=10.0)] = 1.0
+    """Beam search patience factor."""
+    length_penalty: Annotated[float, Field(ge=-10.0, le=10.0)] = 1.0
+    """Exponential length penalty."""
+    repetition_penalty: Annotated[float, Field(ge=0.1, le=5.0)] = 1.0
+    """Penalty on already generated tokens (>1 discourages repetition)."""
+    no_repeat_ngram_size: Annotated[int, Field(ge=0, le=20)] = 0
+    """Forbid repeating n-grams of this size (0 disables)."""
+    temperature: tuple[Annotated[float, Field(ge=0.0, le=1.0)], ...] = DEFAULT_TEMPERATURES
+    """Temperature fallback ladder; the next one is tried when a window fails the thresholds."""
+    compression_ratio_threshold: Annotated[float | None, Field(gt=0.0)] = 2.4
+    """A window whose gzip compression ratio is above this is retried."""
+    log_prob_threshold: float | None = -1.0
+    """A window whose average log-probability is below this is retried."""
+    no_speech_threshold: Annotated[float | None, Field(ge=0.0, le=1.0)] = 0.6
+    """A window is silent when no-speech probability is above this and log-prob is low."""
+    condition_on_previous_text: bool = True
+    """Prompt each window with the text of the previous ones."""
+    prompt_reset_on_temperature: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    """Drop the previous-text prompt after a fallback to at least this temperature."""
+    initial_prompt: str | None = None
+    """Text that guides vocabulary and style of the first window."""
+    prefix: str | None = None
+    """Text the first window's transcript starts with."""
+    suppress_blank: bool = True
+    """Suppress blank outputs at the start of sampling."""
+    suppress_tokens: tuple[Annotated[int, Field(ge=-1)], ...] = (-1,)
+    """Token ids never generated; -1 stands for the model's default non-speech set."""
+    without_timestamps: bool = False
+    """Decode without timestamp tokens (one segment per window)."""
+    word_timestamps: bool = False
+    """Compute word-level timings from cross-attention alignment."""
+    prepend_punctuations: str = DEFAULT_PREPEND_PUNCTUATIONS
+    """Punctuation merged into the following word (word timestamps)."""
+    append_punctuations: str = DEFAULT_APPEND_PUNCTUATIONS
+    """Punctuation merged into the preceding word (word timestamps)."""
+    max_initial_timestamp: Annotated[float, Field(ge=0.0, le=30.0)] = 1.0
+    """Latest time, in seconds, the first timestamp of a window may take."""
+    multilingual: bool = False
+    """Detect the language of every segment, allowing language switches."""
+    vad_filter: bool = True
+    """Remove non-speech with Silero VAD before decoding."""
+    vad_parameters: VadParameters | None = None
+    """VAD settings; None uses the defaults."""
+    max_new_tokens: Annotated[int | None, Field(ge=1, le=448)] = None
+    """Cap on tokens decoded per window."""
+    chunk_length: Annotated[int | None, Field(ge=1, le=30)] = None
+    """Window length in seconds (default 30)."""
+    clip_timestamps: tuple[Annotated[float, Field(ge=0.0)], ...] = (0.0,)
+    """Start/end pairs in seconds of the parts to decode; a lone start runs to the end.
+    Anything but the default ``0`` turns VAD off."""
+    hallucination_silence_threshold: Annotated[float | None, Field(gt=0.0)] = None
+    """Skip silences longer than this around suspected hallucinations (word timestamps)."""
+    hotwords: str | None = None
+    """Words to bias decoding toward (ignored when a prefix is given)."""
+    language_detection_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    """Probability that ends language detection early."""
+    language_detection_segments: Annotated[int, Field(ge=1, le=20)] = 1
+    """Windows considered for language detection."""
+    include_tokens: bool = False
+    """Include raw token ids in the output."""
+
+    @field_validator("language", mode="before")
+    @classmethod
+    def _language(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and value.strip() in ("", "auto")):
+            return None
+        if isinstance(value, str):
+            try:
+                return normalize_language(value)
+            except KeyError:
+                raise ValueError(f"unknown language {value!r}; use an ISO 639-1 code") from None
+        return value
+
+    @field_validator("temperature", mode="before")
+    @classmethod
+    def _temperature(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(float(part) for part in _split_csv(value))
+        if isinstance(value, int | float):
+            return (float(value),)
+        return value
+
+    @field_validator("suppress_tokens", mode="before")
+    @classmethod
+    def _suppress_tokens(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(int(part) for part in _split_csv(value))
+        return value
+
+    @field_validator("clip_timestamps", mode="before")
+    @classmethod
+    def _clip_timestamps(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(float(part) for part in _split_csv(value)) or (0.0,)
+        return value
+
+    @field_validator("vad_parameters", mode="before")
+    @classmethod
+    def _vad_parameters(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                return None
+            try:
+                parsed: Any = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"vad_parameters must be a JSON object: {exc.msg}") from None
+            return parsed
+        return value
+
+    @field_validator("temperature")
+    @classmethod
+    def _temperature_not_empty(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value:
+            raise ValueError("at least one temperature is needed")
+        return value
+
+    @field_validator("clip_timestamps")
+    @classmethod
+    def _clip_ordered(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if list(value) != sorted(value):
+            raise ValueError("clip_timestamps must be in increasing order")
+        return value

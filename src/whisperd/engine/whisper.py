@@ -1,0 +1,220 @@
+"""The faster-whisper / CTranslate2 engine: the only module that imports either library."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import ctranslate2
+import faster_whisper
+
+from whisperd.engine.base import ModelInfo, Segment, SegmentCallback, Transcript, Word
+from whisperd.errors import InvalidOptionError, ModelUnavailableError, TranscriptionError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    import numpy as np
+    import numpy.typing as npt
+
+    from whisperd.engine.options import TranscribeOptions
+    from whisperd.engine.registry import ResolvedModel
+
+logger = logging.getLogger(__name__)
+
+_OUTPUT_ONLY_OPTIONS = {"include_tokens", "vad_parameters", "clip_timestamps"}
+
+
+def resolve_device(device: str) -> str:
+    """Map ``auto`` to ``cuda`` when CTranslate2 sees a GPU, else ``cpu``."""
+    if device != "auto":
+        return device
+    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+
+def resolve_compute_type(compute_type: str, device: str) -> str:
+    """Map ``auto`` to int8 on CPU and float16 on CUDA; refuse types the device lacks.
+
+    Raises:
+        ModelUnavailableError: if the device does not support the compute type.
+    """
+    if compute_type in ("auto", "default"):
+        return "float16" if device == "cuda" else "int8"
+    supported = ctranslate2.get_supported_compute_types(device)
+    if compute_type not in supported:
+        raise ModelUnavailableError(
+            f"Compute type {compute_type!r} is not supported on {device}; "
+            f"choose one of {sorted(supported)} or 'auto'.",
+            param="compute_type",
+        )
+    return compute_type
+
+
+def _word(word: Any) -> Word:
+    return Word(
+        start=float(word.start),
+        end=float(word.end),
+        word=str(word.word),
+        probability=float(word.probability),
+    )
+
+
+def _segment(segment: Any) -> Segment:
+    words = None if segment.words is None else tuple(_word(w) for w in segment.words)
+    return Segment(
+        id=int(segment.id) - 1,
+        seek=int(segment.seek),
+        start=float(segment.start),
+        end=float(segment.end),
+        text=str(segment.text),
+        tokens=tuple(int(t) for t in segment.tokens),
+        temperature=float(segment.temperature or 0.0),
+        avg_logprob=float(segment.avg_logprob),
+        compression_ratio=float(segment.compression_ratio),
+        no_speech_prob=float(segment.no_speech_prob),
+        words=words,
+    )
+
+
+def transcribe_kwargs(options: TranscribeOptions, default_chunk_length: int) -> dict[str, Any]:
+    """Translate our options into ``faster_whisper.WhisperModel.transcribe`` keywords."""
+    kwargs = options.model_dump(exclude=_OUTPUT_ONLY_OPTIONS)
+    # faster-whisper's feature extractor keeps the last chunk_length it was given, so every
+    # call states it, or one request's chunk_length would leak into the next.
+    kwargs["chunk_length"] = options.chunk_length or default_chunk_length
+    kwargs["temperature"] = list(options.temperature)
+    kwargs["suppress_tokens"] = list(options.suppress_tokens)
+    # faster-whisper runs VAD only when clip_timestamps is exactly its default string "0".
+    clips = options.clip_timestamps
+    kwargs["clip_timestamps"] = "0" if clips == (0.0,) else list(clips)
+    if options.vad_parameters is not None:
+        kwargs["vad_parameters"] = options.vad_parameters.model_dump()
+    return kwargs
+
+
+class WhisperEngine:
+    """A Whisper model loaded with faster-whisper on CTranslate2."""
+
+    def __init__(
+        self,
+        model: ResolvedModel,
+        *,
+        device: str = "auto",
+        compute_type: str = "auto",
+        cpu_threads: int = 0,
+        num_workers: int = 1,
+    ) -> None:
+        """Load ``model`` on ``device`` with ``compute_type`` (both may be ``auto``).
+
+        Raises:
+            ModelUnavailableError: if the weights cannot be loaded.
+        """
+        device = resolve_device(device)
+        compute_type = resolve_compute_type(compute_type, device)
+        try:
+            self._model = faster_whisper.WhisperModel(
+                str(model.path),
+                device=device,
+                compute_type=compute_type,
+                cpu_threads=cpu_threads,
+                num_workers=num_workers,
+                local_files_only=True,
+            )
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ModelUnavailableError(
+                f"Model {model.name!r} could not be loaded from {model.path} on {device} "
+                f"({compute_type}): {exc}."
+            ) from exc
+        self._chunk_length = int(self._model.feature_extractor.chunk_length)
+        self._info = ModelInfo(
+            name=model.name,
+            path=str(model.path),
+            multilingual=bool(self._model.model.is_multilingual),
+            languages=tuple(self._model.supported_languages),
+            device=device,
+            compute_type=compute_type,
+            n_mels=int(self._model.feature_extractor.mel_filters.shape[0]),
+        )
+        logger.info(
+            "loaded model %s from %s on %s (%s)", model.name, model.path, device, compute_type
+        )
+
+    @property
+    def info(self) -> ModelInfo:
+        """What this model is and can do."""
+        return self._info
+
+    def check(self, options: TranscribeOptions) -> None:
+        """Refuse options this model cannot honour.
+
+        Raises:
+            InvalidOptionError: on translation, multilingual decoding or a non-English
+                language asked of an English-only model.
+        """
+        if self._info.multilingual:
+            return
+        name = self._info.name
+        if options.task == "translate":
+            raise InvalidOptionError(
+                f"Model {name!r} is English-only and cannot translate; use a multilingual "
+                "model such as large-v3 or small.",
+                param="task",
+            )
+        if options.language not in (None, "en"):
+            raise InvalidOptionError(
+                f"Model {name!r} is English-only; language {options.language!r} is not supported.",
+                param="language",
+            )
+        if options.multilingual:
+            raise InvalidOptionError(
+                f"Model {name!r} is English-only; multilingual decoding needs a "
+                "multilingual model.",
+                param="multilingual",
+            )
+
+    def transcribe(
+        self,
+        audio: npt.NDArray[np.float32],
+        options: TranscribeOptions,
+        on_segment: SegmentCallback | None = None,
+    ) -> Transcript:
+        """Transcribe 16 kHz mono float32 audio. Blocking; run it on the model executor.
+
+        Raises:
+            InvalidOptionError: if the options do not suit this model.
+            TranscriptionError: if decoding fails.
+        """
+        self.check(options)
+        try:
+            kwargs = transcribe_kwargs(options, self._chunk_length)
+            raw_segments, info = self._model.transcribe(audio, **kwargs)
+            segments = self._collect(raw_segments, on_segment)
+        except (RuntimeError, MemoryError) as exc:
+            raise TranscriptionError(f"Transcription failed: {exc}") from exc
+        except ValueError as exc:
+            raise InvalidOptionError(f"Invalid decoding options: {exc}") from exc
+        return Transcript(
+            segments=segments,
+            language=str(info.language),
+            language_probability=float(info.language_probability),
+            duration=float(info.duration),
+            task=options.task,
+            duration_after_vad=float(info.duration_after_vad),
+            model=self._info.name,
+        )
+
+    @staticmethod
+    def _collect(
+        raw_segments: Iterable[Any], on_segment: SegmentCallback | None
+    ) -> tuple[Segment, ...]:
+        segments = []
+        for raw in raw_segments:
+            segment = _segment(raw)
+            segments.append(segment)
+            if on_segment is not None:
+                on_segment(segment)
+        return tuple(segments)
+
+    def close(self) -> None:
+        """Release the model's memory."""
+        self._model.model.unload_model()

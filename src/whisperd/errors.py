@@ -1,0 +1,124 @@
+"""Domain exceptions.
+
+Every error a user can cause or meet derives from :class:`WhisperdError` and carries a message
+meant to be shown as is, plus a stable machine-readable ``code`` and, where it applies, the
+``param`` (request field) at fault. The HTTP layers map these classes to status codes and their
+own envelopes in one place each; nothing below the API knows about HTTP.
+
+Hierarchy::
+
+    WhisperdError
+    ├── InvalidOptionError            a decoding option is out of range or unsupported
+    ├── AudioError                    the audio cannot be used
+    │   ├── EmptyAudioError           zero bytes, or no samples decoded
+    │   ├── SilentAudioError          decodes to digital silence only
+    │   ├── UnsupportedAudioError     not a container or format we accept
+    │   ├── CorruptAudioError         unreadable, or damaged beyond the error budget
+    │   ├── TruncatedAudioError       ends before the length its header declares
+    │   ├── AudioTooLongError         longer than the configured cap
+    │   └── TorchUnavailableError     a PyTorch tensor was sent but torch is not installed
+    ├── ModelError                    the model cannot be had
+    │   ├── UnknownModelError         a name that is neither known, a repo id, nor a directory
+    │   └── ModelUnavailableError     known, but cannot be downloaded or loaded
+    └── TranscriptionError            the engine failed while decoding
+"""
+
+from __future__ import annotations
+
+
+class WhisperdError(Exception):
+    """Base class of every whisperd error shown to users."""
+
+    code: str = "whisperd_error"
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidOptionError(WhisperdError):
+    """A decoding option is out of range, malformed, or unsupported by the chosen model."""
+
+    code = "invalid_option"
+
+
+class AudioError(WhisperdError):
+    """The audio input cannot be used."""
+
+    code = "invalid_audio"
+
+    def __init__(self, message: str, *, param: str | None = "file") -> None:
+        super().__init__(message, param=param)
+
+
+class EmptyAudioError(AudioError):
+    """The input holds no bytes, or no audio samples could be decoded from it."""
+
+    code = "empty_audio"
+
+
+class SilentAudioError(AudioError):
+    """The input decodes to digital silence only; there is nothing to transcribe."""
+
+    code = "silent_audio"
+
+
+class UnsupportedAudioError(AudioError):
+    """The input is not in a container or encoding that whisperd accepts."""
+
+    code = "unsupported_audio"
+
+
+class CorruptAudioError(AudioError):
+    """The input is unreadable or damaged beyond the tolerated share of bad packets."""
+
+    code = "corrupt_audio"
+
+
+class TruncatedAudioError(AudioError):
+    """The input ends well before the duration its own header declares."""
+
+    code = "truncated_audio"
+
+
+class AudioTooLongError(AudioError):
+    """The decoded audio is longer than the configured maximum duration."""
+
+    code = "audio_too_long"
+
+
+class TorchUnavailableError(AudioError):
+    """A PyTorch tensor was sent, but PyTorch is not installed on this server."""
+
+    code = "torch_unavailable"
+
+
+class ModelError(WhisperdError):
+    """The requested model cannot be had."""
+
+    code = "model_error"
+
+    def __init__(self, message: str, *, param: str | None = "model") -> None:
+        super().__init__(message, param=param)
+
+
+class UnknownModelError(ModelError):
+    """The name is not a known model, a Hugging Face repo id, or a local model directory."""
+
+    code = "model_not_found"
+
+
+class ModelUnavailableError(ModelError):
+    """The model is known but cannot be downloaded or loaded."""
+
+    code = "model_unavailable"
+
+
+class TranscriptionError(WhisperdError):
+    """The engine failed while decoding (for example out of memory)."""
+
+    code = "transcription_failed"

@@ -1,0 +1,5 @@
+"""Scheduling of model work: the bounded executor every model call runs on."""
+
+from whisperd.scheduler.executor import ModelExecutor
+
+__all__ = ["ModelExecutor"]

@@ -1,0 +1,44 @@
+"""Shared fixtures: scripted random-weight models built once per test session (no network)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from whisperd.testing import ScriptedModel, build_test_model
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def scripted_model(tmp_path_factory: pytest.TempPathFactory) -> ScriptedModel:
+    """A tiny-shaped multilingual model whose decoder follows a fixed script."""
+    return build_test_model(tmp_path_factory.mktemp("model") / "tiny-scripted", n_words=12)
+
+
+@pytest.fixture(scope="session")
+def english_model(tmp_path_factory: pytest.TempPathFactory) -> ScriptedModel:
+    """The same shape, English-only (like the ``*.en`` checkpoints)."""
+    return build_test_model(
+        tmp_path_factory.mktemp("model") / "tiny-en-scripted", n_words=12, multilingual=False
+    )
+
+
+@pytest.fixture
+def noise() -> np.ndarray:
+    """Seven seconds of quiet white noise at 16 kHz."""
+    rng = np.random.default_rng(7)
+    return (rng.standard_normal(16000 * 7) * 0.05).astype(np.float32)
+
+
+@pytest.fixture(autouse=True)
+def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees a WHISPERD_* or Hugging Face variable from the machine it runs on."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("WHISPERD_", "HF_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
