@@ -15,13 +15,8 @@ HEAVY = ("faster_whisper", "ctranslate2", "torch", "onnxruntime")
 
 @pytest.mark.parametrize("module", ["whisperd", "whisperd.cli", "whisperd.service", "whisperd.app"])
 def test_importing_loads_no_model_library(module: str) -> None:
-    code = (
-        f"import sys, {module}\n"
-        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
+    code = f"import sys, {module}\nprint(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ""
 
 

@@ -27,8 +27,14 @@ def test_srt_of_one_file_is_written_with_a_summary(
     scripted_model: ScriptedModel, tmp_path: Path
 ) -> None:
     result = _run(
-        "transcribe", str(DATA / "speech.mp3"), "--model", str(scripted_model.path),
-        "--format", "srt", "--output-dir", str(tmp_path),
+        "transcribe",
+        str(DATA / "speech.mp3"),
+        "--model",
+        str(scripted_model.path),
+        "--format",
+        "srt",
+        "--output-dir",
+        str(tmp_path),
     )
     assert result.exit_code == 0, result.output
     srt = (tmp_path / "speech.srt").read_text()
@@ -50,14 +56,31 @@ def test_folder_is_transcribed_recursively_in_several_formats(
     (recordings / "notes.txt").write_text("not audio")
     out = tmp_path / "out"
     result = _run(
-        "transcribe", str(recordings), "--model", str(scripted_model.path), "-f", "txt",
-        "-f", "verbose_json", "-f", "vtt", "-o", str(out), "--word-timestamps",
-        "--beam-size", "1",
+        "transcribe",
+        str(recordings),
+        "--model",
+        str(scripted_model.path),
+        "-f",
+        "txt",
+        "-f",
+        "verbose_json",
+        "-f",
+        "vtt",
+        "-o",
+        str(out),
+        "--word-timestamps",
+        "--beam-size",
+        "1",
     )
     assert result.exit_code == 0, result.output
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert written == [
-        "a.txt", "a.verbose.json", "a.vtt", "day2/b.txt", "day2/b.verbose.json", "day2/b.vtt",
+        "a.txt",
+        "a.verbose.json",
+        "a.vtt",
+        "day2/b.txt",
+        "day2/b.verbose.json",
+        "day2/b.vtt",
     ]
     assert (out / "a.txt").read_text().strip() == scripted_model.text.strip()
     verbose = json.loads((out / "day2" / "b.verbose.json").read_text())
@@ -70,8 +93,13 @@ def test_a_failing_file_gives_a_nonzero_exit_while_the_others_finish(
     scripted_model: ScriptedModel, tmp_path: Path
 ) -> None:
     result = _run(
-        "transcribe", str(DATA / "not_audio.txt"), str(DATA / "speech.wav"),
-        "--model", str(scripted_model.path), "-o", str(tmp_path),
+        "transcribe",
+        str(DATA / "not_audio.txt"),
+        str(DATA / "speech.wav"),
+        "--model",
+        str(scripted_model.path),
+        "-o",
+        str(tmp_path),
     )
     assert result.exit_code == 1
     assert (tmp_path / "speech.txt").read_text().strip() == scripted_model.text.strip()
@@ -85,8 +113,13 @@ def test_same_stem_inputs_do_not_overwrite_each_other(
     scripted_model: ScriptedModel, tmp_path: Path
 ) -> None:
     result = _run(
-        "transcribe", str(DATA / "speech.wav"), str(DATA / "speech.mp3"),
-        "--model", str(scripted_model.path), "-o", str(tmp_path),
+        "transcribe",
+        str(DATA / "speech.wav"),
+        str(DATA / "speech.mp3"),
+        "--model",
+        str(scripted_model.path),
+        "-o",
+        str(tmp_path),
     )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["speech.mp3.txt", "speech.wav.txt"]
@@ -103,8 +136,9 @@ def test_same_stem_inputs_do_not_overwrite_each_other(
 def test_bad_options_are_usage_errors(
     scripted_model: ScriptedModel, args: list[str], message: str
 ) -> None:
-    result = _run("transcribe", str(DATA / "speech.wav"), "--model",
-                  str(scripted_model.path), *args)
+    result = _run(
+        "transcribe", str(DATA / "speech.wav"), "--model", str(scripted_model.path), *args
+    )
     assert result.exit_code == 2
     assert message in result.output
 
@@ -112,16 +146,25 @@ def test_bad_options_are_usage_errors(
 def test_translation_on_an_english_only_model_is_refused_before_decoding(
     english_model: ScriptedModel, tmp_path: Path
 ) -> None:
-    result = _run("transcribe", str(DATA / "speech.wav"), "--model", str(english_model.path),
-                  "--task", "translate", "-o", str(tmp_path))
+    result = _run(
+        "transcribe",
+        str(DATA / "speech.wav"),
+        "--model",
+        str(english_model.path),
+        "--task",
+        "translate",
+        "-o",
+        str(tmp_path),
+    )
     assert result.exit_code == 2
     assert "English-only" in result.output
     assert list(tmp_path.iterdir()) == []
 
 
 def test_unknown_model_and_missing_input_are_one_clear_sentence(tmp_path: Path) -> None:
-    result = _run("transcribe", str(DATA / "speech.wav"), "--model", "no-such-model",
-                  "-o", str(tmp_path))
+    result = _run(
+        "transcribe", str(DATA / "speech.wav"), "--model", "no-such-model", "-o", str(tmp_path)
+    )
     assert result.exit_code == 2
     assert "Unknown model 'no-such-model'" in result.output
     result = _run("transcribe", str(tmp_path / "missing.mp3"), "--model", "tiny")

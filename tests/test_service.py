@@ -87,8 +87,9 @@ def test_model_is_loaded_once_and_reused(service: TranscriptionService) -> None:
 def test_unknown_model_is_refused(service: TranscriptionService) -> None:
     with pytest.raises(UnknownModelError):
         asyncio.run(
-            service.transcribe(AudioSource(DATA / "speech.wav"), TranscribeOptions(),
-                               model="no-such-model")
+            service.transcribe(
+                AudioSource(DATA / "speech.wav"), TranscribeOptions(), model="no-such-model"
+            )
         )
 
 
@@ -102,8 +103,11 @@ def test_work_runs_off_the_event_loop(service: TranscriptionService) -> None:
     async def scenario() -> None:
         nonlocal ticks
         work = asyncio.create_task(
-            service.transcribe(AudioSource(DATA / "speech.wav"),
-                               TranscribeOptions(vad_filter=False), on_segment=record)
+            service.transcribe(
+                AudioSource(DATA / "speech.wav"),
+                TranscribeOptions(vad_filter=False),
+                on_segment=record,
+            )
         )
         while not work.done():
             ticks += 1

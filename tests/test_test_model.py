@@ -15,8 +15,13 @@ from whisperd.testing.vocab import build_vocabulary, make_words
 
 def test_directory_has_every_file_faster_whisper_reads(scripted_model: ScriptedModel) -> None:
     names = {p.name for p in scripted_model.path.iterdir()}
-    assert {"model.bin", "config.json", "vocabulary.json", "tokenizer.json",
-            "preprocessor_config.json"} <= names
+    assert {
+        "model.bin",
+        "config.json",
+        "vocabulary.json",
+        "tokenizer.json",
+        "preprocessor_config.json",
+    } <= names
     preprocessor = json.loads((scripted_model.path / "preprocessor_config.json").read_text())
     assert preprocessor["feature_size"] == ModelShape.TINY.n_mels
 
