@@ -21,7 +21,9 @@ DATA = Path(__file__).parent / "data"
 
 @pytest.fixture
 def service(scripted_model: ScriptedModel):
-    settings = Settings(model=str(scripted_model.path), device="cpu", compute_type="int8")
+    settings = Settings(
+        model=str(scripted_model.path), device="cpu", compute_type="int8", offline=True
+    )
     service = TranscriptionService.create(settings)
     yield service
     service.close()

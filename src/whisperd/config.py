@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     """Hugging Face Hub endpoint (a mirror); default: the public Hub."""
     max_audio_seconds: Annotated[float, Field(gt=0)] = 4 * 3600.0
     """Longest audio accepted, in seconds of decoded audio."""
+    max_upload_mb: Annotated[float, Field(gt=0)] = 25.0
+    """Largest request body accepted on the transcription routes, in MiB (OpenAI's is 25)."""
+    max_pending_requests: Annotated[int, Field(ge=1)] = 64
+    """Transcription requests held at once (running or waiting); beyond it: 503 + Retry-After."""
+    allow_private_networks: bool = False
+    """Let audio URLs point at loopback, private and link-local addresses (never at cloud
+    metadata). Off by default: a public server must not fetch from its own network."""
     host: str = "127.0.0.1"
     """Address the server listens on."""
     port: Annotated[int, Field(ge=0, le=65535)] = 8000

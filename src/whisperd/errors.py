@@ -20,7 +20,14 @@ Hierarchy::
     ├── ModelError                    the model cannot be had
     │   ├── UnknownModelError         a name that is neither known, a repo id, nor a directory
     │   └── ModelUnavailableError     known, but cannot be downloaded or loaded
-    └── TranscriptionError            the engine failed while decoding
+    ├── TranscriptionError            the engine failed while decoding
+    ├── CancelledError                the client went away; remaining work was dropped
+    ├── QueueFullError                the server is at capacity; retry later
+    └── UrlError                      audio given as a URL cannot be fetched
+        ├── UrlBlockedError           scheme, port or address not allowed (SSRF guard)
+        ├── UrlTooLargeError          the body is over the upload limit
+        ├── UrlTimeoutError           the server was too slow
+        └── UrlFetchError             connection failed or the server answered an error
 """
 
 from __future__ import annotations
@@ -122,3 +129,52 @@ class TranscriptionError(WhisperdError):
     """The engine failed while decoding (for example out of memory)."""
 
     code = "transcription_failed"
+
+
+class CancelledError(WhisperdError):
+    """The caller went away (for example a disconnected client); its remaining work was dropped."""
+
+    code = "cancelled"
+
+
+class QueueFullError(WhisperdError):
+    """The server holds as much work as it accepts; the caller should retry later."""
+
+    code = "server_busy"
+
+    def __init__(self, message: str, *, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class UrlError(WhisperdError):
+    """Audio given as a URL cannot be fetched."""
+
+    code = "url_error"
+
+    def __init__(self, message: str, *, param: str | None = "file") -> None:
+        super().__init__(message, param=param)
+
+
+class UrlBlockedError(UrlError):
+    """The URL's scheme, port, credentials or resolved address is not allowed."""
+
+    code = "url_blocked"
+
+
+class UrlTooLargeError(UrlError):
+    """The fetched body is larger than the upload limit."""
+
+    code = "url_too_large"
+
+
+class UrlTimeoutError(UrlError):
+    """The remote server did not answer (or finish sending) in time."""
+
+    code = "url_timeout"
+
+
+class UrlFetchError(UrlError):
+    """The connection failed, or the remote server answered with an error status."""
+
+    code = "url_http_error"

@@ -1,21 +1,27 @@
 """The transcription use case shared by the CLI, the HTTP APIs and streaming.
 
-``decode -> model -> Transcript``: audio is decoded on the decode pool, the model is loaded (once)
-and run on the model executor; nothing blocking runs on the event loop.
+``model check -> decode -> model -> Transcript``: the model is loaded once and checked against
+the options before any audio is decoded; audio is decoded on the decode pool and transcribed on
+the model executor; nothing blocking runs on the event loop. A request can be cancelled (its
+client went away): the engine stops at the next segment.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from whisperd.audio.decode import AudioSource, DecodedAudio, DecodeLimits, decode_audio
 from whisperd.engine.registry import Loader, ModelManager, ResolvedModel
+from whisperd.errors import CancelledError
+from whisperd.scheduler.admission import Admission
 from whisperd.scheduler.executor import ModelExecutor
 
 if TYPE_CHECKING:
     from whisperd.config import Settings
-    from whisperd.engine.base import Engine, SegmentCallback, Transcript
+    from whisperd.engine.base import Engine, Segment, SegmentCallback, Transcript
     from whisperd.engine.options import TranscribeOptions
 
 logger = logging.getLogger(__name__)
@@ -38,6 +44,38 @@ def whisper_loader(settings: Settings) -> Loader:
     return load
 
 
+@dataclass(slots=True)
+class Cancellation:
+    """Set by the caller's side when the result is no longer wanted."""
+
+    _event: threading.Event = field(default_factory=threading.Event)
+
+    def cancel(self) -> None:
+        """Ask the running work to stop at its next checkpoint."""
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        """True once :meth:`cancel` was called."""
+        return self._event.is_set()
+
+
+def _checkpointed(
+    on_segment: SegmentCallback | None, cancel: Cancellation | None
+) -> SegmentCallback | None:
+    """Wrap ``on_segment`` so that each decoded segment is also a cancellation checkpoint."""
+    if cancel is None:
+        return on_segment
+
+    def checkpoint(segment: Segment) -> None:
+        if cancel.cancelled:
+            raise CancelledError("The request was cancelled; its remaining audio was skipped.")
+        if on_segment is not None:
+            on_segment(segment)
+
+    return checkpoint
+
+
 class TranscriptionService:
     """Decodes audio and runs it through the right model."""
 
@@ -48,10 +86,12 @@ class TranscriptionService:
         *,
         model_executor: ModelExecutor,
         decode_executor: ModelExecutor,
+        admission: Admission | None = None,
     ) -> None:
         """Wire the service to its model manager and executors (all owned by the caller)."""
         self.settings = settings
         self.models = models
+        self.admission = admission or Admission(settings.max_pending_requests)
         self._model_executor = model_executor
         self._decode_executor = decode_executor
         self._limits = DecodeLimits(max_duration_s=settings.max_audio_seconds)
@@ -90,6 +130,41 @@ class TranscriptionService:
             compute_type=self.settings.compute_type,
         )
 
+    async def prepare(
+        self, source: AudioSource, options: TranscribeOptions, *, model: str | None = None
+    ) -> tuple[Engine, DecodedAudio]:
+        """Load and check the model, then decode ``source``: every input error surfaces here.
+
+        Raises:
+            ModelError: if the model cannot be had.
+            InvalidOptionError: if the options do not suit the model.
+            AudioError: if the audio cannot be used.
+        """
+        engine = await self.engine(model)
+        engine.check(options)
+        return engine, await self.decode(source)
+
+    async def run(
+        self,
+        engine: Engine,
+        audio: DecodedAudio,
+        options: TranscribeOptions,
+        *,
+        on_segment: SegmentCallback | None = None,
+        cancel: Cancellation | None = None,
+    ) -> Transcript:
+        """Transcribe decoded audio on the model executor.
+
+        Raises:
+            TranscriptionError: if decoding fails.
+            CancelledError: if ``cancel`` was set while it ran.
+        """
+        callback = _checkpointed(on_segment, cancel)
+        async with self.admission.running_work():
+            return await self._model_executor.run(
+                engine.transcribe, audio.samples, options, callback
+            )
+
     async def transcribe_audio(
         self,
         audio: DecodedAudio,
@@ -100,7 +175,7 @@ class TranscriptionService:
     ) -> Transcript:
         """Transcribe already decoded audio with ``model``."""
         engine = await self.engine(model)
-        return await self._model_executor.run(engine.transcribe, audio.samples, options, on_segment)
+        return await self.run(engine, audio, options, on_segment=on_segment)
 
     async def transcribe(
         self,
@@ -109,10 +184,11 @@ class TranscriptionService:
         *,
         model: str | None = None,
         on_segment: SegmentCallback | None = None,
+        cancel: Cancellation | None = None,
     ) -> Transcript:
-        """Decode ``source`` and transcribe it with ``model``."""
-        audio = await self.decode(source)
-        return await self.transcribe_audio(audio, options, model=model, on_segment=on_segment)
+        """Check the model, decode ``source`` and transcribe it."""
+        engine, audio = await self.prepare(source, options, model=model)
+        return await self.run(engine, audio, options, on_segment=on_segment, cancel=cancel)
 
     def close(self) -> None:
         """Stop the executors and unload every model."""

@@ -1,0 +1,1 @@
+"""HTTP routes (thin), error mapping and middleware."""

@@ -1,0 +1,31 @@
+"""Typed access to what the lifespan put on the app."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from whisperd.audio.fetch import AudioFetcher
+from whisperd.config import Settings
+from whisperd.service import TranscriptionService
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _service(request: Request) -> TranscriptionService:
+    service: TranscriptionService = request.app.state.service
+    return service
+
+
+def _fetcher(request: Request) -> AudioFetcher:
+    fetcher: AudioFetcher = request.app.state.fetcher
+    return fetcher
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+ServiceDep = Annotated[TranscriptionService, Depends(_service)]
+FetcherDep = Annotated[AudioFetcher, Depends(_fetcher)]

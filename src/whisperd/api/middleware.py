@@ -1,0 +1,508 @@
+"""Pure-ASGI middlewares: request ids, API-key authentication and request-body limits.
+
+They are plain ASGI callables rather than ``BaseHTTPMiddleware`` subclasses, so streaming
+responses, WebSockets and context variables pass through them unchanged. Each one hands the
+``lifespan`` scope to the wrapped app untouched.
+
+Suggested order, outermost first::
+
+    app = RequestIdMiddleware(ApiKeyMiddleware(BodyLimitMiddleware(app, ...), keys=...))
+
+so that every answer, including the 401, 408 and 413 that the inner two produce themselves,
+carries an ``x-request-id`` header, and an unauthenticated client cannot make the server read
+its body.
+
+Error answers use OpenAI's envelope (``{"error": {"message", "type", "param", "code"}}``) so
+that the ``openai`` SDK raises its usual exceptions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+import uuid
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from contextvars import ContextVar
+from typing import Final
+
+import anyio
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = [
+    "DEFAULT_PUBLIC_PATHS",
+    "REQUEST_ID",
+    "ApiKeyMiddleware",
+    "BodyLimitMiddleware",
+    "RequestIdLogFilter",
+    "RequestIdMiddleware",
+    "error_body",
+    "send_json_error",
+]
+
+REQUEST_ID: ContextVar[str | None] = ContextVar("whisperd_request_id", default=None)
+"""The id of the request being served in this context, or ``None`` outside a request."""
+
+DEFAULT_PUBLIC_PATHS: Final = (
+    "/health",
+    "/docs",
+    "/redoc",
+    "/openapi.json",
+    "/docs/oauth2-redirect",
+)
+"""Paths that :class:`ApiKeyMiddleware` leaves open unless told otherwise."""
+
+_REQUEST_ID_HEADER: Final = b"x-request-id"
+_VALID_REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_CLOSE: Final = ((b"connection", b"close"),)
+_MISSING_KEY: Final = "Missing API key: send it as 'Authorization: Bearer <key>'."
+_WRONG_KEY: Final = "Incorrect API key provided."
+
+
+# --------------------------------------------------------------------------------------------
+# Shared helpers
+
+
+def error_body(message: str, *, type_: str, param: str | None, code: str | None) -> bytes:
+    """Encode an OpenAI-style error envelope.
+
+    Args:
+        message: Text shown to the user as is.
+        type_: Error class, e.g. ``"invalid_request_error"``.
+        param: The request field at fault, or ``None``.
+        code: Stable machine-readable code, or ``None``.
+
+    Returns:
+        The UTF-8 JSON body ``{"error": {"message", "type", "param", "code"}}``.
+    """
+    error = {"message": message, "type": type_, "param": param, "code": code}
+    return json.dumps({"error": error}, separators=(",", ":")).encode()
+
+
+async def send_json_error(
+    send: Send, status: int, body: bytes, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    """Send a complete JSON HTTP response through a raw ASGI ``send``.
+
+    Args:
+        send: The ASGI send callable of an ``http`` scope whose response has not started.
+        status: HTTP status code.
+        body: JSON body, typically from :func:`error_body`.
+        headers: Extra headers, as lower-case ``(name, value)`` byte pairs.
+    """
+    await _send_response(send, "http.response", status, body, headers)
+
+
+async def _send_response(
+    send: Send, kind: str, status: int, body: bytes, headers: Iterable[tuple[bytes, bytes]]
+) -> None:
+    """Send a JSON response as ``<kind>.start`` and ``<kind>.body`` messages."""
+    all_headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *headers,
+    ]
+    await send({"type": f"{kind}.start", "status": status, "headers": all_headers})
+    await send({"type": f"{kind}.body", "body": body})
+
+
+def _header_values(scope: Scope, name: bytes) -> list[bytes]:
+    """Every value of the request header ``name`` (lower case), in order."""
+    return [value for key, value in scope.get("headers", ()) if key.lower() == name]
+
+
+def _route_path(scope: Scope) -> str:
+    """The path that Starlette routes on: ``scope["path"]`` without ``root_path``.
+
+    This mirrors ``starlette._utils.get_route_path`` so that path checks here agree with the
+    router's idea of which endpoint a request reaches.
+    """
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if not root_path or not path.startswith(root_path):
+        return path
+    if path == root_path:
+        return ""
+    return path[len(root_path) :] if path[len(root_path)] == "/" else path
+
+
+# --------------------------------------------------------------------------------------------
+# Request ids
+
+
+class RequestIdMiddleware:
+    """Give every request an id, expose it to the app and logs, and echo it to the client.
+
+    A client-sent ``x-request-id`` is kept only if it matches ``^[A-Za-z0-9._-]{1,128}$``;
+    otherwise a fresh ``uuid4().hex`` is used. The id is stored in ``scope["state"]
+    ["request_id"]`` (``request.state.request_id`` in Starlette) and in :data:`REQUEST_ID` for
+    the duration of the call, and is set as the ``x-request-id`` header of every HTTP response
+    (replacing one the app may have set), of a WebSocket's accept, and of a WebSocket denial
+    response. Place it outermost so answers made by other middlewares carry it too.
+
+    Args:
+        app: The ASGI app to wrap.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the wrapped app with a request id bound."""
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id_for(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        header = (_REQUEST_ID_HEADER, request_id.encode("ascii"))
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] in (
+                "http.response.start",
+                "websocket.accept",
+                "websocket.http.response.start",
+            ):
+                message = _with_header(message, header)
+            await send(message)
+
+        token = REQUEST_ID.set(request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            REQUEST_ID.reset(token)
+
+
+def _request_id_for(scope: Scope) -> str:
+    """The client's ``x-request-id`` when it is well-formed, else a new uuid4 hex."""
+    values = _header_values(scope, _REQUEST_ID_HEADER)
+    if values:
+        candidate = values[0].decode("latin-1")
+        if _VALID_REQUEST_ID.fullmatch(candidate):
+            return candidate
+    return uuid.uuid4().hex
+
+
+def _with_header(message: Message, header: tuple[bytes, bytes]) -> Message:
+    """A copy of ``message`` whose headers hold ``header`` instead of any of the same name."""
+    name = header[0]
+    headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != name]
+    headers.append(header)
+    return {**message, "headers": headers}
+
+
+class RequestIdLogFilter(logging.Filter):
+    """Set ``record.request_id`` from :data:`REQUEST_ID`, or ``"-"`` outside a request.
+
+    Attach it to a *handler* (filters on a logger do not see records from child loggers) and
+    use ``%(request_id)s`` in the format. A ``request_id`` passed through ``extra=`` is kept.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Annotate the record; never drops it."""
+        if not hasattr(record, "request_id"):
+            record.request_id = REQUEST_ID.get() or "-"
+        return True
+
+
+# --------------------------------------------------------------------------------------------
+# API keys
+
+
+class ApiKeyMiddleware:
+    """Require ``Authorization: Bearer <key>`` on HTTP and WebSocket requests.
+
+    Only SHA-256 digests of the keys are kept. The presented token is hashed and compared
+    against every digest with :func:`hmac.compare_digest`, without stopping at a match, so the
+    time taken does not reveal which key, or how much of one, matched. The scheme is matched
+    case-insensitively; no other scheme, query parameter or WebSocket subprotocol is accepted.
+
+    Not checked: paths in ``public_paths`` (exact match on the routed path, so ``/health/``
+    is not public) and ``OPTIONS`` requests (CORS preflight). With no keys the middleware does
+    nothing.
+
+    A refused HTTP request gets 401 with OpenAI's ``invalid_api_key`` envelope and
+    ``www-authenticate: Bearer``. A refused WebSocket is turned away before the handshake
+    completes: with the same 401 response where the server supports the ASGI
+    ``websocket.http.response`` extension, else with a close frame, code 1008.
+
+    Args:
+        app: The ASGI app to wrap.
+        keys: Accepted API keys; empty disables authentication.
+        public_paths: Paths served without a key.
+
+    Raises:
+        TypeError: ``keys`` is a single string rather than a sequence of them.
+        ValueError: A key is empty.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        keys: Sequence[str],
+        public_paths: Collection[str] = DEFAULT_PUBLIC_PATHS,
+    ) -> None:
+        if isinstance(keys, str):
+            raise TypeError("keys must be a sequence of strings, not a single string")
+        if any(not key for key in keys):
+            raise ValueError("API keys must not be empty")
+        self.app = app
+        self._digests = tuple(hashlib.sha256(key.encode()).digest() for key in keys)
+        self._public_paths = frozenset(public_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the key, then run the wrapped app or refuse the request."""
+        if not self._needs_key(scope):
+            await self.app(scope, receive, send)
+            return
+        problem = self._problem(scope)
+        if problem is None:
+            await self.app(scope, receive, send)
+        elif scope["type"] == "http":
+            await send_json_error(send, 401, _auth_error(problem), headers=_auth_headers())
+        else:
+            await _refuse_websocket(scope, receive, send, problem)
+
+    def _needs_key(self, scope: Scope) -> bool:
+        """Whether this scope must present a key."""
+        if not self._digests or scope["type"] not in ("http", "websocket"):
+            return False
+        if scope["type"] == "http" and scope.get("method") == "OPTIONS":
+            return False
+        return _route_path(scope) not in self._public_paths
+
+    def _problem(self, scope: Scope) -> str | None:
+        """``None`` if a valid key was presented, else the message to answer with."""
+        token = _bearer_token(scope)
+        if token is None:
+            return _MISSING_KEY
+        digest = hashlib.sha256(token).digest()
+        matched = False
+        for known in self._digests:
+            matched |= hmac.compare_digest(digest, known)
+        return None if matched else _WRONG_KEY
+
+
+def _bearer_token(scope: Scope) -> bytes | None:
+    """The token of the first ``Authorization`` header if it uses the Bearer scheme."""
+    values = _header_values(scope, b"authorization")
+    if not values:
+        return None
+    scheme, _, token = values[0].strip().partition(b" ")
+    token = token.strip(b" \t")
+    if scheme.lower() != b"bearer" or not token:
+        return None
+    return token
+
+
+def _auth_error(message: str) -> bytes:
+    return error_body(message, type_="invalid_request_error", param=None, code="invalid_api_key")
+
+
+def _auth_headers() -> list[tuple[bytes, bytes]]:
+    return [(b"www-authenticate", b"Bearer")]
+
+
+async def _refuse_websocket(scope: Scope, receive: Receive, send: Send, message: str) -> None:
+    """Turn a WebSocket away before accepting it."""
+    first = await receive()
+    if first["type"] != "websocket.connect":
+        return  # The client left already.
+    if "websocket.http.response" in scope.get("extensions", {}):
+        await _send_response(
+            send, "websocket.http.response", 401, _auth_error(message), _auth_headers()
+        )
+    else:
+        await send({"type": "websocket.close", "code": 1008, "reason": message})
+
+
+# --------------------------------------------------------------------------------------------
+# Request body limits
+
+
+class _BodyReadError(Exception):
+    """Raised into the app from ``receive`` to stop it; carries the answer to send."""
+
+    status: int
+
+    def __init__(self, message: str, body: bytes) -> None:
+        super().__init__(message)
+        self.body = body
+
+
+class _BodyTooLargeError(_BodyReadError):
+    status = 413
+
+    def __init__(self, cap: int, seen: int) -> None:
+        super().__init__(f"body over {cap} bytes", _too_large_body(cap, seen))
+
+
+class _ReceiveTimeoutError(_BodyReadError):
+    status = 408
+
+    def __init__(self, timeout: float) -> None:
+        message = f"No request body data received for {timeout:g} s."
+        body = error_body(
+            message, type_="invalid_request_error", param=None, code="request_timeout"
+        )
+        super().__init__(message, body)
+
+
+def _too_large_body(cap: int, seen: int) -> bytes:
+    message = f"Maximum content size limit ({cap}) exceeded ({seen} bytes read)."
+    return error_body(message, type_="invalid_request_error", param="file", code="file_too_large")
+
+
+def _content_length(scope: Scope) -> int | None:
+    """The declared ``Content-Length``, ``None`` if absent.
+
+    Raises:
+        ValueError: The header is not a plain decimal number, or repeated with different values.
+    """
+    values = {value.strip() for value in _header_values(scope, b"content-length")}
+    if not values:
+        return None
+    if len(values) > 1:
+        raise ValueError("conflicting Content-Length headers")
+    (value,) = values
+    if not value.isdigit():  # bytes.isdigit is ASCII-only: rejects "", "-1", "+1", "1e3".
+        raise ValueError("malformed Content-Length header")
+    return int(value)
+
+
+class BodyLimitMiddleware:
+    """Cap the size of HTTP request bodies and the wait between their chunks.
+
+    The cap for a request is ``limits[path]`` (exact match on the routed path), else
+    ``max_bytes``. It is enforced twice:
+
+    * before the app runs, from ``Content-Length``: over the cap gives 413, a malformed or
+      negative value 400;
+    * while the app reads, by counting ``http.request`` chunks, which also covers chunked
+      bodies without ``Content-Length``.
+
+    While the body is still arriving, each wait in ``receive`` is bounded by
+    ``receive_timeout`` seconds (a slowloris defence; uvicorn has none) and running out gives
+    408. When a read goes over the cap or times out, ``receive`` raises a private exception
+    into the app so it unwinds; anything the app sends after that is dropped, and if no
+    response had started the middleware answers itself, with ``connection: close``. If one had
+    started, the response is left unfinished and the server closes the connection.
+
+    WebSocket and lifespan scopes pass through (``--ws-max-size`` caps WebSocket messages).
+
+    Args:
+        app: The ASGI app to wrap.
+        max_bytes: Default cap in bytes.
+        limits: Caps for particular paths, overriding ``max_bytes``.
+        receive_timeout: Longest wait in seconds for the next body chunk; ``None`` waits
+            forever.
+
+    Raises:
+        ValueError: A cap is negative or the timeout is not positive.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        limits: Mapping[str, int] | None = None,
+        receive_timeout: float | None = 30.0,
+    ) -> None:
+        self._limits = dict(limits or {})
+        if max_bytes < 0 or any(cap < 0 for cap in self._limits.values()):
+            raise ValueError("body size limits must not be negative")
+        if receive_timeout is not None and receive_timeout <= 0:
+            raise ValueError("receive_timeout must be positive or None")
+        self.app = app
+        self._max_bytes = max_bytes
+        self._receive_timeout = receive_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse an oversized declared body at once, else run the app with a capped receive."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cap = self._limits.get(_route_path(scope), self._max_bytes)
+        try:
+            declared = _content_length(scope)
+        except ValueError:
+            body = error_body(
+                "Invalid Content-Length header.",
+                type_="invalid_request_error",
+                param=None,
+                code="invalid_content_length",
+            )
+            await send_json_error(send, 400, body, headers=_CLOSE)
+            return
+        if declared is not None and declared > cap:
+            await send_json_error(send, 413, _too_large_body(cap, declared), headers=_CLOSE)
+            return
+        await _LimitedRequest(self.app, cap, self._receive_timeout, receive, send).run(scope)
+
+
+class _LimitedRequest:
+    """One request's run of the app under a body cap and receive timeout."""
+
+    def __init__(
+        self, app: ASGIApp, cap: int, timeout: float | None, receive: Receive, send: Send
+    ) -> None:
+        self._app = app
+        self._cap = cap
+        self._timeout = timeout
+        self._receive = receive
+        self._send = send
+        self._received = 0
+        self._body_done = False
+        self._started = False
+        self._failure: _BodyReadError | None = None
+
+    async def run(self, scope: Scope) -> None:
+        """Run the app; answer for it if a read failed before its response started."""
+        try:
+            await self._app(scope, self.receive, self.send)
+        except Exception:
+            # Whatever the app raised while unwinding (ours, an ExceptionGroup holding it, or
+            # an error it turned ours into) ends here once a read has failed.
+            if self._failure is None:
+                raise
+        if self._failure is not None and not self._started:
+            failure = self._failure
+            await send_json_error(self._send, failure.status, failure.body, headers=_CLOSE)
+
+    async def receive(self) -> Message:
+        """The server's ``receive``, counting body bytes and bounding waits."""
+        if self._failure is not None:
+            raise self._failure
+        message = await self._next_message()
+        if message["type"] == "http.request":
+            self._received += len(message.get("body", b""))
+            if self._received > self._cap:
+                raise self._fail(_BodyTooLargeError(self._cap, self._received))
+            self._body_done = not message.get("more_body", False)
+        else:
+            self._body_done = True
+        return message
+
+    async def _next_message(self) -> Message:
+        if self._body_done or self._timeout is None:
+            return await self._receive()
+        try:
+            with anyio.fail_after(self._timeout):
+                return await self._receive()
+        except TimeoutError:
+            raise self._fail(_ReceiveTimeoutError(self._timeout)) from None
+
+    def _fail(self, failure: _BodyReadError) -> _BodyReadError:
+        self._failure = failure
+        return failure
+
+    async def send(self, message: Message) -> None:
+        """The server's ``send``, muted once a read has failed."""
+        if self._failure is not None:
+            return
+        if message["type"] == "http.response.start":
+            self._started = True
+        await self._send(message)

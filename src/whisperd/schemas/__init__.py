@@ -1,0 +1,1 @@
+"""Wire models of the HTTP APIs (pydantic), separate from the domain objects."""
