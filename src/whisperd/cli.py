@@ -56,8 +56,19 @@ def _validation_message(exc: ValidationError) -> str:
     return "; ".join(problems)
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
+def _setup_logging(level: str, *, request_ids: bool = False) -> None:
+    """Configure logging once; server logs carry the request id of each record."""
+    if not request_ids:
+        logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
+        return
+    from whisperd.api.middleware import RequestIdLogFilter
+
+    handler = logging.StreamHandler()
+    handler.addFilter(RequestIdLogFilter())
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s")
+    )
+    logging.basicConfig(level=level.upper(), handlers=[handler])
 
 
 @cli.command()
@@ -104,7 +115,7 @@ def serve(**flags: Any) -> None:
 
     flags["api_keys"] = list(flags["api_keys"]) or None
     settings = _settings(**flags)
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.log_level, request_ids=True)
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
     )

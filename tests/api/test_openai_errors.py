@@ -1,0 +1,142 @@
+"""Error mapping and mid-stream failures, in process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from whisperd.api.errors import domain_error_response
+from whisperd.api.openai import _until_disconnected
+from whisperd.app import create_app
+from whisperd.config import Settings
+from whisperd.engine.base import Segment, Transcript
+from whisperd.errors import (
+    AudioTooLongError,
+    CancelledError,
+    CorruptAudioError,
+    InvalidOptionError,
+    ModelUnavailableError,
+    QueueFullError,
+    TranscriptionError,
+    UnknownModelError,
+    UrlBlockedError,
+    UrlFetchError,
+    UrlTimeoutError,
+    UrlTooLargeError,
+    WhisperdError,
+)
+from whisperd.service import Cancellation, TranscriptionService
+
+DATA = Path(__file__).parents[1] / "data"
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "type_", "no_retry"),
+    [
+        (InvalidOptionError("bad", param="beam_size"), 400, "invalid_request_error", False),
+        (CorruptAudioError("bad"), 400, "invalid_request_error", False),
+        (AudioTooLongError("long"), 413, "invalid_request_error", False),
+        (UnknownModelError("who"), 404, "invalid_request_error", False),
+        (ModelUnavailableError("offline"), 503, "server_error", True),
+        (TranscriptionError("oom"), 500, "server_error", True),
+        (UrlBlockedError("no"), 400, "invalid_request_error", False),
+        (UrlFetchError("404"), 400, "invalid_request_error", False),
+        (UrlTooLargeError("big"), 413, "invalid_request_error", False),
+        (UrlTimeoutError("slow"), 408, "invalid_request_error", False),
+        (CancelledError("gone"), 499, "invalid_request_error", False),
+    ],
+)
+def test_each_domain_error_has_its_status_and_envelope(
+    error: WhisperdError, status: int, type_: str, no_retry: bool
+) -> None:
+    response = domain_error_response(error)
+    assert response.status_code == status
+    body = json.loads(response.body)
+    assert body == {
+        "error": {"message": error.message, "type": type_, "param": error.param, "code": error.code}
+    }
+    assert (response.headers.get("x-should-retry") == "false") is no_retry
+
+
+def test_queue_full_says_when_to_retry() -> None:
+    response = domain_error_response(QueueFullError("full", retry_after=7))
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "7"
+    assert "x-should-retry" not in response.headers
+
+
+class _FailingMidway(TranscriptionService):
+    """Decodes one segment, then fails like an out-of-memory model call."""
+
+    async def run(
+        self, engine: Any, audio: Any, options: Any, *, on_segment: Any = None, cancel: Any = None
+    ) -> Transcript:
+        segment = Segment(0, 0, 0.0, 2.0, " first", (1,), 0.0, -0.1, 1.0, 0.0)
+        if on_segment is not None:
+            on_segment(segment)
+        await asyncio.sleep(0.05)
+        raise TranscriptionError("Transcription failed: out of memory")
+
+
+def test_an_error_after_the_stream_started_is_an_error_event(scripted_model) -> None:
+    settings = Settings(
+        _env_file=None,
+        model=str(scripted_model.path),
+        device="cpu",
+        compute_type="int8",
+        offline=True,
+    )
+    service = _FailingMidway.create(settings)
+    response = asyncio.run(_stream_request(create_app(settings, service=service)))
+    service.close()
+    frames = [json.loads(line[6:]) for line in response.text.splitlines() if line]
+    assert frames[0] == {"type": "transcript.text.delta", "delta": " first"}
+    assert frames[1]["error"]["code"] == "transcription_failed"
+    assert frames[1]["error"]["type"] == "server_error"
+
+
+async def _stream_request(app: Any) -> httpx.Response:
+    audio = (DATA / "speech.wav").read_bytes()
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await client.post(
+                "/v1/audio/transcriptions",
+                files={"file": ("a.wav", audio)},
+                data={"model": "whisper-1", "stream": "true"},
+            )
+    return response
+
+
+class _Request:
+    def __init__(self, disconnected: bool) -> None:
+        self.disconnected = disconnected
+
+    async def is_disconnected(self) -> bool:
+        return self.disconnected
+
+
+def test_a_disconnected_client_cancels_its_work() -> None:
+    cancel = Cancellation()
+
+    async def forever() -> None:
+        await asyncio.sleep(3600)
+
+    with pytest.raises(CancelledError):
+        asyncio.run(_until_disconnected(_Request(True), forever(), cancel))  # type: ignore[arg-type]
+    assert cancel.cancelled
+
+
+def test_work_finishing_first_is_returned() -> None:
+    async def quick() -> int:
+        return 42
+
+    cancel = Cancellation()
+    result = asyncio.run(_until_disconnected(_Request(False), quick(), cancel))  # type: ignore[arg-type]
+    assert result == 42
+    assert not cancel.cancelled

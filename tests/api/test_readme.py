@@ -1,0 +1,130 @@
+"""Every example of the README runs as written (host, port, files and model swapped in)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import shlex
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from whisperd.cli import _transcribe_command, cli
+from whisperd.testing import ScriptedModel
+
+ROOT = Path(__file__).parents[2]
+DATA = Path(__file__).parents[1] / "data"
+README = (ROOT / "README.md").read_text()
+
+
+def _section(title: str) -> str:
+    start = README.index(f"## {title}")
+    end = README.find("\n## ", start + 3)
+    return README[start : end if end != -1 else None]
+
+
+def _blocks(section: str, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", _section(section), flags=re.DOTALL)
+
+
+API = "HTTP API (OpenAI-compatible)"
+
+
+def test_the_readme_has_the_examples_this_file_runs() -> None:
+    assert len(_blocks(API, "python")) >= 2
+    assert len(_blocks(API, "bash")) >= 5
+    assert any("whisperd transcribe" in block for block in _blocks("Transcribe files", "bash"))
+
+
+@pytest.fixture(scope="module")
+def readme_server(settings_for, serve) -> Iterator[str]:
+    with serve(settings_for(allow_private_networks=True)) as running:
+        yield running.url
+
+
+def _localize(text: str, url: str, audio_url: str = "") -> str:
+    text = text.replace("http://127.0.0.1:8000", url)
+    text = text.replace('"meeting.mp3"', repr(str(DATA / "speech.mp3")))
+    text = text.replace("@meeting.mp3", f"@{DATA / 'speech.mp3'}")
+    return text.replace("https://example.com/interview.mp3", audio_url)
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_python_examples(readme_server: str, index: int, scripted_model: ScriptedModel) -> None:
+    code = _localize(_blocks(API, "python")[index], readme_server)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(code, f"README python block {index}", "exec"), {})
+    assert scripted_model.words[0] in printed.getvalue()
+
+
+@pytest.fixture(scope="module")
+def audio_url() -> Iterator[str]:
+    import http.server
+    import threading
+
+    directory = str(DATA)
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, directory=directory, **kwargs)  # type: ignore[arg-type]
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/speech.mp3"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+@pytest.mark.parametrize("index", range(5))
+def test_curl_examples(
+    readme_server: str, audio_url: str, index: int, scripted_model: ScriptedModel
+) -> None:
+    command = _localize(_blocks(API, "bash")[index].strip(), readme_server, audio_url)
+    assert command.startswith("curl ")
+    done = subprocess.run(
+        [*shlex.split(command), "--fail-with-body"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    expected = "whisper-1" if command.endswith("/v1/models/whisper-1") else scripted_model.words[0]
+    assert expected in done.stdout
+
+
+def test_cli_examples(
+    scripted_model: ScriptedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(DATA / "speech.mp3", "meeting.mp3")
+    shutil.copy(DATA / "speech_webm_named.wav", "interview.webm")
+    Path("recordings").mkdir()
+    shutil.copy(DATA / "speech.wav", "recordings/one.wav")
+    cli.add_command(_transcribe_command())
+    commands = [
+        line
+        for block in _blocks("Transcribe files", "bash")
+        for line in block.splitlines()
+        if line.startswith("whisperd transcribe")
+    ]
+    assert len(commands) == 3
+    for line in commands:
+        args = shlex.split(line.split("#")[0])[1:]
+        result = CliRunner().invoke(
+            cli,
+            [*args, "--model", str(scripted_model.path), "--offline"],
+            catch_exceptions=False,
+        )
+        assert result.exit_code == 0, (line, result.output)
+    assert Path("meeting.srt").read_text().startswith("1\n")
+    assert Path("out/one.txt").exists()
+    assert Path("out/one.vtt").exists()
+    assert Path("interview.verbose.json").exists()
