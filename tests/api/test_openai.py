@@ -430,3 +430,24 @@ def test_openapi_describes_the_form(server: RunningServer) -> None:
     body = spec["paths"]["/v1/audio/transcriptions"]["post"]["requestBody"]
     fields = body["content"]["multipart/form-data"]["schema"]["properties"]
     assert {"file", "model", "response_format", "beam_size", "vad_filter"} <= set(fields)
+
+
+def test_stream_deltas_arrive_while_the_model_still_runs(server: RunningServer) -> None:
+    audio = _wav(300)
+    admission = server.app.state.service.admission
+    with (
+        server.http() as http,
+        http.stream(
+            "POST",
+            "/v1/audio/transcriptions",
+            files={"file": ("long.wav", audio)},
+            data={"model": "whisper-1", "stream": "true", "vad_filter": "false"},
+        ) as response,
+    ):
+        lines = response.iter_lines()
+        first = next(line for line in lines if line)
+        still_running = admission.running
+        rest = [line for line in lines if line]
+    assert first.startswith('data: {"type": "transcript.text.delta"')
+    assert still_running == 1  # the first delta came before the last window was decoded
+    assert len(rest) == 10  # nine more deltas and the done event
