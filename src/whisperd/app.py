@@ -5,13 +5,17 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import FrameType
 from typing import TYPE_CHECKING
 
+import uvicorn
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
 from whisperd import __version__
-from whisperd.api.errors import install_openai_error_handlers
+from whisperd.api.errors import install_error_handlers
 from whisperd.api.middleware import ApiKeyMiddleware, BodyLimitMiddleware, RequestIdMiddleware
+from whisperd.api.native import router as native_router
 from whisperd.api.openai import router as openai_router
 from whisperd.audio.fetch import AudioFetcher, FetchLimits
 from whisperd.service import TranscriptionService
@@ -34,6 +38,8 @@ def create_app(settings: Settings, *, service: TranscriptionService | None = Non
         owned = service is None
         app.state.settings = settings
         app.state.started = int(time.time())
+        app.state.started_monotonic = time.monotonic()
+        app.state.draining = False
         app.state.service = service or TranscriptionService.create(settings)
         app.state.fetcher = AudioFetcher(
             FetchLimits(max_bytes=_upload_limit(settings)),
@@ -52,16 +58,56 @@ def create_app(settings: Settings, *, service: TranscriptionService | None = Non
         summary="Self-hosted Whisper speech-to-text with OpenAI-compatible APIs.",
         lifespan=lifespan,
     )
-    install_openai_error_handlers(app)
+    install_error_handlers(app)
     app.include_router(openai_router)
+    app.include_router(native_router)
 
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        """Readiness: 200 once the server accepts work."""
+    @app.get("/health", response_model=None)
+    async def health() -> dict[str, str] | JSONResponse:
+        """Readiness: 200 while the server accepts work, 503 once it drains to stop."""
+        if app.state.draining:
+            return JSONResponse({"status": "shutting_down"}, status_code=503)
         return {"status": "ok"}
 
     # Added innermost first: request ids wrap everything, auth runs before any body is read.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=_upload_limit(settings) + _MULTIPART_OVERHEAD)
+    upload = _upload_limit(settings)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=upload + _MULTIPART_OVERHEAD,
+        limits={"/transcribe/raw": upload * 4 // 3 + _MULTIPART_OVERHEAD},
+    )
     app.add_middleware(ApiKeyMiddleware, keys=[key.get_secret_value() for key in settings.api_keys])
     app.add_middleware(RequestIdMiddleware)
     return app
+
+
+class DrainingServer(uvicorn.Server):
+    """A uvicorn server that flips the app to "draining" the moment it is asked to stop.
+
+    uvicorn tells the app about shutdown only after in-flight requests finished; meanwhile new
+    requests on open connections get 503 "Server shutting down" and ``/health`` turns 503, so
+    a load balancer stops sending work at once.
+    """
+
+    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+        """Serve ``app`` with ``config``."""
+        super().__init__(config)
+        self._app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """Mark the app as draining, then let uvicorn stop as usual."""
+        self._app.state.draining = True
+        super().handle_exit(sig, frame)
+
+
+def run_server(settings: Settings) -> None:
+    """Serve the app on the settings' host and port until interrupted."""
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=30,
+    )
+    DrainingServer(config, app).run()

@@ -109,16 +109,12 @@ def models(models_dir: Path | None) -> None:
 @click.option("--compute-type", default=None, help="auto, int8, float16, ...")
 def serve(**flags: Any) -> None:
     """Run the HTTP server."""
-    import uvicorn
-
-    from whisperd.app import create_app
+    from whisperd.app import run_server
 
     flags["api_keys"] = list(flags["api_keys"]) or None
     settings = _settings(**flags)
     _setup_logging(settings.log_level, request_ids=True)
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
-    )
+    run_server(settings)
 
 
 def _formats(values: tuple[str, ...]) -> tuple[OutputFormat, ...]:

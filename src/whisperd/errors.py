@@ -23,6 +23,7 @@ Hierarchy::
     ├── TranscriptionError            the engine failed while decoding
     ├── CancelledError                the client went away; remaining work was dropped
     ├── QueueFullError                the server is at capacity; retry later
+    ├── ShuttingDownError             the server is draining before it stops
     └── UrlError                      audio given as a URL cannot be fetched
         ├── UrlBlockedError           scheme, port or address not allowed (SSRF guard)
         ├── UrlTooLargeError          the body is over the upload limit
@@ -145,6 +146,12 @@ class QueueFullError(WhisperdError):
     def __init__(self, message: str, *, retry_after: int = 5) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ShuttingDownError(WhisperdError):
+    """The server is draining before it stops and takes no new work."""
+
+    code = "shutting_down"
 
 
 class UrlError(WhisperdError):

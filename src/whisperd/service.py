@@ -120,18 +120,42 @@ class TranscriptionService:
         """Decode ``source`` to 16 kHz mono float32 on the decode pool."""
         return await self._decode_executor.run(decode_audio, source, self._limits)
 
-    async def engine(self, model: str | None = None) -> Engine:
-        """Return the loaded engine for ``model`` (the default model if None), loading it once."""
-        name = model or self.settings.model
+    async def engine(
+        self,
+        model: str | None = None,
+        *,
+        device: str | None = None,
+        compute_type: str | None = None,
+    ) -> Engine:
+        """Return the loaded engine for ``model`` (the default model if None), loading it once.
+
+        ``device`` and ``compute_type`` default to the settings'.
+        """
         return await self._decode_executor.run(
             self.models.get,
-            name,
-            device=self.settings.device,
-            compute_type=self.settings.compute_type,
+            model or self.settings.model,
+            device=device or self.settings.device,
+            compute_type=compute_type or self.settings.compute_type,
+        )
+
+    async def hardware(self, device: str | None, compute_type: str | None) -> tuple[str, str]:
+        """The closest device and compute type this machine runs to a request's choice."""
+        from whisperd.engine.whisper import nearest_supported
+
+        return await self._decode_executor.run(
+            nearest_supported,
+            device or self.settings.device,
+            compute_type or self.settings.compute_type,
         )
 
     async def prepare(
-        self, source: AudioSource, options: TranscribeOptions, *, model: str | None = None
+        self,
+        source: AudioSource,
+        options: TranscribeOptions,
+        *,
+        model: str | None = None,
+        device: str | None = None,
+        compute_type: str | None = None,
     ) -> tuple[Engine, DecodedAudio]:
         """Load and check the model, then decode ``source``: every input error surfaces here.
 
@@ -140,7 +164,7 @@ class TranscriptionService:
             InvalidOptionError: if the options do not suit the model.
             AudioError: if the audio cannot be used.
         """
-        engine = await self.engine(model)
+        engine = await self.engine(model, device=device, compute_type=compute_type)
         engine.check(options)
         return engine, await self.decode(source)
 

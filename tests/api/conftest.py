@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -90,4 +92,34 @@ def settings_for(scripted_model: ScriptedModel) -> Callable[..., Settings]:
 def server(settings_for: Callable[..., Settings]) -> Iterator[RunningServer]:
     """One server with default settings, shared by a test module."""
     with _serve(settings_for()) as running:
+        yield running
+
+
+def hub_cache(root: Path, model: Path, repo_ids: list[str]) -> Path:
+    """A Hugging Face cache at ``root`` where each repo id holds the files of ``model``."""
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    for repo_id in repo_ids:
+        repo = root / ("models--" + repo_id.replace("/", "--"))
+        snapshot = repo / "snapshots" / revision
+        snapshot.mkdir(parents=True)
+        (repo / "refs").mkdir()
+        (repo / "refs" / "main").write_text(revision)
+        for file in model.iterdir():
+            os.link(file, snapshot / file.name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def native_server(
+    settings_for: Callable[..., Settings],
+    scripted_model: ScriptedModel,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RunningServer]:
+    """A server whose offline model cache holds large-v3 and large-v3-turbo (the scripted model)."""
+    cache = hub_cache(
+        tmp_path_factory.mktemp("hub"),
+        scripted_model.path,
+        ["Systran/faster-whisper-large-v3", "mobiuslabsgmbh/faster-whisper-large-v3-turbo"],
+    )
+    with _serve(settings_for(model="large-v3-turbo", models_dir=cache)) as running:
         yield running

@@ -128,3 +128,14 @@ def test_cli_examples(
     assert Path("out/one.txt").exists()
     assert Path("out/one.vtt").exists()
     assert Path("interview.verbose.json").exists()
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_native_curl_example(readme_server: str, scripted_model: ScriptedModel) -> None:
+    (block,) = _blocks("Native API (Faster-Whisper Transcriber)", "bash")
+    command = _localize(block.strip(), readme_server)
+    done = subprocess.run(
+        [*shlex.split(command), "--fail-with-body"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f'"text":"{scripted_model.text.strip()}"' in done.stdout

@@ -225,3 +225,50 @@ def test_one_calls_chunk_length_does_not_leak_into_the_next(engine: WhisperEngin
     assert [s.start for s in short.segments] == [0.0, 10.0, 20.0, 30.0]
     default = engine.transcribe(audio, TranscribeOptions(vad_filter=False))
     assert [s.start for s in default.segments] == [0.0, 30.0]
+
+
+def _speech(times: int) -> np.ndarray:
+    from whisperd.audio.decode import AudioSource, decode_audio
+
+    clip = decode_audio(AudioSource(Path(__file__).parents[1] / "data" / "speech.wav")).samples
+    return np.concatenate([clip] * times)
+
+
+@pytest.mark.parametrize(
+    ("form", "kwargs"),
+    [
+        # The pipeline's own default is without_timestamps=True; ours is False everywhere.
+        ({"batch_size": "4"}, {"batch_size": 4, "without_timestamps": False}),
+        (
+            {"batch_size": "2", "word_timestamps": "true", "language": "en"},
+            {
+                "batch_size": 2,
+                "word_timestamps": True,
+                "language": "en",
+                "without_timestamps": False,
+            },
+        ),
+        (
+            {"batch_size": "3", "without_timestamps": "true"},
+            {"batch_size": 3, "without_timestamps": True},
+        ),
+    ],
+)
+def test_batched_decoding_equals_faster_whispers_pipeline(
+    engine: WhisperEngine,
+    reference: faster_whisper.WhisperModel,
+    form: dict[str, Any],
+    kwargs: dict[str, Any],
+) -> None:
+    audio = _speech(4)
+    ours = engine.transcribe(audio, TranscribeOptions.model_validate(form))
+    pipeline = faster_whisper.BatchedInferencePipeline(reference)
+    theirs, info = _reference_segments(pipeline, audio, **kwargs)  # type: ignore[arg-type]
+    assert len(ours.segments) >= 1
+    _assert_same(ours, theirs, info)
+
+
+def test_batched_decoding_refuses_clip_timestamps(engine: WhisperEngine) -> None:
+    with pytest.raises(InvalidOptionError) as info:
+        engine.transcribe(_speech(1), TranscribeOptions(batch_size=2, clip_timestamps="1,3"))
+    assert info.value.param == "clip_timestamps"

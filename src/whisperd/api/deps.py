@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from whisperd.audio.fetch import AudioFetcher
 from whisperd.config import Settings
+from whisperd.errors import ShuttingDownError
 from whisperd.service import TranscriptionService
 
 
@@ -29,3 +30,13 @@ def _fetcher(request: Request) -> AudioFetcher:
 SettingsDep = Annotated[Settings, Depends(_settings)]
 ServiceDep = Annotated[TranscriptionService, Depends(_service)]
 FetcherDep = Annotated[AudioFetcher, Depends(_fetcher)]
+
+
+def accepting_work(request: Request) -> None:
+    """Refuse new work while the server drains before stopping.
+
+    Raises:
+        ShuttingDownError: once the server was asked to stop.
+    """
+    if getattr(request.app.state, "draining", False):
+        raise ShuttingDownError("The server is shutting down; retry on another instance.")

@@ -1,8 +1,10 @@
-"""One mapping from domain errors to HTTP status codes and OpenAI's error envelope.
+"""One mapping from domain errors to HTTP status codes, in each API's own envelope.
 
-Every error leaves as ``{"error": {"message", "type", "param", "code"}}``. Bad input is 4xx with
-``param`` naming the field; 500 is only for real faults, with ``x-should-retry: false`` where a
-retry cannot help (the official SDKs retry 5xx otherwise).
+Routes under ``/v1`` (OpenAI-compatible) answer ``{"error": {"message", "type", "param",
+"code"}}``: bad input is 4xx with ``param`` naming the field; 500 is only for real faults, with
+``x-should-retry: false`` where a retry cannot help (the official SDKs retry 5xx otherwise).
+Every other route speaks the native API's ``{"detail": "..."}`` (FastAPI's array for a missing
+field), as the Faster-Whisper Transcriber's clients expect.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -19,9 +22,11 @@ from whisperd.errors import (
     AudioError,
     AudioTooLongError,
     CancelledError,
+    EmptyAudioError,
     InvalidOptionError,
     ModelUnavailableError,
     QueueFullError,
+    ShuttingDownError,
     TranscriptionError,
     UnknownModelError,
     UrlError,
@@ -50,6 +55,7 @@ _STATUS: tuple[tuple[type[WhisperdError], int, str], ...] = (
     (UnknownModelError, 404, "invalid_request_error"),
     (ModelUnavailableError, 503, "server_error"),
     (QueueFullError, 503, "server_error"),
+    (ShuttingDownError, 503, "server_error"),
     (CancelledError, 499, "invalid_request_error"),
     (TranscriptionError, 500, "server_error"),
 )
@@ -106,36 +112,76 @@ def validation_response(error: ValidationError | RequestValidationError) -> JSON
     return error_response(400, message, param=param, code="invalid_value")
 
 
+def _is_openai(request: Request) -> bool:
+    return request.url.path.startswith("/v1/") or request.url.path == "/v1"
+
+
+# (class, status, how the detail is written); the first match in order wins.
+_NATIVE: tuple[tuple[type[WhisperdError], int, str], ...] = (
+    (EmptyAudioError, 400, "Empty audio data"),
+    (AudioError, 400, "Failed to process audio: {message}"),
+    (InvalidOptionError, 400, "Transcription failed: {message}"),
+    (UnknownModelError, 400, "{message}"),
+    (ModelUnavailableError, 400, "{message}"),
+    (ShuttingDownError, 503, "Server shutting down"),
+    (QueueFullError, 503, "{message}"),
+    (TranscriptionError, 500, "{message}"),
+)
+
+
+def native_error_response(error: WhisperdError) -> JSONResponse:
+    """The native API's ``{"detail": "..."}`` response for a domain error."""
+    status, template = 500, "{message}"
+    for cls, code, text in _NATIVE:
+        if isinstance(error, cls):
+            status, template = code, text
+            break
+    headers = {"retry-after": str(error.retry_after)} if isinstance(error, QueueFullError) else {}
+    detail = template.format(message=error.message)
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def _first_problem(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    return f"Invalid value for '{where}': {first.get('msg')}" if where else str(first.get("msg"))
+
+
 async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, WhisperdError)
-    return domain_error_response(exc)
+    if _is_openai(request):
+        return domain_error_response(exc)
+    return native_error_response(exc)
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ValidationError | RequestValidationError)
-    return validation_response(exc)
+    if _is_openai(request):
+        return validation_response(exc)
+    if isinstance(exc, RequestValidationError):
+        return await request_validation_exception_handler(request, exc)
+    return JSONResponse({"detail": _first_problem(exc)}, status_code=400)
 
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    headers = getattr(exc, "headers", None)
+    if not _is_openai(request):
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
     type_ = "server_error" if exc.status_code >= 500 else "invalid_request_error"
-    return error_response(
-        exc.status_code, str(exc.detail), type_=type_, headers=getattr(exc, "headers", None)
-    )
+    return error_response(exc.status_code, str(exc.detail), type_=type_, headers=headers)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(
-        500,
-        "The server failed while handling the request; see its log for details.",
-        type_="server_error",
-        code="internal_error",
-    )
+    message = "The server failed while handling the request; see its log for details."
+    if not _is_openai(request):
+        return JSONResponse({"detail": message}, status_code=500)
+    return error_response(500, message, type_="server_error", code="internal_error")
 
 
-def install_openai_error_handlers(app: FastAPI) -> None:
-    """Make every error of ``app`` leave in OpenAI's envelope."""
+def install_error_handlers(app: FastAPI) -> None:
+    """Make every error of ``app`` leave in the envelope of the API it belongs to."""
     app.add_exception_handler(WhisperdError, _on_domain_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(ValidationError, _on_validation_error)

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator, Awaitable
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
-from whisperd.api.deps import FetcherDep, ServiceDep, SettingsDep
+from whisperd.api.deps import FetcherDep, ServiceDep, SettingsDep, accepting_work
 from whisperd.api.errors import error_body, error_response, status_of
 from whisperd.api.inputs import audio_source, parse_form
 from whisperd.api.models import find_entry, model_entries
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", dependencies=[Depends(accepting_work)])
 
 T = TypeVar("T")
 

@@ -120,6 +120,10 @@ class TranscribeOptions(BaseModel):
     """Windows considered for language detection."""
     include_tokens: bool = False
     """Include raw token ids in the output."""
+    batch_size: Annotated[int, Field(ge=1, le=128)] = 1
+    """Above 1: cut the audio into VAD chunks and decode them in parallel batches of this size
+    (faster-whisper's batched pipeline: VAD forced on, no context between chunks, first
+    temperature only)."""
 
     @field_validator("language", mode="before")
     @classmethod

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_OUTPUT_ONLY_OPTIONS = {"include_tokens", "vad_parameters", "clip_timestamps"}
+_OUTPUT_ONLY_OPTIONS = {"include_tokens", "vad_parameters", "clip_timestamps", "batch_size"}
 
 
 def resolve_device(device: str) -> str:
@@ -50,6 +50,33 @@ def resolve_compute_type(compute_type: str, device: str) -> str:
     return compute_type
 
 
+_NEAREST_ON_CPU = {
+    "float16": "float32",
+    "bfloat16": "float32",
+    "int8_float16": "int8",
+    "int8_bfloat16": "int8",
+}
+
+
+def nearest_supported(device: str, compute_type: str) -> tuple[str, str]:
+    """The closest (device, compute type) this machine can run to the one asked for.
+
+    CUDA asked of a machine without a GPU becomes the CPU, and a half-precision type the device
+    cannot run becomes its full-precision (or int8) counterpart. Used for per-request hardware
+    choices, which a client may have written for another machine.
+    """
+    device = resolve_device(device)
+    if device == "cuda" and ctranslate2.get_cuda_device_count() == 0:
+        device = "cpu"
+    if compute_type in ("auto", "default"):
+        return device, compute_type
+    supported = ctranslate2.get_supported_compute_types(device)
+    if compute_type not in supported:
+        fallback = _NEAREST_ON_CPU.get(compute_type, "auto")
+        compute_type = fallback if fallback in supported else "auto"
+    return device, compute_type
+
+
 def _word(word: Any) -> Word:
     return Word(
         start=float(word.start),
@@ -74,6 +101,28 @@ def _segment(segment: Any) -> Segment:
         no_speech_prob=float(segment.no_speech_prob),
         words=words,
     )
+
+
+def batched_kwargs(options: TranscribeOptions, default_chunk_length: int) -> dict[str, Any]:
+    """Keywords for ``faster_whisper.BatchedInferencePipeline.transcribe``.
+
+    VAD is always on; without explicit vad_parameters the pipeline's own tuned defaults apply
+    (chunks up to chunk_length, 160 ms minimum silence).
+
+    Raises:
+        InvalidOptionError: for clip_timestamps, which batched decoding does not take here.
+    """
+    if options.clip_timestamps != (0.0,):
+        raise InvalidOptionError(
+            "clip_timestamps cannot be combined with batch_size above 1; batched decoding "
+            "finds its chunks with VAD.",
+            param="clip_timestamps",
+        )
+    kwargs = transcribe_kwargs(options, default_chunk_length)
+    kwargs.update(batch_size=options.batch_size, vad_filter=True, clip_timestamps=None)
+    if options.vad_parameters is None:
+        kwargs.pop("vad_parameters", None)
+    return kwargs
 
 
 def transcribe_kwargs(options: TranscribeOptions, default_chunk_length: int) -> dict[str, Any]:
@@ -186,8 +235,13 @@ class WhisperEngine:
         """
         self.check(options)
         try:
-            kwargs = transcribe_kwargs(options, self._chunk_length)
-            raw_segments, info = self._model.transcribe(audio, **kwargs)
+            if options.batch_size > 1:
+                kwargs = batched_kwargs(options, self._chunk_length)
+                pipeline = faster_whisper.BatchedInferencePipeline(self._model)
+                raw_segments, info = pipeline.transcribe(audio, **kwargs)
+            else:
+                kwargs = transcribe_kwargs(options, self._chunk_length)
+                raw_segments, info = self._model.transcribe(audio, **kwargs)
             segments = self._collect(raw_segments, on_segment)
         except (RuntimeError, MemoryError) as exc:
             raise TranscriptionError(f"Transcription failed: {exc}") from exc

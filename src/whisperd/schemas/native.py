@@ -1,0 +1,142 @@
+"""Wire models of the Faster-Whisper Transcriber's native API (``/transcribe`` and friends).
+
+Every setting is optional; one left out takes the server's configured default.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from whisperd.audio.decode import AudioFormat, PcmDtype
+from whisperd.engine.options import TranscribeOptions
+
+Quantization = Literal[
+    "float32", "float16", "bfloat16", "int8", "int8_float16", "int8_bfloat16", "int8_float32"
+]
+Device = Literal["cuda", "cpu", "auto"]
+TaskMode = Literal["transcribe", "translate"]
+
+
+class NativeSettings(BaseModel):
+    """The per-request settings of ``POST /transcribe`` and ``POST /transcribe/raw``."""
+
+    model_config = ConfigDict(extra="ignore", use_attribute_docstrings=True)
+
+    model: str | None = None
+    """Whisper checkpoint: large-v3, large-v3-turbo, medium, medium.en, small, small.en, base,
+    base.en, tiny, tiny.en, distil-whisper-large-v3, distil-whisper-medium.en,
+    distil-whisper-small.en (or any name the server knows). Loaded on first use."""
+    quantization: Quantization | None = None
+    """CTranslate2 compute type to run the model with."""
+    device: Device | None = None
+    """Where the model runs."""
+    language: str | None = None
+    """ISO 639-1 code; omit or leave empty to detect the language."""
+    task_mode: TaskMode | None = None
+    """Transcribe in the spoken language or translate to English."""
+    include_timestamps: bool | None = None
+    """Return timestamped segments (default false: decode without timestamps, segments [])."""
+    word_timestamps: bool | None = None
+    """Add word-level timings to each segment."""
+    beam_size: Annotated[int | None, Field(ge=1, le=20)] = None
+    """Beam width, 1-20 (default 5)."""
+    vad_filter: bool | None = None
+    """Run Silero VAD before decoding (forced on when batch_size > 1)."""
+    condition_on_previous_text: bool | None = None
+    """Use the previous segment's text as context for the next."""
+    batch_size: Annotated[int | None, Field(ge=1, le=128)] = None
+    """Above 1: batched decoding of VAD chunks (1-128, default 1)."""
+    audio_format: AudioFormat = "auto"
+    """Input format override: auto, file, numpy, tensor or pcm."""
+    sample_rate: Annotated[int | None, Field(ge=1000, le=768_000)] = None
+    """Sample rate of numpy, tensor or PCM input (resampled to 16 kHz; default 16000)."""
+    dtype: PcmDtype | None = None
+    """Sample type of raw PCM: float32 (default), float64, int16 or int32."""
+
+    def options(self) -> TranscribeOptions:
+        """The decoding options these settings ask for, defaults filled in.
+
+        Raises:
+            pydantic.ValidationError: if the language is unknown.
+        """
+        values: dict[str, Any] = {
+            "task": self.task_mode or "transcribe",
+            "without_timestamps": not self.include_timestamps,
+        }
+        optional = {
+            "language": self.language,
+            "word_timestamps": self.word_timestamps,
+            "beam_size": self.beam_size,
+            "vad_filter": self.vad_filter,
+            "condition_on_previous_text": self.condition_on_previous_text,
+            "batch_size": self.batch_size,
+        }
+        values.update({k: v for k, v in optional.items() if v is not None})
+        return TranscribeOptions.model_validate(values)
+
+
+class RawTranscribeRequest(NativeSettings):
+    """``POST /transcribe/raw``: base64 audio in a JSON body, plus the same settings."""
+
+    audio_data: str
+    """Base64 of the audio: a whole file, a .npy array, a torch tensor or raw PCM."""
+
+
+class NativeWord(BaseModel):
+    """A word with its timing."""
+
+    start: float
+    end: float
+    word: str
+    probability: float
+
+
+class NativeSegment(BaseModel):
+    """A timestamped segment (text keeps faster-whisper's leading space)."""
+
+    start: float
+    end: float
+    text: str
+    words: list[NativeWord] | None = None
+
+
+class NativeTranscription(BaseModel):
+    """The result of ``/transcribe`` and ``/transcribe/raw``."""
+
+    text: str
+    """The whole transcription, segments joined by newlines."""
+    segments: list[NativeSegment]
+    """Timestamped segments; [] when include_timestamps is false."""
+    language: str
+    """Detected (or given) ISO language code."""
+    duration: float
+    """Duration of the audio in seconds."""
+    task: str
+    model_used: str
+    """Model and compute type, e.g. "large-v3-turbo - int8"."""
+    processing_time_seconds: float
+
+
+class NativeModel(BaseModel):
+    """One entry of ``GET /models``."""
+
+    name: str
+    supports_translation: bool
+
+
+class NativeStatus(BaseModel):
+    """``GET /status``: the scheduler's real state."""
+
+    server_running: bool = True
+    queue_depth: int
+    """Requests admitted and waiting for the model."""
+    transcription_active: bool
+    """True while the model is working on a request."""
+    requests_in_flight: int
+    loaded_models: list[str]
+    """Loaded models as "name - compute type"."""
+    default_model: str
+    uptime_seconds: float
+    version: str
