@@ -139,3 +139,58 @@ def test_native_curl_example(readme_server: str, scripted_model: ScriptedModel) 
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert f'"text":"{scripted_model.text.strip()}"' in done.stdout
+
+
+def test_serve_command_starts_a_server_and_stops_on_sigterm(
+    scripted_model: ScriptedModel, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import socket
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHISPERD_")}
+    env["WHISPERD_OFFLINE"] = "true"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "whisperd",
+            "serve",
+            "--model",
+            str(scripted_model.path),
+            "--port",
+            str(port),
+            "--device",
+            "cpu",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.stdout.read() if process.stdout else ""
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.1)
+        assert health.json() == {"status": "ok"}
+        assert health.headers["x-request-id"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    # uvicorn shuts down cleanly, then re-raises the signal it caught, as servers should.
+    assert process.returncode in (0, -signal.SIGTERM), output
+    assert "Application shutdown complete" in output

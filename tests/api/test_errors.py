@@ -1,4 +1,4 @@
-"""Error mapping and mid-stream failures, in process."""
+"""Error mapping (both envelopes) and mid-stream failures, in process."""
 
 from __future__ import annotations
 
@@ -140,3 +140,30 @@ def test_work_finishing_first_is_returned() -> None:
     result = asyncio.run(_until_disconnected(_Request(False), quick(), cancel))  # type: ignore[arg-type]
     assert result == 42
     assert not cancel.cancelled
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "detail"),
+    [
+        (CorruptAudioError("bad packets"), 400, "Failed to process audio: bad packets"),
+        (InvalidOptionError("English-only"), 400, "Transcription failed: English-only"),
+        (
+            UnknownModelError("Unknown model 'X'. Available: []"),
+            400,
+            "Unknown model 'X'. Available: []",
+        ),
+        (ModelUnavailableError("offline"), 400, "offline"),
+        (
+            TranscriptionError("Transcription failed: CUDA out of memory"),
+            500,
+            "Transcription failed: CUDA out of memory",
+        ),
+        (QueueFullError("busy"), 503, "busy"),
+    ],
+)
+def test_native_errors_are_detail_strings(error: WhisperdError, status: int, detail: str) -> None:
+    from whisperd.api.errors import native_error_response
+
+    response = native_error_response(error)
+    assert response.status_code == status
+    assert json.loads(response.body) == {"detail": detail}
