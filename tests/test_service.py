@@ -118,5 +118,5 @@ def test_work_runs_off_the_event_loop(service: TranscriptionService) -> None:
 
     asyncio.run(scenario())
     assert threads
-    assert all(name.startswith("whisperd-model") for name in threads)
+    assert all(name.startswith("whisperd-request") for name in threads)
     assert ticks > 3  # the loop kept turning while the model ran

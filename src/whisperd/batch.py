@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 from whisperd.audio.decode import AudioSource, DecodedAudio
 from whisperd.audio.formats import FILE_EXTENSIONS, OutputFormat, render
 from whisperd.errors import WhisperdError
+from whisperd.scheduler.batcher import Priority
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -201,7 +202,11 @@ class BatchRunner:
                 self._reporter.advanced(job, segment.end)
 
             transcript = await self._service.transcribe_audio(
-                audio, self._options, model=self._model, on_segment=progress
+                audio,
+                self._options,
+                model=self._model,
+                on_segment=progress,
+                priority=Priority.BULK,
             )
             result.audio_seconds = transcript.duration
             result.outputs = await asyncio.to_thread(

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     """Threads per model call on CPU (0: CTranslate2's default)."""
     num_workers: Annotated[int, Field(ge=1)] = 1
     """Model replicas sharing the weights (parallel model calls)."""
+    max_batch_size: Annotated[int, Field(ge=1, le=256)] = 8
+    """Most windows (from any requests) decoded in one model call."""
+    max_batch_wait_ms: Annotated[float, Field(ge=0, le=1000)] = 5.0
+    """Longest a ready batch waits for other active requests' windows to join it."""
+    max_queued_audio_seconds: Annotated[float, Field(gt=0)] = 4 * 3600.0
+    """Audio (in seconds) admitted and not yet transcribed; beyond it new work gets 503."""
     models_dir: Path | None = None
     """Where downloaded models are cached (default: the Hugging Face cache)."""
     offline: bool = False

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 
 from whisperd.audio.decode import AudioSource, DecodedAudio, DecodeLimits, decode_audio
 from whisperd.engine.registry import Loader, ModelManager, ResolvedModel
-from whisperd.errors import CancelledError
 from whisperd.scheduler.admission import Admission
+from whisperd.scheduler.batcher import Priority
 from whisperd.scheduler.executor import ModelExecutor
 
 if TYPE_CHECKING:
     from whisperd.config import Settings
-    from whisperd.engine.base import Engine, Segment, SegmentCallback, Transcript
+    from whisperd.engine.base import Engine, SegmentCallback, Transcript
     from whisperd.engine.options import TranscribeOptions
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def whisper_loader(settings: Settings) -> Loader:
     """Return a loader that builds faster-whisper engines with the settings' threading."""
 
     def load(model: ResolvedModel, device: str, compute_type: str) -> Engine:
-        from whisperd.engine.whisper import WhisperEngine
+        from whisperd.engine.whisper import BatchingConfig, WhisperEngine
 
         return WhisperEngine(
             model,
@@ -39,6 +39,7 @@ def whisper_loader(settings: Settings) -> Loader:
             compute_type=compute_type,
             cpu_threads=settings.cpu_threads,
             num_workers=settings.num_workers,
+            batching=BatchingConfig(settings.max_batch_size, settings.max_batch_wait_ms),
         )
 
     return load
@@ -48,32 +49,16 @@ def whisper_loader(settings: Settings) -> Loader:
 class Cancellation:
     """Set by the caller's side when the result is no longer wanted."""
 
-    _event: threading.Event = field(default_factory=threading.Event)
+    event: threading.Event = field(default_factory=threading.Event)
 
     def cancel(self) -> None:
-        """Ask the running work to stop at its next checkpoint."""
-        self._event.set()
+        """Ask the running work to stop before its next window."""
+        self.event.set()
 
     @property
     def cancelled(self) -> bool:
         """True once :meth:`cancel` was called."""
-        return self._event.is_set()
-
-
-def _checkpointed(
-    on_segment: SegmentCallback | None, cancel: Cancellation | None
-) -> SegmentCallback | None:
-    """Wrap ``on_segment`` so that each decoded segment is also a cancellation checkpoint."""
-    if cancel is None:
-        return on_segment
-
-    def checkpoint(segment: Segment) -> None:
-        if cancel.cancelled:
-            raise CancelledError("The request was cancelled; its remaining audio was skipped.")
-        if on_segment is not None:
-            on_segment(segment)
-
-    return checkpoint
+        return self.event.is_set()
 
 
 class TranscriptionService:
@@ -84,7 +69,7 @@ class TranscriptionService:
         settings: Settings,
         models: ModelManager,
         *,
-        model_executor: ModelExecutor,
+        request_executor: ModelExecutor,
         decode_executor: ModelExecutor,
         admission: Admission | None = None,
     ) -> None:
@@ -92,7 +77,7 @@ class TranscriptionService:
         self.settings = settings
         self.models = models
         self.admission = admission or Admission(settings.max_pending_requests)
-        self._model_executor = model_executor
+        self._request_executor = request_executor
         self._decode_executor = decode_executor
         self._limits = DecodeLimits(max_duration_s=settings.max_audio_seconds)
 
@@ -112,7 +97,9 @@ class TranscriptionService:
         return cls(
             settings,
             models,
-            model_executor=ModelExecutor(settings.num_workers),
+            # One thread per admitted request runs its decoding loop; the model calls themselves
+            # run on the engine scheduler's own workers.
+            request_executor=ModelExecutor(settings.max_pending_requests, name="whisperd-request"),
             decode_executor=ModelExecutor(2, name="whisperd-decode"),
         )
 
@@ -176,17 +163,22 @@ class TranscriptionService:
         *,
         on_segment: SegmentCallback | None = None,
         cancel: Cancellation | None = None,
+        priority: Priority = Priority.INTERACTIVE,
     ) -> Transcript:
-        """Transcribe decoded audio on the model executor.
+        """Transcribe decoded audio on a request thread; model calls go through the scheduler.
 
         Raises:
             TranscriptionError: if decoding fails.
             CancelledError: if ``cancel`` was set while it ran.
         """
-        callback = _checkpointed(on_segment, cancel)
         async with self.admission.running_work():
-            return await self._model_executor.run(
-                engine.transcribe, audio.samples, options, callback
+            return await self._request_executor.run(
+                engine.transcribe,
+                audio.samples,
+                options,
+                on_segment,
+                priority=priority,
+                cancel=None if cancel is None else cancel.event,
             )
 
     async def transcribe_audio(
@@ -196,10 +188,11 @@ class TranscriptionService:
         *,
         model: str | None = None,
         on_segment: SegmentCallback | None = None,
+        priority: Priority = Priority.INTERACTIVE,
     ) -> Transcript:
         """Transcribe already decoded audio with ``model``."""
         engine = await self.engine(model)
-        return await self.run(engine, audio, options, on_segment=on_segment)
+        return await self.run(engine, audio, options, on_segment=on_segment, priority=priority)
 
     async def transcribe(
         self,
@@ -216,6 +209,6 @@ class TranscriptionService:
 
     def close(self) -> None:
         """Stop the executors and unload every model."""
-        self._model_executor.shutdown()
+        self._request_executor.shutdown()
         self._decode_executor.shutdown()
         self.models.close()

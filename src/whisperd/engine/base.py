@@ -11,10 +11,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    import threading
+
     import numpy as np
     import numpy.typing as npt
 
     from whisperd.engine.options import TranscribeOptions
+    from whisperd.scheduler.batcher import Priority
 
 SAMPLE_RATE = 16_000
 """Every engine takes 16 kHz mono float32 audio."""
@@ -119,12 +122,19 @@ class Engine(Protocol):
         audio: npt.NDArray[np.float32],
         options: TranscribeOptions,
         on_segment: SegmentCallback | None = None,
+        *,
+        priority: Priority = ...,
+        cancel: threading.Event | None = None,
     ) -> Transcript:
-        """Transcribe 16 kHz mono float32 audio. Blocking; run it on the model executor.
+        """Transcribe 16 kHz mono float32 audio. Blocking; run it on a request thread.
+
+        Every model call goes through the engine's scheduler at ``priority``; setting
+        ``cancel`` drops the remaining windows.
 
         Raises:
             InvalidOptionError: if the options do not suit this model.
             TranscriptionError: if decoding fails.
+            CancelledError: if ``cancel`` was set before the last window.
         """
         ...
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 import logging
+import threading
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import ctranslate2
 import faster_whisper
 
 from whisperd.engine.base import ModelInfo, Segment, SegmentCallback, Transcript, Word
+from whisperd.engine.ct2_batch import PromptTokens, ScheduledModel, run_batch
 from whisperd.errors import InvalidOptionError, ModelUnavailableError, TranscriptionError
+from whisperd.scheduler.batcher import Batcher, Priority, Ticket
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -23,6 +28,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _OUTPUT_ONLY_OPTIONS = {"include_tokens", "vad_parameters", "clip_timestamps", "batch_size"}
+
+
+@dataclass(frozen=True, slots=True)
+class BatchingConfig:
+    """How the engine's scheduler batches model calls."""
+
+    max_batch_size: int = 8
+    """Most windows in one model call."""
+    max_wait_ms: float = 5.0
+    """Longest wait for other active requests' windows before a batch starts."""
 
 
 def resolve_device(device: str) -> str:
@@ -152,8 +167,11 @@ class WhisperEngine:
         compute_type: str = "auto",
         cpu_threads: int = 0,
         num_workers: int = 1,
+        batching: BatchingConfig | None = None,
     ) -> None:
         """Load ``model`` on ``device`` with ``compute_type`` (both may be ``auto``).
+
+        ``batching`` configures the scheduler that owns every model call of this engine.
 
         Raises:
             ModelUnavailableError: if the weights cannot be loaded.
@@ -175,6 +193,20 @@ class WhisperEngine:
                 f"({compute_type}): {exc}."
             ) from exc
         self._chunk_length = int(self._model.feature_extractor.chunk_length)
+        tokenizer = self._model.hf_tokenizer
+        self._tokens = PromptTokens(
+            sot=tokenizer.token_to_id("<|startoftranscript|>"),
+            no_timestamps=tokenizer.token_to_id("<|notimestamps|>"),
+        )
+        batching = batching or BatchingConfig()
+        ct2_model = self._model.model
+        self.batcher = Batcher(
+            lambda kind, calls: run_batch(ct2_model, kind, calls),
+            max_batch_size=batching.max_batch_size,
+            max_wait_s=batching.max_wait_ms / 1000,
+            workers=num_workers,
+        )
+        self.batcher.start()
         self._info = ModelInfo(
             name=model.name,
             path=str(model.path),
@@ -226,27 +258,35 @@ class WhisperEngine:
         audio: npt.NDArray[np.float32],
         options: TranscribeOptions,
         on_segment: SegmentCallback | None = None,
+        *,
+        priority: Priority = Priority.INTERACTIVE,
+        cancel: threading.Event | None = None,
     ) -> Transcript:
-        """Transcribe 16 kHz mono float32 audio. Blocking; run it on the model executor.
+        """Transcribe 16 kHz mono float32 audio. Blocking; run it on a request thread.
+
+        The decoding loop runs in the calling thread; every model call it makes goes through
+        the engine's scheduler, batched with the calls of other requests. Setting ``cancel``
+        drops the remaining windows.
 
         Raises:
             InvalidOptionError: if the options do not suit this model.
             TranscriptionError: if decoding fails.
+            CancelledError: if ``cancel`` was set before the last window.
         """
         self.check(options)
+        ticket = self.batcher.ticket(priority)
+        if cancel is not None:
+            ticket.cancelled = cancel
+        self.batcher.enter(ticket)
         try:
-            if options.batch_size > 1:
-                kwargs = batched_kwargs(options, self._chunk_length)
-                pipeline = faster_whisper.BatchedInferencePipeline(self._model)
-                raw_segments, info = pipeline.transcribe(audio, **kwargs)
-            else:
-                kwargs = transcribe_kwargs(options, self._chunk_length)
-                raw_segments, info = self._model.transcribe(audio, **kwargs)
+            raw_segments, info = self._start(self._request_model(ticket), audio, options)
             segments = self._collect(raw_segments, on_segment)
         except (RuntimeError, MemoryError) as exc:
             raise TranscriptionError(f"Transcription failed: {exc}") from exc
         except ValueError as exc:
             raise InvalidOptionError(f"Invalid decoding options: {exc}") from exc
+        finally:
+            self.batcher.leave(ticket)
         return Transcript(
             segments=segments,
             language=str(info.language),
@@ -256,6 +296,25 @@ class WhisperEngine:
             duration_after_vad=float(info.duration_after_vad),
             model=self._info.name,
         )
+
+    def _request_model(self, ticket: Ticket) -> faster_whisper.WhisperModel:
+        """A per-request view of the model: its own feature extractor (faster-whisper mutates
+        it per call) and a CTranslate2 stand-in that routes calls through the scheduler."""
+        view = copy.copy(self._model)
+        view.feature_extractor = copy.copy(self._model.feature_extractor)
+        view.model = ScheduledModel(self._model.model, self.batcher, ticket, self._tokens)
+        return view
+
+    def _start(
+        self, view: faster_whisper.WhisperModel, audio: Any, options: TranscribeOptions
+    ) -> tuple[Iterable[Any], Any]:
+        if options.batch_size > 1:
+            pipeline = faster_whisper.BatchedInferencePipeline(view)
+            started = pipeline.transcribe(audio, **batched_kwargs(options, self._chunk_length))
+        else:
+            started = view.transcribe(audio, **transcribe_kwargs(options, self._chunk_length))
+        segments, info = started
+        return segments, info
 
     @staticmethod
     def _collect(
@@ -270,5 +329,6 @@ class WhisperEngine:
         return tuple(segments)
 
     def close(self) -> None:
-        """Release the model's memory."""
+        """Stop the scheduler and release the model's memory."""
+        self.batcher.stop()
         self._model.model.unload_model()

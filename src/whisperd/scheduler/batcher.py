@@ -1,0 +1,277 @@
+"""The batching scheduler: one queue of model calls from every request, run in shared batches.
+
+Requests never call the model themselves. Each window of each request becomes a :class:`Call`
+(encode, generate, detect_language, align) submitted here; the scheduler's worker threads take
+calls off one queue, merge the ones that can share a model call (same kind and compatibility
+key, such as equal decoding options and prompt layout), run the merged call once, and hand
+every caller its own share of the result.
+
+Fairness policy. The next batch is led by the queued call that ranks first by
+``(priority, windows already served to its request, arrival order)``: streaming before
+interactive before bulk work, and within a class the request that has had the fewest windows.
+A request has at most one call in flight at a time (its windows depend on one another), so
+a short request admitted while a long one runs is served on the very next batch and finishes
+after a few windows instead of after the long file. Compatible calls join the leader's batch in
+the same order, up to ``max_batch_size`` items.
+
+Adaptive batching. When only some of the active requests have a call queued (the others are
+preparing their next window on the CPU), a worker waits up to ``max_wait_s`` for them, so the
+batch fills under load; with everyone queued, or a single request active, it starts at once.
+
+Failure isolation. If a merged call fails (a bad option, out of memory on a big batch), each
+of its calls is run again alone, so only the call that fails by itself gets the error.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from whisperd.errors import CancelledError
+
+logger = logging.getLogger(__name__)
+
+
+class Priority(enum.IntEnum):
+    """Scheduling class of a request; lower runs first."""
+
+    STREAMING = 0
+    INTERACTIVE = 1
+    BULK = 2
+
+
+@dataclass(eq=False)
+class Ticket:
+    """One request's identity in the scheduler: its class, arrival, progress and cancel flag."""
+
+    priority: Priority = Priority.INTERACTIVE
+    arrival: int = 0
+    served: int = 0
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def cancel(self) -> None:
+        """Drop the request's remaining calls; its next submit raises CancelledError."""
+        self.cancelled.set()
+
+
+@dataclass(eq=False)
+class Call:
+    """One model call of one request, waiting to be merged into a batch."""
+
+    kind: str
+    key: Hashable
+    """Calls with equal ``(kind, key)`` may run together."""
+    payload: Any
+    items: int
+    ticket: Ticket
+    future: Future[Any] = field(default_factory=Future)
+
+    def rank(self) -> tuple[int, int, int]:
+        """Order of service under the fairness policy."""
+        return (int(self.ticket.priority), self.ticket.served, self.ticket.arrival)
+
+
+Runner = Callable[[str, Sequence[Call]], Sequence[Any]]
+"""Runs one merged model call for compatible calls; returns one result per call."""
+
+
+@dataclass
+class BatchStats:
+    """What the scheduler has done so far."""
+
+    batches: int = 0
+    calls: int = 0
+    sizes: Counter[int] = field(default_factory=Counter)
+
+    def mean_size(self) -> float:
+        """Average calls per model call."""
+        return self.calls / self.batches if self.batches else 0.0
+
+
+class Batcher:
+    """The queue of model calls and the worker threads that run them in batches."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        *,
+        max_batch_size: int = 8,
+        max_wait_s: float = 0.005,
+        workers: int = 1,
+        name: str = "whisperd-scheduler",
+    ) -> None:
+        """Create a stopped scheduler; :meth:`start` launches its ``workers`` threads."""
+        if max_batch_size < 1 or workers < 1:
+            raise ValueError("max_batch_size and workers must be at least 1")
+        self._runner = runner
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_s
+        self._workers = workers
+        self._name = name
+        self._queue: list[Call] = []
+        self._active: set[Ticket] = set()
+        self._cond = threading.Condition()
+        self._threads: list[threading.Thread] = []
+        self._stopping = False
+        self._arrivals = itertools.count()
+        self.stats = BatchStats()
+
+    def start(self) -> None:
+        """Launch the worker threads (idempotent)."""
+        with self._cond:
+            if self._threads:
+                return
+            self._stopping = False
+            for index in range(self._workers):
+                thread = threading.Thread(
+                    target=self._work, name=f"{self._name}-{index}", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
+
+    def stop(self) -> None:
+        """Fail queued calls, let running batches finish, and join the workers."""
+        with self._cond:
+            self._stopping = True
+            pending, self._queue = self._queue, []
+            self._cond.notify_all()
+            threads, self._threads = self._threads, []
+        for call in pending:
+            call.future.set_exception(CancelledError("The scheduler stopped."))
+        for thread in threads:
+            thread.join()
+
+    def ticket(self, priority: Priority = Priority.INTERACTIVE) -> Ticket:
+        """A new ticket for a request, in arrival order."""
+        return Ticket(priority=priority, arrival=next(self._arrivals))
+
+    def enter(self, ticket: Ticket) -> None:
+        """Count a request as active (it will submit calls soon)."""
+        with self._cond:
+            self._active.add(ticket)
+
+    def leave(self, ticket: Ticket) -> None:
+        """A request has no more calls to make."""
+        with self._cond:
+            self._active.discard(ticket)
+            self._cond.notify_all()
+
+    @property
+    def queued(self) -> int:
+        """Calls waiting for a worker."""
+        with self._cond:
+            return len(self._queue)
+
+    def submit(self, kind: str, key: Hashable, payload: Any, *, items: int, ticket: Ticket) -> Any:
+        """Queue one call and block until its share of a batch result is ready.
+
+        Raises:
+            CancelledError: if the ticket was cancelled before the call ran.
+            Exception: whatever the model call raised when run alone.
+        """
+        if ticket.cancelled.is_set():
+            raise CancelledError("The request was cancelled; its remaining audio was skipped.")
+        call = Call(kind, key, payload, items, ticket)
+        with self._cond:
+            if self._stopping or not self._threads:
+                raise CancelledError("The scheduler is not running.")
+            self._queue.append(call)
+            self._cond.notify_all()
+        return call.future.result()
+
+    def _work(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            self._run(batch)
+
+    def _next_batch(self) -> list[Call] | None:
+        with self._cond:
+            while not self._queue:
+                if self._stopping:
+                    return None
+                self._cond.wait()
+            self._wait_for_stragglers()
+            if not self._queue:
+                return None if self._stopping else []
+            return self._take_batch()
+
+    def _wait_for_stragglers(self) -> None:
+        """Under load, give active requests without a queued call a moment to catch up."""
+        deadline = time.monotonic() + self.max_wait_s
+        while not self._stopping:
+            waiting = {call.ticket for call in self._queue}
+            if len(waiting) >= len(self._active) or self._full():
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._cond.wait(remaining)
+
+    def _full(self) -> bool:
+        leader = min(self._queue, key=Call.rank)
+        compatible = sum(
+            c.items for c in self._queue if (c.kind, c.key) == (leader.kind, leader.key)
+        )
+        return compatible >= self.max_batch_size
+
+    def _take_batch(self) -> list[Call]:
+        ordered = sorted(self._queue, key=Call.rank)
+        leader = ordered[0]
+        batch, items = [leader], leader.items
+        for call in ordered[1:]:
+            if (call.kind, call.key) != (leader.kind, leader.key):
+                continue
+            if items + call.items > self.max_batch_size:
+                break
+            batch.append(call)
+            items += call.items
+        for call in batch:
+            self._queue.remove(call)
+        return batch
+
+    def _run(self, batch: list[Call]) -> None:
+        live = [call for call in batch if not self._drop_if_cancelled(call)]
+        if not live:
+            return
+        try:
+            results = self._runner(live[0].kind, live)
+        except Exception as exc:
+            if len(live) == 1:
+                live[0].future.set_exception(exc)
+                return
+            logger.warning(
+                "a batch of %d %s calls failed; running them one by one", len(live), live[0].kind
+            )
+            for call in live:
+                self._run([call])
+            return
+        self._record(live)
+        for call, result in zip(live, results, strict=True):
+            call.future.set_result(result)
+
+    @staticmethod
+    def _drop_if_cancelled(call: Call) -> bool:
+        if call.ticket.cancelled.is_set():
+            call.future.set_exception(
+                CancelledError("The request was cancelled; its remaining audio was skipped.")
+            )
+            return True
+        return False
+
+    def _record(self, batch: list[Call]) -> None:
+        with self._cond:
+            self.stats.batches += 1
+            self.stats.calls += len(batch)
+            self.stats.sizes[len(batch)] += 1
+            for call in batch:
+                call.ticket.served += 1
