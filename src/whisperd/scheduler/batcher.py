@@ -90,6 +90,9 @@ class BatchStats:
     batches: int = 0
     calls: int = 0
     sizes: Counter[int] = field(default_factory=Counter)
+    """How many model calls merged that many request calls."""
+    kinds: Counter[str] = field(default_factory=Counter)
+    """Request calls served, by kind (encode, generate, ...)."""
 
     def mean_size(self) -> float:
         """Average calls per model call."""
@@ -273,5 +276,6 @@ class Batcher:
             self.stats.batches += 1
             self.stats.calls += len(batch)
             self.stats.sizes[len(batch)] += 1
+            self.stats.kinds[batch[0].kind] += len(batch)
             for call in batch:
                 call.ticket.served += 1

@@ -1,0 +1,245 @@
+"""The batching scheduler with a fake model: merging, fairness, waiting, failures, cancel."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+
+from whisperd.errors import CancelledError
+from whisperd.scheduler.batcher import Batcher, Call, Priority, Ticket
+
+
+class FakeModel:
+    """Records each merged call; answers every item with (kind, payload)."""
+
+    def __init__(self, *, gate: threading.Event | None = None, fail_on: Any = None) -> None:
+        self.calls: list[tuple[str, list[Any]]] = []
+        self.entered = threading.Event()
+        self.gate = gate
+        self.fail_on = fail_on
+
+    def __call__(self, kind: str, calls: Sequence[Call]) -> list[Any]:
+        self.entered.set()
+        if self.gate is not None:
+            self.gate.wait(10)
+        payloads = [call.payload for call in calls]
+        self.calls.append((kind, payloads))
+        if self.fail_on is not None and self.fail_on in payloads:
+            raise RuntimeError(f"cannot run {self.fail_on}")
+        return [(kind, payload) for payload in payloads]
+
+
+@pytest.fixture
+def started() -> Iterator[list[Batcher]]:
+    batchers: list[Batcher] = []
+    yield batchers
+    for batcher in batchers:
+        batcher.stop()
+
+
+def _start(started: list[Batcher], model: FakeModel, **kwargs: Any) -> Batcher:
+    batcher = Batcher(model, **kwargs)
+    batcher.start()
+    started.append(batcher)
+    return batcher
+
+
+def _in_threads(batcher: Batcher, jobs: list[tuple[str, Any, Any, Ticket]]) -> list[Any]:
+    results: list[Any] = [None] * len(jobs)
+
+    def run(index: int) -> None:
+        kind, key, payload, ticket = jobs[index]
+        try:
+            results[index] = batcher.submit(kind, key, payload, items=1, ticket=ticket)
+        except Exception as exc:
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    return results
+
+
+def _queue_while_blocked(batcher: Batcher, model: FakeModel, jobs, blocker_ticket):
+    """Occupy the worker with one call, queue ``jobs`` behind it, then release it."""
+    results: list[Any] = []
+    first = threading.Thread(
+        target=lambda: results.append(
+            batcher.submit("encode", None, "blocker", items=1, ticket=blocker_ticket)
+        )
+    )
+    first.start()
+    assert model.entered.wait(10)  # the worker is inside the blocker call
+    threads, out = [], [None] * len(jobs)
+
+    def run(index: int) -> None:
+        kind, key, payload, ticket = jobs[index]
+        try:
+            out[index] = batcher.submit(kind, key, payload, items=1, ticket=ticket)
+        except Exception as exc:
+            out[index] = exc
+
+    for i in range(len(jobs)):
+        threads.append(threading.Thread(target=run, args=(i,)))
+        threads[-1].start()
+    while batcher.queued < len(jobs):
+        time.sleep(0.001)
+    assert model.gate is not None
+    model.gate.set()
+    for thread in [first, *threads]:
+        thread.join(10)
+    return out
+
+
+def test_compatible_calls_of_different_requests_share_one_model_call(started) -> None:
+    gate = threading.Event()
+    model = FakeModel(gate=gate)
+    batcher = _start(started, model, max_batch_size=8, max_wait_s=0)
+    tickets = [batcher.ticket() for _ in range(5)]
+    jobs = [("generate", "opts-a", f"window-{i}", tickets[i]) for i in range(4)]
+    results = _queue_while_blocked(batcher, model, jobs, tickets[4])
+    assert results == [("generate", f"window-{i}") for i in range(4)]
+    assert model.calls[1] == ("generate", [f"window-{i}" for i in range(4)])
+    assert batcher.stats.sizes[4] == 1
+
+
+def test_incompatible_calls_never_mix_and_batches_are_capped(started) -> None:
+    gate = threading.Event()
+    model = FakeModel(gate=gate)
+    batcher = _start(started, model, max_batch_size=2, max_wait_s=0)
+    tickets = [batcher.ticket() for _ in range(6)]
+    jobs = [
+        ("generate", "a", "a1", tickets[0]),
+        ("generate", "b", "b1", tickets[1]),
+        ("generate", "a", "a2", tickets[2]),
+        ("generate", "a", "a3", tickets[3]),
+        ("encode", None, "e1", tickets[4]),
+    ]
+    _queue_while_blocked(batcher, model, jobs, tickets[5])
+    merged = model.calls[1:]
+    for kind, payloads in merged:
+        assert len(payloads) <= 2
+        assert len({p[0] for p in payloads}) == 1  # one key per model call
+        assert kind == ("encode" if payloads == ["e1"] else "generate")
+    assert sorted(p for _, payloads in merged for p in payloads) == ["a1", "a2", "a3", "b1", "e1"]
+
+
+def test_priority_then_fewest_windows_served_lead_the_next_batch(started) -> None:
+    gate = threading.Event()
+    model = FakeModel(gate=gate)
+    batcher = _start(started, model, max_batch_size=1, max_wait_s=0)
+    bulk = batcher.ticket(Priority.BULK)
+    busy = batcher.ticket(Priority.INTERACTIVE)
+    busy.served = 7
+    fresh = batcher.ticket(Priority.INTERACTIVE)
+    live = batcher.ticket(Priority.STREAMING)
+    jobs = [
+        ("encode", None, "bulk", bulk),
+        ("encode", None, "busy", busy),
+        ("encode", None, "fresh", fresh),
+        ("encode", None, "live", live),
+    ]
+    _queue_while_blocked(batcher, model, jobs, batcher.ticket())
+    order = [payloads[0] for _, payloads in model.calls[1:]]
+    assert order == ["live", "fresh", "busy", "bulk"]
+
+
+def test_a_failing_call_fails_alone(started) -> None:
+    gate = threading.Event()
+    model = FakeModel(gate=gate, fail_on="poison")
+    batcher = _start(started, model, max_batch_size=8, max_wait_s=0)
+    tickets = [batcher.ticket() for _ in range(4)]
+    jobs = [
+        ("generate", "k", "ok-1", tickets[0]),
+        ("generate", "k", "poison", tickets[1]),
+        ("generate", "k", "ok-2", tickets[2]),
+    ]
+    results = _queue_while_blocked(batcher, model, jobs, tickets[3])
+    assert results[0] == ("generate", "ok-1")
+    assert isinstance(results[1], RuntimeError)
+    assert results[2] == ("generate", "ok-2")
+    assert model.calls[1] == ("generate", ["ok-1", "poison", "ok-2"])  # the merged try
+    assert sorted(p for _, ps in model.calls[2:] for p in ps) == ["ok-1", "ok-2", "poison"]
+
+
+def test_cancelled_requests_stop_submitting_and_queued_calls_are_dropped(started) -> None:
+    gate = threading.Event()
+    model = FakeModel(gate=gate)
+    batcher = _start(started, model, max_batch_size=1, max_wait_s=0)
+    ticket = batcher.ticket()
+    ticket.cancel()
+    with pytest.raises(CancelledError):
+        batcher.submit("encode", None, "x", items=1, ticket=ticket)
+    queued = batcher.ticket()
+    outcome: list[Any] = []
+
+    def submit() -> None:
+        try:
+            outcome.append(batcher.submit("encode", None, "later", items=1, ticket=queued))
+        except CancelledError as exc:
+            outcome.append(exc)
+
+    blocker = threading.Thread(
+        target=lambda: batcher.submit("encode", None, "blocker", items=1, ticket=batcher.ticket())
+    )
+    blocker.start()
+    assert model.entered.wait(10)
+    waiter = threading.Thread(target=submit)
+    waiter.start()
+    while not batcher.queued:
+        time.sleep(0.001)
+    queued.cancel()
+    gate.set()
+    for thread in (blocker, waiter):
+        thread.join(10)
+    assert isinstance(outcome[0], CancelledError)
+    assert ("encode", ["later"]) not in model.calls
+
+
+def test_waits_for_active_requests_to_fill_a_batch(started) -> None:
+    model = FakeModel()
+    batcher = _start(started, model, max_batch_size=8, max_wait_s=0.5)
+    tickets = [batcher.ticket() for _ in range(3)]
+    for ticket in tickets:
+        batcher.enter(ticket)
+
+    def late(ticket: Ticket, delay: float, payload: str) -> None:
+        time.sleep(delay)
+        batcher.submit("generate", "k", payload, items=1, ticket=ticket)
+
+    threads = [
+        threading.Thread(target=late, args=(t, 0.05 * i, f"w{i}")) for i, t in enumerate(tickets)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    for ticket in tickets:
+        batcher.leave(ticket)
+    assert model.calls == [("generate", ["w0", "w1", "w2"])]
+
+
+def test_a_lone_request_does_not_wait(started) -> None:
+    model = FakeModel()
+    batcher = _start(started, model, max_batch_size=8, max_wait_s=5.0)
+    ticket = batcher.ticket()
+    batcher.enter(ticket)
+    began = time.monotonic()
+    batcher.submit("encode", None, "solo", items=1, ticket=ticket)
+    waited = time.monotonic() - began
+    batcher.leave(ticket)
+    assert waited < 5.0  # it did not sit out max_wait_s
+
+
+def test_stop_fails_what_is_queued(started) -> None:
+    batcher = Batcher(FakeModel(), max_batch_size=1)
+    with pytest.raises(CancelledError):
+        batcher.submit("encode", None, "x", items=1, ticket=batcher.ticket())
+    with pytest.raises(ValueError, match="at least 1"):
+        Batcher(FakeModel(), max_batch_size=0)
