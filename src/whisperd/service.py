@@ -76,7 +76,9 @@ class TranscriptionService:
         """Wire the service to its model manager and executors (all owned by the caller)."""
         self.settings = settings
         self.models = models
-        self.admission = admission or Admission(settings.max_pending_requests)
+        self.admission = admission or Admission(
+            settings.max_pending_requests, max_audio_seconds=settings.max_queued_audio_seconds
+        )
         self._request_executor = request_executor
         self._decode_executor = decode_executor
         self._limits = DecodeLimits(max_duration_s=settings.max_audio_seconds)
@@ -171,7 +173,7 @@ class TranscriptionService:
             TranscriptionError: if decoding fails.
             CancelledError: if ``cancel`` was set while it ran.
         """
-        async with self.admission.running_work():
+        async with self.admission.running_work(audio.duration):
             return await self._request_executor.run(
                 engine.transcribe,
                 audio.samples,

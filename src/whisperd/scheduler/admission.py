@@ -1,29 +1,40 @@
-"""Admission control: a bounded number of requests in the server at once.
+"""Admission control: bounded work in the server, counted in requests and in audio seconds.
 
-A request holds a slot from the moment it is admitted until its result is delivered. When every
-slot is taken, new work is refused at once with :class:`~whisperd.errors.QueueFullError` (the
-HTTP layers answer 503 with ``Retry-After``) instead of queueing without bound.
+A request holds a slot from the moment it is admitted until its result is delivered; once its
+audio is decoded it also reserves its duration against the audio budget until it is
+transcribed. When either bound is reached, new work is refused at once with
+:class:`~whisperd.errors.QueueFullError` (the HTTP layers answer 503 with ``Retry-After`` and
+the reason) instead of queueing without bound. A single request longer than the whole budget is
+still admitted when nothing else is queued, so no input is refused forever.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from whisperd.errors import QueueFullError
 
+_MIN_RETRY_S = 1
+_MAX_RETRY_S = 120
+
 
 class Admission:
-    """Counts requests in flight against a fixed capacity. Event-loop only (no locking)."""
+    """Counts requests and audio seconds in flight against fixed bounds. Event-loop only."""
 
-    def __init__(self, capacity: int, *, retry_after: int = 5) -> None:
-        """Admit at most ``capacity`` requests; refusals suggest waiting ``retry_after`` s."""
-        if capacity < 1:
-            raise ValueError("capacity must be at least 1")
+    def __init__(self, capacity: int, *, max_audio_seconds: float = math.inf) -> None:
+        """Admit at most ``capacity`` requests and ``max_audio_seconds`` of queued audio."""
+        if capacity < 1 or max_audio_seconds <= 0:
+            raise ValueError("capacity and max_audio_seconds must be positive")
         self.capacity = capacity
-        self.retry_after = retry_after
+        self.max_audio_seconds = max_audio_seconds
         self._in_flight = 0
         self._running = 0
+        self._audio = 0.0
+        self._throughput = 0.0
+        """Recent audio seconds transcribed per wall second (0 until measured)."""
 
     @property
     def in_flight(self) -> int:
@@ -37,22 +48,38 @@ class Admission:
 
     @property
     def waiting(self) -> int:
-        """Admitted requests still waiting for the model."""
+        """Admitted requests not yet running on the model."""
         return self._in_flight - self._running
+
+    @property
+    def audio_seconds(self) -> float:
+        """Audio admitted and not yet transcribed, in seconds."""
+        return self._audio
+
+    def retry_after(self) -> int:
+        """Seconds after which a refused client may expect room."""
+        if self._throughput <= 0:
+            return 5
+        wait = math.ceil(self._audio / self._throughput)
+        return max(_MIN_RETRY_S, min(_MAX_RETRY_S, wait))
+
+    def _refuse(self, reason: str) -> QueueFullError:
+        after = self.retry_after()
+        return QueueFullError(
+            f"The server is at capacity: {reason} ({self._in_flight} requests and "
+            f"{self._audio:.0f} s of audio in progress); retry in {after} seconds.",
+            retry_after=after,
+        )
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        """Hold one slot for the duration of the block.
+        """Hold one request slot for the duration of the block.
 
         Raises:
             QueueFullError: if every slot is taken.
         """
         if self._in_flight >= self.capacity:
-            raise QueueFullError(
-                f"The server is at capacity ({self.capacity} requests in progress); "
-                f"retry in {self.retry_after} seconds.",
-                retry_after=self.retry_after,
-            )
+            raise self._refuse(f"all {self.capacity} request slots are taken")
         self._in_flight += 1
         try:
             yield
@@ -60,10 +87,29 @@ class Admission:
             self._in_flight -= 1
 
     @asynccontextmanager
-    async def running_work(self) -> AsyncIterator[None]:
-        """Mark an admitted request as running on the model for the duration of the block."""
+    async def running_work(self, audio_seconds: float = 0.0) -> AsyncIterator[None]:
+        """Reserve ``audio_seconds`` of budget and mark the request as on the model.
+
+        Raises:
+            QueueFullError: if the audio budget would be exceeded.
+        """
+        if self._audio > 0 and self._audio + audio_seconds > self.max_audio_seconds:
+            raise self._refuse(
+                f"{audio_seconds:.0f} s more audio would exceed the "
+                f"{self.max_audio_seconds:.0f} s queue"
+            )
+        self._audio += audio_seconds
         self._running += 1
+        began = time.monotonic()
         try:
             yield
         finally:
             self._running -= 1
+            self._audio -= audio_seconds
+            self._measure(audio_seconds, time.monotonic() - began)
+
+    def _measure(self, audio_seconds: float, elapsed: float) -> None:
+        if audio_seconds <= 0 or elapsed <= 0:
+            return
+        rate = audio_seconds / elapsed * max(self._running + 1, 1)
+        self._throughput = rate if self._throughput == 0 else 0.8 * self._throughput + 0.2 * rate

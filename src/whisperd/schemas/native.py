@@ -135,6 +135,8 @@ class NativeStatus(BaseModel):
     transcription_active: bool
     """True while the model is working on a request."""
     requests_in_flight: int
+    queued_audio_seconds: float
+    """Audio admitted and not yet transcribed (the queue bound is measured in it)."""
     loaded_models: list[str]
     """Loaded models as "name - compute type"."""
     default_model: str

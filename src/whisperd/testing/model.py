@@ -55,6 +55,7 @@ class ModelShape:
     n_text_ctx: int = 448
 
     TINY: ClassVar[ModelShape]
+    BASE: ClassVar[ModelShape]
     TURBO: ClassVar[ModelShape]
 
     @property
@@ -65,6 +66,9 @@ class ModelShape:
 
 ModelShape.TINY = ModelShape(
     n_mels=80, d_model=384, n_heads=6, encoder_layers=4, decoder_layers=4, vocab_size=51865
+)
+ModelShape.BASE = ModelShape(
+    n_mels=80, d_model=512, n_heads=8, encoder_layers=6, decoder_layers=6, vocab_size=51865
 )
 ModelShape.TURBO = ModelShape(
     n_mels=128, d_model=1280, n_heads=20, encoder_layers=32, decoder_layers=4, vocab_size=51866

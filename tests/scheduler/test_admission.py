@@ -1,0 +1,65 @@
+"""Admission: bounded requests and audio seconds, 503 with a reason and a retry time."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from whisperd.errors import QueueFullError
+from whisperd.scheduler.admission import Admission
+
+
+def test_request_slots_are_bounded() -> None:
+    async def scenario() -> QueueFullError:
+        admission = Admission(2)
+        async with admission.slot(), admission.slot():
+            assert admission.in_flight == 2
+            with pytest.raises(QueueFullError) as info:
+                async with admission.slot():
+                    pass
+        assert admission.in_flight == 0
+        return info.value
+
+    error = asyncio.run(scenario())
+    assert "2 request slots" in error.message
+    assert error.retry_after >= 1
+
+
+def test_audio_budget_refuses_what_would_overflow_it() -> None:
+    async def scenario() -> QueueFullError:
+        admission = Admission(10, max_audio_seconds=100)
+        async with admission.running_work(60):
+            assert admission.audio_seconds == 60
+            assert admission.running == 1
+            async with admission.running_work(30):
+                assert admission.audio_seconds == 90
+            with pytest.raises(QueueFullError) as info:
+                async with admission.running_work(50):
+                    pass
+        assert admission.audio_seconds == 0
+        return info.value
+
+    error = asyncio.run(scenario())
+    assert "100 s queue" in error.message
+
+
+def test_one_request_longer_than_the_budget_still_runs_alone() -> None:
+    async def scenario() -> None:
+        admission = Admission(10, max_audio_seconds=100)
+        async with admission.running_work(500):
+            assert admission.audio_seconds == 500
+
+    asyncio.run(scenario())
+
+
+def test_retry_after_follows_measured_throughput() -> None:
+    admission = Admission(4, max_audio_seconds=1000)
+    assert admission.retry_after() == 5  # nothing measured yet
+    admission._measure(300.0, 1.0)
+    assert 1 <= admission.retry_after() <= 120
+
+
+def test_bad_bounds_are_refused() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        Admission(0)
