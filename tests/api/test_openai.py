@@ -451,3 +451,36 @@ def test_stream_deltas_arrive_while_the_model_still_runs(server: RunningServer) 
     assert first.startswith('data: {"type": "transcript.text.delta"')
     assert still_running == 1  # the first delta came before the last window was decoded
     assert len(rest) == 10  # nine more deltas and the done event
+
+
+def test_audio_queue_bound_is_503_with_the_reason(settings_for, serve) -> None:
+    with serve(settings_for(max_queued_audio_seconds=100)) as running:
+        audio = _wav(300)
+
+        def long_request() -> None:
+            with running.http() as http:
+                http.post(
+                    "/v1/audio/transcriptions",
+                    files={"file": ("long.wav", audio)},
+                    data={"model": "whisper-1", "vad_filter": "false"},
+                )
+
+        worker = threading.Thread(target=long_request)
+        worker.start()
+        admission = running.app.state.service.admission
+        while admission.running == 0:
+            threading.Event().wait(0.01)
+        with running.http() as http:
+            native_status = http.get("/status").json()
+            openai_status = http.get("/v1/status").json()
+            refused = http.post(
+                "/v1/audio/transcriptions",
+                files={"file": ("a.wav", _wav(2))},
+                data={"model": "whisper-1"},
+            )
+        worker.join()
+    assert native_status["queued_audio_seconds"] == openai_status["queued_audio_seconds"] == 300
+    assert native_status["transcription_active"] is True
+    assert refused.status_code == 503
+    assert "100 s queue" in refused.json()["error"]["message"]
+    assert int(refused.headers["retry-after"]) >= 1

@@ -179,6 +179,7 @@ async def transcribe_raw(body: RawTranscribeRequest, service: ServiceDep) -> Nat
 
 
 @router.get("/status")
+@router.get("/v1/status", tags=["openai"])
 async def status(request: Request, service: ServiceDep, settings: SettingsDep) -> NativeStatus:
     """Queue depth, whether a transcription is running, loaded models and uptime."""
     admission = service.admission
