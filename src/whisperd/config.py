@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     """Longest a ready batch waits for other active requests' windows to join it."""
     max_queued_audio_seconds: Annotated[float, Field(gt=0)] = 4 * 3600.0
     """Audio (in seconds) admitted and not yet transcribed; beyond it new work gets 503."""
+    max_streams: Annotated[int, Field(ge=1)] = 64
+    """Real-time WebSocket streams open at once; beyond it new streams are refused."""
+    stream_idle_timeout_s: Annotated[float, Field(gt=0)] = 60.0
+    """A stream that sends nothing for this long is closed."""
+    stream_max_seconds: Annotated[float, Field(gt=0)] = 4 * 3600.0
+    """Longest audio one stream may send."""
     models_dir: Path | None = None
     """Where downloaded models are cached (default: the Hugging Face cache)."""
     offline: bool = False

@@ -11,9 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from whisperd.audio.decode import AudioSource, DecodedAudio, DecodeLimits, decode_audio
+from whisperd.engine.options import DEFAULT_TEMPERATURES, TranscribeOptions
 from whisperd.engine.registry import Loader, ModelManager, ResolvedModel
 from whisperd.scheduler.admission import Admission
 from whisperd.scheduler.batcher import Priority
@@ -22,7 +25,7 @@ from whisperd.scheduler.executor import ModelExecutor
 if TYPE_CHECKING:
     from whisperd.config import Settings
     from whisperd.engine.base import Engine, SegmentCallback, Transcript
-    from whisperd.engine.options import TranscribeOptions
+    from whisperd.streaming.session import Decoder, DecodeRequest, StreamConfig, Vad
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +80,9 @@ class TranscriptionService:
         self.settings = settings
         self.models = models
         self.admission = admission or Admission(
-            settings.max_pending_requests, max_audio_seconds=settings.max_queued_audio_seconds
+            settings.max_pending_requests,
+            max_audio_seconds=settings.max_queued_audio_seconds,
+            max_streams=settings.max_streams,
         )
         self._request_executor = request_executor
         self._decode_executor = decode_executor
@@ -208,6 +213,39 @@ class TranscriptionService:
         """Check the model, decode ``source`` and transcribe it."""
         engine, audio = await self.prepare(source, options, model=model)
         return await self.run(engine, audio, options, on_segment=on_segment, cancel=cancel)
+
+    def stream_vad(self) -> Vad:
+        """A fresh per-stream VAD whose scoring runs on the decode pool."""
+        from whisperd.engine.vad import StreamingVad
+
+        vad = StreamingVad()
+
+        async def score(audio: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+            return await self._decode_executor.run(vad, audio)
+
+        return score
+
+    def stream_decoder(self, engine: Engine, config: StreamConfig, hotwords: str | None) -> Decoder:
+        """Decode stream utterances on ``engine``: finals first, partials greedy with a prefix."""
+
+        async def decode(audio: np.ndarray[Any, Any], request: DecodeRequest) -> Transcript:
+            options = TranscribeOptions(
+                language=config.language,
+                initial_prompt=config.prompt or None,
+                hotwords=hotwords or None,
+                prefix=request.prefix,
+                word_timestamps=config.word_timestamps and request.final,
+                vad_filter=False,
+                condition_on_previous_text=False,
+                beam_size=1,
+                temperature=DEFAULT_TEMPERATURES if request.final else (0.0,),
+            )
+            priority = Priority.STREAM_FINAL if request.final else Priority.STREAMING
+            return await self._request_executor.run(
+                engine.transcribe, audio, options, None, priority=priority
+            )
+
+        return decode
 
     def close(self) -> None:
         """Stop the executors and unload every model."""

@@ -24,11 +24,16 @@ _MAX_RETRY_S = 120
 class Admission:
     """Counts requests and audio seconds in flight against fixed bounds. Event-loop only."""
 
-    def __init__(self, capacity: int, *, max_audio_seconds: float = math.inf) -> None:
-        """Admit at most ``capacity`` requests and ``max_audio_seconds`` of queued audio."""
-        if capacity < 1 or max_audio_seconds <= 0:
-            raise ValueError("capacity and max_audio_seconds must be positive")
+    def __init__(
+        self, capacity: int, *, max_audio_seconds: float = math.inf, max_streams: int = 64
+    ) -> None:
+        """Admit at most ``capacity`` requests, ``max_audio_seconds`` of queued audio and
+        ``max_streams`` real-time streams."""
+        if capacity < 1 or max_audio_seconds <= 0 or max_streams < 1:
+            raise ValueError("capacity, max_audio_seconds and max_streams must be positive")
         self.capacity = capacity
+        self.max_streams = max_streams
+        self._streams = 0
         self.max_audio_seconds = max_audio_seconds
         self._in_flight = 0
         self._running = 0
@@ -50,6 +55,30 @@ class Admission:
     def waiting(self) -> int:
         """Admitted requests not yet running on the model."""
         return self._in_flight - self._running
+
+    @property
+    def streams(self) -> int:
+        """Real-time streams open."""
+        return self._streams
+
+    @asynccontextmanager
+    async def stream_slot(self) -> AsyncIterator[None]:
+        """Hold one stream slot while a real-time stream is open.
+
+        Raises:
+            QueueFullError: once ``max_streams`` streams are open.
+        """
+        if self._streams >= self.max_streams:
+            raise QueueFullError(
+                f"The server is at its capacity of {self.max_streams} streams; "
+                "retry in a few seconds.",
+                retry_after=5,
+            )
+        self._streams += 1
+        try:
+            yield
+        finally:
+            self._streams -= 1
 
     @property
     def audio_seconds(self) -> float:

@@ -7,8 +7,9 @@ key, such as equal decoding options and prompt layout), run the merged call once
 every caller its own share of the result.
 
 Fairness policy. The next batch is led by the queued call that ranks first by
-``(priority, windows already served to its request, arrival order)``: streaming before
-interactive before bulk work, and within a class the request that has had the fewest windows.
+``(priority, windows already served to its request, arrival order)``: stream finals, then
+stream partials, then interactive requests, then bulk work, and within a class the request
+that has had the fewest windows.
 A request has at most one call in flight at a time (its windows depend on one another), so
 a short request admitted while a long one runs is served on the very next batch and finishes
 after a few windows instead of after the long file. Compatible calls join the leader's batch in
@@ -43,9 +44,10 @@ logger = logging.getLogger(__name__)
 class Priority(enum.IntEnum):
     """Scheduling class of a request; lower runs first."""
 
-    STREAMING = 0
-    INTERACTIVE = 1
-    BULK = 2
+    STREAM_FINAL = 0
+    STREAMING = 1
+    INTERACTIVE = 2
+    BULK = 3
 
 
 @dataclass(eq=False)

@@ -1,0 +1,85 @@
+"""Shared WebSocket plumbing of the streaming endpoints: receive with a timeout, pump events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
+
+from whisperd.streaming.session import StreamSession
+
+
+class StreamClosed(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """End the stream with a close code and a reason sent to the client."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+async def receive_message(websocket: WebSocket, idle_s: float) -> dict[str, Any]:
+    """The next message, or StreamClosed(1008) after ``idle_s`` seconds of silence.
+
+    Raises:
+        WebSocketDisconnect: when the client went away.
+    """
+    try:
+        async with asyncio.timeout(idle_s):
+            message = dict(await websocket.receive())
+    except TimeoutError:
+        raise StreamClosed(1008, f"No message for {idle_s:g} seconds.") from None
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    return message
+
+
+async def refuse(websocket: WebSocket, code: int, reason: str) -> None:
+    """Tell the client why in an error message, then close with ``code``."""
+    if websocket.client_state != WebSocketState.CONNECTED:
+        return
+    with contextlib.suppress(Exception):
+        await websocket.send_json(
+            {"type": "error", "body": {"error": reason, "recoverable": False}}
+        )
+        await websocket.close(code=code, reason=reason[:120])
+
+
+async def run_stream(
+    websocket: WebSocket,
+    session: StreamSession,
+    outbox: asyncio.Queue[dict[str, Any]],
+    on_message: Callable[[dict[str, Any]], Awaitable[None]],
+) -> None:
+    """Run the session until the client leaves: messages in, events out, nothing left behind.
+
+    Raises:
+        StreamClosed: when a handler or the idle timeout ends the stream.
+    """
+    idle = websocket.app.state.settings.stream_idle_timeout_s
+
+    async def receive() -> None:
+        while True:
+            await on_message(await receive_message(websocket, idle))
+
+    async def send() -> None:
+        while True:
+            await websocket.send_json(await outbox.get())
+
+    session.start()
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(receive())
+            group.create_task(send())
+    except* WebSocketDisconnect:
+        pass  # the client left: nothing to answer
+    except* StreamClosed as closed:
+        first = closed.exceptions[0]
+        assert isinstance(first, StreamClosed)
+        raise first from None
+    finally:
+        await session.close()

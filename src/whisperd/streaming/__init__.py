@@ -1,0 +1,1 @@
+"""Per-stream state machines for real-time transcription (socket-free)."""

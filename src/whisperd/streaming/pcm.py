@@ -1,0 +1,59 @@
+"""Incoming stream audio: PCM frames of any size and rate to 16 kHz mono float32."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import soxr
+
+from whisperd.engine.base import SAMPLE_RATE
+
+Encoding = Literal["pcm_s16le", "pcm_mulaw", "pcm_f32le"]
+_WIDTH = {"pcm_s16le": 2, "pcm_mulaw": 1, "pcm_f32le": 4}
+
+
+def _mulaw_table() -> np.ndarray[Any, Any]:
+    """G.711 mu-law byte -> linear sample in [-1, 1]."""
+    codes = ~np.arange(256, dtype=np.uint8)
+    sign = (codes & 0x80) != 0
+    exponent = (codes >> 4) & 0x07
+    mantissa = codes & 0x0F
+    magnitude = ((mantissa.astype(np.int32) << 3) + 0x84) << exponent
+    linear = np.where(sign, 0x84 - magnitude, magnitude - 0x84)
+    return (linear / 32768.0).astype(np.float32)
+
+
+class PcmDecoder:
+    """Turns a stream's binary frames into 16 kHz float32 (split samples and filter state kept)."""
+
+    def __init__(self, encoding: Encoding, sample_rate: int) -> None:
+        """Decode ``encoding`` at ``sample_rate`` Hz (resampled to 16 kHz when different)."""
+        self.encoding = encoding
+        self._width = _WIDTH[encoding]
+        self._carry = b""
+        self._mulaw = _mulaw_table() if encoding == "pcm_mulaw" else None
+        self._resampler = (
+            None
+            if sample_rate == SAMPLE_RATE
+            else soxr.ResampleStream(sample_rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+        )
+
+    def decode(self, frame: bytes, *, last: bool = False) -> np.ndarray[Any, Any]:
+        """Samples of ``frame`` (and of any partial sample left from the previous frame)."""
+        data = self._carry + frame
+        usable = len(data) // self._width * self._width
+        self._carry = data[usable:]
+        samples = self._samples(data[:usable])
+        if self._resampler is not None:
+            samples = self._resampler.resample_chunk(samples, last=last)
+        return np.asarray(samples, dtype=np.float32)
+
+    def _samples(self, data: bytes) -> np.ndarray[Any, Any]:
+        if self.encoding == "pcm_s16le":
+            return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+        if self.encoding == "pcm_f32le":
+            values = np.frombuffer(data, dtype="<f4").astype(np.float32)
+            return np.nan_to_num(np.clip(values, -1.0, 1.0))
+        assert self._mulaw is not None
+        return self._mulaw[np.frombuffer(data, dtype=np.uint8)]

@@ -1,0 +1,245 @@
+"""``WS /v1/stream`` (Baseten protocol) with a real WebSocket client against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pytest
+import websockets
+
+from whisperd.audio.decode import AudioSource, decode_audio
+from whisperd.testing import ScriptedModel
+
+if TYPE_CHECKING:
+    from conftest import RunningServer
+
+DATA = Path(__file__).parents[1] / "data"
+
+# The seed's metadata, verbatim.
+SAMPLE_RATE = 16000
+CHUNK_SIZE = 512
+METADATA = {
+    "whisper_params": {
+        "audio_language": "en",
+    },
+    "streaming_params": {
+        "encoding": "pcm_s16le",
+        "sample_rate": SAMPLE_RATE,
+        "enable_partial_transcripts": True,
+    },
+    "streaming_vad_config": {
+        "threshold": 0.5,
+        "min_silence_duration_ms": 300,
+        "speech_pad_ms": 30,
+    },
+}
+
+
+def pcm_chunks(name: str, chunk: int = CHUNK_SIZE, rate: int = SAMPLE_RATE) -> list[bytes]:
+    """A test clip as the seed's microphone callback would send it (int16 frames)."""
+    samples = decode_audio(AudioSource(DATA / name)).samples
+    if rate != SAMPLE_RATE:
+        import soxr
+
+        samples = soxr.resample(samples, SAMPLE_RATE, rate)
+    int16 = (samples * 32767).astype(np.int16)
+    return [int16[i : i + chunk].tobytes() for i in range(0, len(int16), chunk)]
+
+
+async def run_client(
+    url: str,
+    frames: list[Any],
+    metadata: dict[str, Any] = METADATA,
+    headers: dict[str, str] | None = None,
+    pace_s: float = 0.0,
+) -> list[dict]:
+    """The seed client's send and receive logic, fed from a list instead of a microphone."""
+    messages: list[dict] = []
+    async with websockets.connect(url, additional_headers=headers or {}) as ws:
+        await ws.send(json.dumps(metadata))
+        for frame in frames:
+            await ws.send(frame)
+            if pace_s:
+                await asyncio.sleep(pace_s)
+        await ws.send(json.dumps({"type": "end_audio"}))
+        while True:
+            message = json.loads(await asyncio.wait_for(ws.recv(), 60))
+            messages.append(message)
+            if message.get("type") == "end_audio" and message["body"]["status"] == "finished":
+                return messages
+
+
+def ws_url(server: RunningServer) -> str:
+    return server.url.replace("http://", "ws://") + "/v1/stream"
+
+
+def transcriptions(messages: list[dict], final: bool) -> list[dict]:
+    return [m for m in messages if m.get("type") == "transcription" and m["is_final"] is final]
+
+
+def test_seed_client_gets_partials_then_a_final(
+    server: RunningServer, scripted_model: ScriptedModel
+) -> None:
+    # Sent at four times real time, so partials are due while speech goes on.
+    messages = asyncio.run(run_client(ws_url(server), pcm_chunks("speech.wav"), pace_s=0.008))
+    (final,) = transcriptions(messages, final=True)
+    text = " ".join(s["text"] for s in final["segments"]).strip()
+    assert text == scripted_model.text.strip()
+    assert final["transcription_num"] == 1
+    assert final["language_code"] == "en"
+    segment = final["segments"][0]
+    assert 0.5 < segment["start_time"] < 1.5  # stream time: the clip opens with ~1 s of quiet
+    assert set(segment) >= {
+        "start_time",
+        "end_time",
+        "text",
+        "log_prob",
+        "word_timestamps",
+        "possible_hallucination",
+        "language_code",
+    }
+    partials = transcriptions(messages, final=False)
+    assert partials
+    assert all(p["transcription_num"] == 1 for p in partials)
+    types = [m["type"] for m in messages]
+    assert {"type": "end_audio", "body": {"status": "acknowledged"}} in messages
+    assert messages[-1] == {"type": "end_audio", "body": {"status": "finished"}}
+    assert "speech_started" in types
+    assert "speech_stopped" in types
+
+
+def test_silence_produces_no_text(server: RunningServer) -> None:
+    messages = asyncio.run(run_client(ws_url(server), pcm_chunks("silence.wav")))
+    assert [m["type"] for m in messages] == ["end_audio", "end_audio"]
+
+
+def test_frames_of_any_size_mulaw_and_8khz(
+    server: RunningServer, scripted_model: ScriptedModel
+) -> None:
+    frames = pcm_chunks("speech.wav", chunk=1000, rate=8000)
+    samples = np.concatenate([np.frombuffer(f, dtype=np.int16) for f in frames])
+    mulaw = _mulaw_encode(samples)
+    odd_frames = [mulaw[i : i + 333] for i in range(0, len(mulaw), 333)]
+    metadata = {**METADATA, "streaming_params": {"encoding": "pcm_mulaw", "sample_rate": 8000}}
+    messages = asyncio.run(run_client(ws_url(server), odd_frames, metadata))
+    (final,) = transcriptions(messages, final=True)
+    assert final["segments"][0]["text"] == scripted_model.text.strip()
+
+
+def _mulaw_encode(samples: np.ndarray) -> bytes:
+    x = samples.astype(np.int32)
+    sign = np.where(x < 0, 0x80, 0)
+    magnitude = np.minimum(np.abs(x), 32635) + 0x84
+    exponent = np.floor(np.log2(magnitude)).astype(np.int32) - 7
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8).tobytes()
+
+
+def test_finalize_forces_a_final_mid_speech(server: RunningServer) -> None:
+    frames = pcm_chunks("speech.wav")
+    half = len(frames) // 2
+    finalize = json.dumps({"type": "finalize"})
+    messages = asyncio.run(
+        run_client(ws_url(server), [*frames[:half], finalize, *frames[half:]], pace_s=0.002)
+    )
+    finals = transcriptions(messages, final=True)
+    assert [f["transcription_num"] for f in finals] == [1, 2]
+    assert finals[0]["segments"][0]["end_time"] <= finals[1]["segments"][0]["start_time"] + 2.1
+
+
+@pytest.mark.parametrize(
+    ("metadata", "problem"),
+    [
+        ({"whisper_params": {"audio_language": "en", "unknown_knob": 1}}, "unknown_knob"),
+        ({"streaming_params": {"encoding": "opus"}}, "encoding"),
+        ({"streaming_params": {"sample_rate": 4000}}, "sample_rate"),
+        ({"streaming_vad_config": {"threshold": 2}}, "threshold"),
+    ],
+)
+def test_bad_metadata_gets_an_error_and_close_1007(
+    server: RunningServer, metadata: dict, problem: str
+) -> None:
+    async def scenario() -> tuple[dict, int | None]:
+        async with websockets.connect(ws_url(server)) as ws:
+            await ws.send(json.dumps(metadata))
+            error = json.loads(await ws.recv())
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.recv()
+            return error, closed.value.rcvd.code if closed.value.rcvd else None
+
+    error, code = asyncio.run(scenario())
+    assert error["type"] == "error"
+    assert problem in error["body"]["error"]
+    assert code == 1007
+
+
+def test_control_messages(server: RunningServer) -> None:
+    async def scenario() -> list[dict]:
+        async with websockets.connect(ws_url(server)) as ws:
+            await ws.send(json.dumps(METADATA))
+            await ws.send(json.dumps({"type": "keepalive"}))
+            await ws.send(json.dumps({"type": "health_check", "body": {}}))
+            await ws.send(json.dumps({"type": "dance"}))
+            await ws.send("{not json")
+            return [json.loads(await ws.recv()) for _ in range(3)]
+
+    health, unknown, invalid = asyncio.run(scenario())
+    assert health["type"] == "health_check"
+    assert health["body"]["healthy"] is True
+    assert unknown["type"] == "error"
+    assert "dance" in unknown["body"]["error"]
+    assert invalid["body"]["recoverable"] is True
+
+
+def test_api_key_is_checked_before_the_socket_is_accepted(settings_for, serve) -> None:
+    with serve(settings_for(api_keys=["secret"])) as running:
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            asyncio.run(run_client(ws_url(running), []))
+        messages = asyncio.run(
+            run_client(
+                ws_url(running),
+                pcm_chunks("silence.wav"),
+                headers={"Authorization": "Bearer secret"},
+            )
+        )
+    assert refused.value.response.status_code == 401
+    assert messages[-1]["body"]["status"] == "finished"
+
+
+def test_stream_capacity_refuses_clearly_and_dropped_streams_leave_nothing(
+    settings_for, serve
+) -> None:
+    with serve(settings_for(max_streams=2)) as running:
+        admission = running.app.state.service.admission
+
+        async def scenario() -> tuple[dict, int | None]:
+            url = ws_url(running)
+            for _ in range(20):  # open and drop many streams mid-audio
+                ws = await websockets.connect(url)
+                await ws.send(json.dumps(METADATA))
+                await ws.send(pcm_chunks("speech.wav")[5])
+                await ws.close()
+            holders = [await websockets.connect(url) for _ in range(2)]
+            for ws in holders:
+                await ws.send(json.dumps(METADATA))
+            await asyncio.sleep(0.2)
+            async with websockets.connect(url) as extra:
+                error = json.loads(await extra.recv())
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await extra.recv()
+            for ws in holders:
+                await ws.close()
+            return error, closed.value.rcvd.code if closed.value.rcvd else None
+
+        error, code = asyncio.run(scenario())
+        for _ in range(100):
+            if admission.streams == 0:
+                break
+            asyncio.run(asyncio.sleep(0.05))
+        assert admission.streams == 0
+    assert code == 1013
+    assert "capacity of 2 streams" in error["body"]["error"]

@@ -1,0 +1,165 @@
+"""The stream state machine with a fake VAD and decoder: endpoints, partials, finals, flushes."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+import numpy as np
+
+from whisperd.engine.base import Segment, Transcript
+from whisperd.streaming.session import (
+    DecodeRequest,
+    Event,
+    Result,
+    SpeechStarted,
+    SpeechStopped,
+    StreamConfig,
+    StreamSession,
+)
+from whisperd.streaming.stabilizer import LocalAgreement
+
+RATE = 16000
+
+
+def loud(seconds: float) -> np.ndarray:
+    return np.full(int(RATE * seconds), 0.5, dtype=np.float32)
+
+
+def quiet(seconds: float) -> np.ndarray:
+    return np.zeros(int(RATE * seconds), dtype=np.float32)
+
+
+async def fake_vad(audio: np.ndarray) -> np.ndarray:
+    windows = audio.reshape(-1, 512)
+    return (np.abs(windows).mean(axis=1) > 0.1).astype(np.float32)
+
+
+class FakeDecoder:
+    """One word per 0.5 s of audio; two segments for audio over 20 s (to show cuts)."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[float, DecodeRequest]] = []
+
+    async def __call__(self, audio: np.ndarray, request: DecodeRequest) -> Transcript:
+        seconds = len(audio) / RATE
+        self.requests.append((seconds, request))
+        words = [f"w{i}" for i in range(int(seconds / 0.5))]
+        if seconds > 20:
+            half = len(words) // 2
+            segments = (
+                self._segment(0, 0.0, 10.0, words[:half]),
+                self._segment(1, 10.0, seconds, words[half:]),
+            )
+        else:
+            segments = (self._segment(0, 0.0, seconds, words),) if words else ()
+        return Transcript(segments, "en", 1.0, seconds)
+
+    @staticmethod
+    def _segment(i: int, start: float, end: float, words: list[str]) -> Segment:
+        return Segment(i, 0, start, end, "".join(" " + w for w in words), (), 0.0, -0.1, 1.0, 0.0)
+
+
+def run(config: StreamConfig, script: list[Any]) -> tuple[list[Event], FakeDecoder]:
+    events: list[Event] = []
+    decoder = FakeDecoder()
+
+    async def emit(event: Event) -> None:
+        events.append(event)
+
+    async def scenario() -> None:
+        session = StreamSession(config, decoder, fake_vad, emit)
+        session.start()
+        for step in script:
+            if isinstance(step, np.ndarray):
+                for i in range(0, len(step), 1600):  # 100 ms frames
+                    await session.feed(step[i : i + 1600])
+                    await asyncio.sleep(0)
+            else:
+                await getattr(session, step)()
+            await asyncio.sleep(0.01)
+        await session.end_audio()
+        await session.close()
+
+    asyncio.run(scenario())
+    return events, decoder
+
+
+def finals(events: list[Event]) -> list[Result]:
+    return [e for e in events if isinstance(e, Result) and e.is_final]
+
+
+def test_silence_is_never_decoded() -> None:
+    events, decoder = run(StreamConfig(partials=True), [quiet(5)])
+    assert events == []
+    assert decoder.requests == []
+
+
+def test_speech_then_silence_gives_one_final_of_the_utterance() -> None:
+    events, decoder = run(
+        StreamConfig(speech_pad_ms=30, min_silence_ms=300), [quiet(1), loud(2), quiet(1)]
+    )
+    kinds = [type(e).__name__ for e in events]
+    assert kinds == ["SpeechStarted", "SpeechStopped", "Result"]
+    started, stopped, final = events
+    assert isinstance(started, SpeechStarted)
+    assert isinstance(stopped, SpeechStopped)
+    assert abs(started.audio_time - 0.97) < 0.05
+    assert abs(stopped.audio_time - 3.03) < 0.05
+    assert isinstance(final, Result)
+    assert final.is_final
+    assert final.number == 1
+    assert abs(final.start - started.audio_time) < 1e-6
+    assert [r.final for _, r in decoder.requests] == [True]
+    assert abs(decoder.requests[0][0] - 2.06) < 0.05
+
+
+def test_partials_come_at_the_cadence_and_stable_text_only_grows() -> None:
+    events, decoder = run(StreamConfig(partials=True, partial_interval_s=0.5), [loud(4), quiet(1)])
+    partials = [e for e in events if isinstance(e, Result) and not e.is_final]
+    assert len(partials) >= 4
+    stable = [p.stable for p in partials]
+    for before, after in itertools.pairwise(stable):
+        assert after.startswith(before)
+    assert any(r.prefix for _, r in decoder.requests if not r.final)  # committed words forced
+    assert len(finals(events)) == 1
+
+
+def test_finalize_forces_an_endpoint() -> None:
+    events, _ = run(StreamConfig(), [loud(1.5), "finalize", loud(1), quiet(1)])
+    assert [f.number for f in finals(events)] == [1, 2]
+
+
+def test_end_audio_flushes_open_speech_once() -> None:
+    events, _ = run(StreamConfig(), [loud(2)])
+    (final,) = finals(events)
+    assert final.end_of_audio
+
+
+def test_long_speech_is_cut_at_a_segment_boundary() -> None:
+    events, _decoder = run(StreamConfig(max_utterance_s=25), [loud(60), quiet(1)])
+    results = finals(events)
+    assert len(results) >= 3
+    spans = [(r.start, r.start + r.duration) for r in results]
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        assert abs(end - start) < 0.05  # contiguous: nothing lost, nothing twice
+    assert abs(spans[-1][1] - spans[0][0] - 60.06) < 0.1
+
+
+def test_manual_commit_without_vad() -> None:
+    events, _decoder = run(StreamConfig(vad=False), [quiet(1), loud(1), "commit", loud(0.5)])
+    results = finals(events)
+    assert [round(r.duration, 1) for r in results] == [2.0, 0.5]
+    assert results[-1].end_of_audio
+
+
+def test_local_agreement_commits_what_two_decodes_agree_on() -> None:
+    agreement = LocalAgreement()
+    assert agreement.update(["the", "cat"]) == ("", "the cat")
+    assert agreement.update(["the", "cat", "sat"]) == ("the cat", "sat")
+    assert agreement.prefix == "the cat"
+    assert agreement.update(["the", "cat", "sits", "down"]) == ("the cat", "sits down")
+    assert agreement.update(["a", "dog"]) == ("the cat", "")  # ignored prefix: nothing retracted
+    agreement.reset()
+    assert agreement.prefix == ""
