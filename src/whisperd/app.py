@@ -17,6 +17,7 @@ from whisperd.api.errors import install_error_handlers
 from whisperd.api.middleware import ApiKeyMiddleware, BodyLimitMiddleware, RequestIdMiddleware
 from whisperd.api.native import router as native_router
 from whisperd.api.openai import router as openai_router
+from whisperd.api.realtime import router as realtime_router
 from whisperd.api.stream import router as stream_router
 from whisperd.audio.fetch import AudioFetcher, FetchLimits
 from whisperd.service import TranscriptionService
@@ -63,6 +64,7 @@ def create_app(settings: Settings, *, service: TranscriptionService | None = Non
     app.include_router(openai_router)
     app.include_router(native_router)
     app.include_router(stream_router)
+    app.include_router(realtime_router)
 
     @app.get("/health", response_model=None)
     async def health() -> dict[str, str] | JSONResponse:

@@ -218,11 +218,20 @@ def test_stream_capacity_refuses_clearly_and_dropped_streams_leave_nothing(
 
         async def scenario() -> tuple[dict, int | None]:
             url = ws_url(running)
+
+            async def released() -> bool:
+                for _ in range(200):  # the server notices a drop and frees its slot
+                    if admission.streams == 0:
+                        return True
+                    await asyncio.sleep(0.02)
+                return False
+
             for _ in range(20):  # open and drop many streams mid-audio
                 ws = await websockets.connect(url)
                 await ws.send(json.dumps(METADATA))
                 await ws.send(pcm_chunks("speech.wav")[5])
                 await ws.close()
+                assert await released()
             holders = [await websockets.connect(url) for _ in range(2)]
             for ws in holders:
                 await ws.send(json.dumps(METADATA))
