@@ -25,11 +25,14 @@ WORDS_PER_WINDOW = 88
 """Decoding work per 30 s window: about 3 tokens per second of speech, as real speech gives."""
 
 
-def model_dir(shape: str, cache: Path) -> Path:
-    """Build (once) the scripted random-weight model of ``shape`` under ``cache``."""
-    path = cache / f"{shape}-scripted-{WORDS_PER_WINDOW}"
+def model_dir(shape: str, cache: Path, words: int = WORDS_PER_WINDOW) -> Path:
+    """Build (once) the scripted random-weight model of ``shape`` under ``cache``.
+
+    ``words`` is the text decoded per call: ~3 per second of the audio a call covers.
+    """
+    path = cache / f"{shape}-scripted-{words}"
     if not (path / "model.bin").exists():
-        build_test_model(path, shape=SHAPES[shape], n_words=WORDS_PER_WINDOW)
+        build_test_model(path, shape=SHAPES[shape], n_words=words)
     return path
 
 

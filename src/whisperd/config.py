@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     """Audio (in seconds) admitted and not yet transcribed; beyond it new work gets 503."""
     max_streams: Annotated[int, Field(ge=1)] = 64
     """Real-time WebSocket streams open at once; beyond it new streams are refused."""
+    stream_final_encoder_context: Literal["window", "audio"] = "window"
+    """How stream finals are encoded: ``window`` (padded to 30 s, as Whisper was trained) or
+    ``audio`` (only the utterance's length: several times faster on short utterances, maybe less
+    accurate). Partials always encode only the utterance's length."""
     stream_idle_timeout_s: Annotated[float, Field(gt=0)] = 60.0
     """A stream that sends nothing for this long is closed."""
     stream_max_seconds: Annotated[float, Field(gt=0)] = 4 * 3600.0

@@ -227,6 +227,7 @@ class TranscriptionService:
 
     def stream_decoder(self, engine: Engine, config: StreamConfig, hotwords: str | None) -> Decoder:
         """Decode stream utterances on ``engine``: finals first, partials greedy with a prefix."""
+        final_context = self.settings.stream_final_encoder_context
 
         async def decode(audio: np.ndarray[Any, Any], request: DecodeRequest) -> Transcript:
             options = TranscribeOptions(
@@ -239,6 +240,8 @@ class TranscriptionService:
                 condition_on_previous_text=False,
                 beam_size=1,
                 temperature=DEFAULT_TEMPERATURES if request.final else (0.0,),
+                # Partials encode only the utterance's length; finals the whole window.
+                encoder_context=final_context if request.final else "audio",
             )
             priority = Priority.STREAM_FINAL if request.final else Priority.STREAMING
             return await self._request_executor.run(

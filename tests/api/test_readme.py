@@ -194,3 +194,26 @@ def test_serve_command_starts_a_server_and_stops_on_sigterm(
     # uvicorn shuts down cleanly, then re-raises the signal it caught, as servers should.
     assert process.returncode in (0, -signal.SIGTERM), output
     assert "Application shutdown complete" in output
+
+
+def test_streaming_example(
+    readme_server: str, scripted_model: ScriptedModel, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    from whisperd.audio.decode import AudioSource, decode_audio
+
+    samples = decode_audio(AudioSource(DATA / "speech.wav")).samples
+    raw = tmp_path / "speech.raw"
+    raw.write_bytes((samples * 32767).astype(np.int16).tobytes())
+    (block,) = _blocks("Real-time streaming (WebSocket)", "python")
+    code = block.replace("ws://127.0.0.1:8000", readme_server.replace("http://", "ws://"))
+    code = code.replace('"speech.raw"', repr(str(raw)))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(code, "README streaming block", "exec"), {"__name__": "readme"})
+    finals = [
+        line for line in printed.getvalue().splitlines() if line.startswith("transcription True")
+    ]
+    assert len(finals) == 1
+    assert scripted_model.words[0] in finals[0]

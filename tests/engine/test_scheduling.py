@@ -139,3 +139,21 @@ def test_batched_pipeline_requests_run_through_the_scheduler(engine: WhisperEngi
     batched = engine.transcribe(audio, TranscribeOptions(batch_size=4))
     assert batched.segments
     assert engine.batcher.stats.kinds["generate"] >= 1
+
+
+def test_audio_context_encodes_only_the_clip_and_keeps_the_text(engine: WhisperEngine) -> None:
+    audio = _noise(4.2, 11)
+    window = engine.transcribe(audio, TranscribeOptions(vad_filter=False))
+    short = engine.transcribe(audio, TranscribeOptions(vad_filter=False, encoder_context="audio"))
+    assert short.text == window.text
+    assert [s.start for s in short.segments] == [s.start for s in window.segments]
+
+
+def test_padding_is_trimmed_to_whole_seconds() -> None:
+    from whisperd.engine.ct2_batch import _trim_padding
+
+    mel = np.zeros((1, 80, 3000), dtype=np.float32)
+    mel[:, :, :420] = -0.5
+    assert _trim_padding(mel).shape == (1, 80, 500)
+    mel[:, :, :] = -0.5
+    assert _trim_padding(mel).shape == (1, 80, 3000)

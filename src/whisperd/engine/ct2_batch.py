@@ -61,9 +61,16 @@ class ScheduledModel:
         batcher: Batcher,
         ticket: Ticket,
         tokens: PromptTokens,
+        *,
+        trim_padding: bool = False,
     ) -> None:
-        """Route ``model``'s calls for the request holding ``ticket`` through ``batcher``."""
+        """Route ``model``'s calls for the request holding ``ticket`` through ``batcher``.
+
+        With ``trim_padding``, a window's trailing padding is cut (to whole seconds) before it
+        is encoded, so a short clip costs its own length instead of 30 s.
+        """
         self._model = model
+        self._trim = trim_padding
         self._batcher = batcher
         self._ticket = ticket
         self._tokens = tokens
@@ -81,21 +88,24 @@ class ScheduledModel:
         digest = hashlib.blake2b(mel.tobytes(), digest_size=16).digest()
         if digest == self._last_features and self._last_encoding is not None:
             return self._last_encoding
-        encoded = self._submit("encode", None, mel, items=mel.shape[0])
+        if self._trim:
+            mel = _trim_padding(mel)
+        encoded = self._submit("encode", mel.shape[-1], mel, items=mel.shape[0])
         self._last_features, self._last_encoding = digest, encoded
         return encoded
 
     def generate(self, features: Any, prompts: list[list[int]], **options: Any) -> Any:
         """Decode prompts over encoder outputs, batched with compatible calls of others."""
         layouts = {self._tokens.layout(prompt) for prompt in prompts}
-        key = (_freeze(options), tuple(sorted(layouts)))
-        payload = (_host(features), prompts, options)
+        encoded = _host(features)
+        key = (_freeze(options), tuple(sorted(layouts)), encoded.shape[1:])
+        payload = (encoded, prompts, options)
         return self._submit("generate", key, payload, items=len(prompts))
 
     def detect_language(self, features: Any) -> Any:
         """Language probabilities from encoder outputs."""
         encoded = _host(features)
-        return self._submit("detect_language", None, encoded, items=encoded.shape[0])
+        return self._submit("detect_language", encoded.shape[1:], encoded, items=encoded.shape[0])
 
     def align(
         self,
@@ -111,6 +121,18 @@ class ScheduledModel:
 
     def _submit(self, kind: str, key: Hashable, payload: Any, *, items: int) -> Any:
         return self._batcher.submit(kind, key, payload, items=items, ticket=self._ticket)
+
+
+_FRAMES_PER_SECOND = 100
+_WINDOW_FRAMES = 3000
+
+
+def _trim_padding(mel: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Cut the all-zero padding columns off a ``[B, n_mels, 3000]`` window, to whole seconds."""
+    used = np.flatnonzero(np.any(mel != 0, axis=(0, 1)))
+    frames = int(used[-1]) + 1 if len(used) else 1
+    frames = -(-frames // _FRAMES_PER_SECOND) * _FRAMES_PER_SECOND
+    return np.ascontiguousarray(mel[..., : min(frames, _WINDOW_FRAMES)])
 
 
 def _split(values: Any, calls: Sequence[Call]) -> list[Any]:

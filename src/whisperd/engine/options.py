@@ -120,6 +120,10 @@ class TranscribeOptions(BaseModel):
     """Windows considered for language detection."""
     include_tokens: bool = False
     """Include raw token ids in the output."""
+    encoder_context: Literal["window", "audio"] = "window"
+    """``window`` encodes every window padded to 30 s, as Whisper was trained; ``audio``
+    encodes only the audio's own length (rounded up to a second): much faster for short clips,
+    possibly less accurate with real models."""
     batch_size: Annotated[int, Field(ge=1, le=128)] = 1
     """Above 1: cut the audio into VAD chunks and decode them in parallel batches of this size
     (faster-whisper's batched pipeline: VAD forced on, no context between chunks, first

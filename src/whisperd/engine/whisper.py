@@ -27,7 +27,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_OUTPUT_ONLY_OPTIONS = {"include_tokens", "vad_parameters", "clip_timestamps", "batch_size"}
+_OUTPUT_ONLY_OPTIONS = {
+    "include_tokens",
+    "vad_parameters",
+    "clip_timestamps",
+    "batch_size",
+    "encoder_context",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,7 +285,8 @@ class WhisperEngine:
             ticket.cancelled = cancel
         self.batcher.enter(ticket)
         try:
-            raw_segments, info = self._start(self._request_model(ticket), audio, options)
+            view = self._request_model(ticket, trim=options.encoder_context == "audio")
+            raw_segments, info = self._start(view, audio, options)
             segments = self._collect(raw_segments, on_segment)
         except (RuntimeError, MemoryError) as exc:
             raise TranscriptionError(f"Transcription failed: {exc}") from exc
@@ -297,12 +304,14 @@ class WhisperEngine:
             model=self._info.name,
         )
 
-    def _request_model(self, ticket: Ticket) -> faster_whisper.WhisperModel:
+    def _request_model(self, ticket: Ticket, *, trim: bool) -> faster_whisper.WhisperModel:
         """A per-request view of the model: its own feature extractor (faster-whisper mutates
         it per call) and a CTranslate2 stand-in that routes calls through the scheduler."""
         view = copy.copy(self._model)
         view.feature_extractor = copy.copy(self._model.feature_extractor)
-        view.model = ScheduledModel(self._model.model, self.batcher, ticket, self._tokens)
+        view.model = ScheduledModel(
+            self._model.model, self.batcher, ticket, self._tokens, trim_padding=trim
+        )
         return view
 
     def _start(
