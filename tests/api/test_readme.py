@@ -56,10 +56,18 @@ def _localize(text: str, url: str, audio_url: str = "") -> str:
 
 @pytest.mark.parametrize("index", [0, 1])
 def test_python_examples(readme_server: str, index: int, scripted_model: ScriptedModel) -> None:
+    import openai
+
     code = _localize(_blocks(API, "python")[index], readme_server)
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        exec(compile(code, f"README python block {index}", "exec"), {})
+    namespace: dict[str, object] = {}
+    try:
+        with contextlib.redirect_stdout(printed):
+            exec(compile(code, f"README python block {index}", "exec"), namespace)
+    finally:  # the example leaves its client open, as short scripts do; close it here
+        for value in namespace.values():
+            if isinstance(value, openai.OpenAI):
+                value.close()
     assert scripted_model.words[0] in printed.getvalue()
 
 

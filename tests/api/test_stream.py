@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import numpy as np
 import pytest
 import websockets
@@ -236,6 +237,9 @@ def test_stream_capacity_refuses_clearly_and_dropped_streams_leave_nothing(
             for ws in holders:
                 await ws.send(json.dumps(METADATA))
             await asyncio.sleep(0.2)
+            async with httpx.AsyncClient(base_url=running.url) as http:
+                status = (await http.get("/status")).json()
+            assert status["active_streams"] == 2
             async with websockets.connect(url) as extra:
                 error = json.loads(await extra.recv())
                 with pytest.raises(websockets.ConnectionClosed) as closed:

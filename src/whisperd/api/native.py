@@ -188,6 +188,7 @@ async def status(request: Request, service: ServiceDep, settings: SettingsDep) -
         transcription_active=admission.running > 0,
         requests_in_flight=admission.in_flight,
         queued_audio_seconds=round(admission.audio_seconds, 1),
+        active_streams=admission.streams,
         loaded_models=[f"{m.name} - {m.compute_type}" for m in service.models.loaded()],
         default_model=settings.model,
         uptime_seconds=round(time.monotonic() - request.app.state.started_monotonic, 1),

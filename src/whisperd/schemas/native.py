@@ -137,6 +137,9 @@ class NativeStatus(BaseModel):
     requests_in_flight: int
     queued_audio_seconds: float
     """Audio admitted and not yet transcribed (the queue bound is measured in it)."""
+    active_streams: int
+    """Real-time WebSocket streams open."""
+    """Audio admitted and not yet transcribed (the queue bound is measured in it)."""
     loaded_models: list[str]
     """Loaded models as "name - compute type"."""
     default_model: str
