@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import threading
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +35,35 @@ def _wav(seconds: float, amplitude: float = 0.05, seed: int = 0) -> bytes:
 
 if TYPE_CHECKING:
     from conftest import RunningServer
+
+
+@contextlib.contextmanager
+def long_request_running(server: RunningServer, seconds: float) -> Iterator[threading.Event]:
+    """Keep a ``seconds``-long transcription on the model for the duration of the block.
+
+    Yields an event set once the request has finished (for checks made while it ran).
+    """
+    audio = _wav(seconds)
+    finished = threading.Event()
+
+    def post() -> None:
+        with server.http() as http:
+            http.post(
+                "/v1/audio/transcriptions",
+                files={"file": ("long.wav", audio)},
+                data={"model": "whisper-1", "vad_filter": "false"},
+            )
+        finished.set()
+
+    worker = threading.Thread(target=post)
+    worker.start()
+    admission = server.app.state.service.admission
+    while admission.running == 0 and not finished.is_set():
+        finished.wait(0.01)
+    try:
+        yield finished
+    finally:
+        worker.join()
 
 
 def test_json_is_the_default_format(server: RunningServer, scripted_model: ScriptedModel) -> None:
@@ -231,27 +262,9 @@ def test_base64_audio(server: RunningServer, scripted_model: ScriptedModel) -> N
 
 
 def test_health_answers_while_a_long_transcription_runs(server: RunningServer) -> None:
-    audio = _wav(300)
-    finished = threading.Event()
-
-    def long_request() -> None:
-        with server.http() as http:
-            http.post(
-                "/v1/audio/transcriptions",
-                files={"file": ("long.wav", audio)},
-                data={"model": "whisper-1", "vad_filter": "false"},
-            )
-        finished.set()
-
-    worker = threading.Thread(target=long_request)
-    worker.start()
-    service = server.app.state.service
-    with server.http() as http:
-        while service.admission.running == 0 and not finished.is_set():
-            http.get("/health")
+    with long_request_running(server, 300) as finished, server.http() as http:
         health = http.get("/health")
-    running_when_answered = not finished.is_set()
-    worker.join()
+        running_when_answered = not finished.is_set()
     assert health.status_code == 200
     assert running_when_answered  # /health answered while the model was busy
 
@@ -389,29 +402,16 @@ def test_api_keys(settings_for, serve) -> None:
 
 
 def test_server_full_is_503_with_retry_after(settings_for, serve) -> None:
-    with serve(settings_for(max_pending_requests=1)) as running:
-        audio = _wav(200)
-
-        def long_request() -> None:
-            with running.http() as http:
-                http.post(
-                    "/v1/audio/transcriptions",
-                    files={"file": ("long.wav", audio)},
-                    data={"model": "whisper-1", "vad_filter": "false"},
-                )
-
-        worker = threading.Thread(target=long_request)
-        worker.start()
-        admission = running.app.state.service.admission
-        while admission.running == 0:
-            threading.Event().wait(0.01)
-        with running.http() as http:
-            refused = http.post(
-                "/v1/audio/transcriptions",
-                files={"file": ("a.wav", _wav(1))},
-                data={"model": "whisper-1"},
-            )
-        worker.join()
+    with (
+        serve(settings_for(max_pending_requests=1)) as running,
+        long_request_running(running, 200),
+        running.http() as http,
+    ):
+        refused = http.post(
+            "/v1/audio/transcriptions",
+            files={"file": ("a.wav", _wav(1))},
+            data={"model": "whisper-1"},
+        )
     assert refused.status_code == 503
     assert int(refused.headers["retry-after"]) > 0
     assert refused.json()["error"]["code"] == "server_busy"
@@ -454,31 +454,18 @@ def test_stream_deltas_arrive_while_the_model_still_runs(server: RunningServer) 
 
 
 def test_audio_queue_bound_is_503_with_the_reason(settings_for, serve) -> None:
-    with serve(settings_for(max_queued_audio_seconds=100)) as running:
-        audio = _wav(300)
-
-        def long_request() -> None:
-            with running.http() as http:
-                http.post(
-                    "/v1/audio/transcriptions",
-                    files={"file": ("long.wav", audio)},
-                    data={"model": "whisper-1", "vad_filter": "false"},
-                )
-
-        worker = threading.Thread(target=long_request)
-        worker.start()
-        admission = running.app.state.service.admission
-        while admission.running == 0:
-            threading.Event().wait(0.01)
-        with running.http() as http:
-            native_status = http.get("/status").json()
-            openai_status = http.get("/v1/status").json()
-            refused = http.post(
-                "/v1/audio/transcriptions",
-                files={"file": ("a.wav", _wav(2))},
-                data={"model": "whisper-1"},
-            )
-        worker.join()
+    with (
+        serve(settings_for(max_queued_audio_seconds=100)) as running,
+        long_request_running(running, 300),
+        running.http() as http,
+    ):
+        native_status = http.get("/status").json()
+        openai_status = http.get("/v1/status").json()
+        refused = http.post(
+            "/v1/audio/transcriptions",
+            files={"file": ("a.wav", _wav(2))},
+            data={"model": "whisper-1"},
+        )
     assert native_status["queued_audio_seconds"] == openai_status["queued_audio_seconds"] == 300
     assert native_status["transcription_active"] is True
     assert refused.status_code == 503

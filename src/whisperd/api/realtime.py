@@ -18,10 +18,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket
 
-from whisperd.api.stream_io import StreamClosed, refuse, run_stream
-from whisperd.errors import QueueFullError, WhisperdError
+from whisperd.api.stream_io import StreamClosed, refuse, run_stream, serve_stream
+from whisperd.errors import WhisperdError
 from whisperd.schemas.openai import usage_seconds
 from whisperd.streaming.pcm import Encoding, PcmDecoder
 from whisperd.streaming.session import (
@@ -377,22 +377,10 @@ async def realtime(websocket: WebSocket) -> None:
     service: TranscriptionService = websocket.app.state.service
     subprotocols = websocket.scope.get("subprotocols") or []
     await websocket.accept(subprotocol="realtime" if "realtime" in subprotocols else None)
-    if websocket.app.state.draining:
-        await refuse(websocket, 1012, "The server is shutting down.")
-        return
-    intent = websocket.query_params.get("intent", "transcription")
-    if intent != "transcription":
+    if websocket.query_params.get("intent", "transcription") != "transcription":
         await refuse(
             websocket, 1008, "Only transcription sessions (intent=transcription) are served here."
         )
         return
     beta = websocket.headers.get("openai-beta", "").startswith("realtime")
-    try:
-        async with service.admission.stream_slot():
-            await RealtimeStream(websocket, service, beta=beta).run()
-    except QueueFullError as exc:
-        await refuse(websocket, 1013, exc.message)
-    except StreamClosed as exc:
-        await refuse(websocket, exc.code, exc.reason)
-    except WebSocketDisconnect:
-        return
+    await serve_stream(websocket, RealtimeStream(websocket, service, beta=beta).run)

@@ -16,11 +16,11 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket
 from pydantic import ValidationError
 
-from whisperd.api.stream_io import StreamClosed, receive_message, refuse, run_stream
-from whisperd.errors import QueueFullError, WhisperdError
+from whisperd.api.stream_io import StreamClosed, receive_message, run_stream, serve_stream
+from whisperd.errors import WhisperdError
 from whisperd.schemas.stream import StreamMetadata
 from whisperd.streaming.pcm import PcmDecoder
 from whisperd.streaming.session import (
@@ -231,15 +231,4 @@ async def stream(websocket: WebSocket) -> None:
     """Real-time transcription in Baseten's streaming protocol."""
     service: TranscriptionService = websocket.app.state.service
     await websocket.accept()
-    if websocket.app.state.draining:
-        await refuse(websocket, 1012, "The server is shutting down.")
-        return
-    try:
-        async with service.admission.stream_slot():
-            await BasetenStream(websocket, service).run()
-    except QueueFullError as exc:
-        await refuse(websocket, 1013, exc.message)
-    except StreamClosed as exc:
-        await refuse(websocket, exc.code, exc.reason)
-    except WebSocketDisconnect:
-        return
+    await serve_stream(websocket, BasetenStream(websocket, service).run)

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
+from whisperd.errors import QueueFullError
 from whisperd.streaming.session import StreamSession
 
 
@@ -83,3 +84,23 @@ async def run_stream(
         raise first from None
     finally:
         await session.close()
+
+
+async def serve_stream(websocket: WebSocket, run: Callable[[], Awaitable[None]]) -> None:
+    """Run an accepted stream under a stream slot; every way it can end closes it cleanly.
+
+    Draining servers answer 1012, a full server 1013, a :class:`StreamClosed` its own code; a
+    client that vanished needs no answer.
+    """
+    if websocket.app.state.draining:
+        await refuse(websocket, 1012, "The server is shutting down.")
+        return
+    try:
+        async with websocket.app.state.service.admission.stream_slot():
+            await run()
+    except QueueFullError as exc:
+        await refuse(websocket, 1013, exc.message)
+    except StreamClosed as exc:
+        await refuse(websocket, exc.code, exc.reason)
+    except WebSocketDisconnect:
+        return
