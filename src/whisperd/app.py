@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from whisperd import __version__
+from whisperd.api.envelope import NativeEnvelopeMiddleware
 from whisperd.api.errors import install_error_handlers
 from whisperd.api.middleware import ApiKeyMiddleware, BodyLimitMiddleware, RequestIdMiddleware
 from whisperd.api.native import router as native_router
@@ -73,7 +74,8 @@ def create_app(settings: Settings, *, service: TranscriptionService | None = Non
             return JSONResponse({"status": "shutting_down"}, status_code=503)
         return {"status": "ok"}
 
-    # Added innermost first: request ids wrap everything, auth runs before any body is read.
+    # Added innermost first: request ids wrap everything, auth runs before any body is read,
+    # and early error answers on native paths get the native envelope.
     upload = _upload_limit(settings)
     app.add_middleware(
         BodyLimitMiddleware,
@@ -81,6 +83,7 @@ def create_app(settings: Settings, *, service: TranscriptionService | None = Non
         limits={"/transcribe/raw": upload * 4 // 3 + _MULTIPART_OVERHEAD},
     )
     app.add_middleware(ApiKeyMiddleware, keys=[key.get_secret_value() for key in settings.api_keys])
+    app.add_middleware(NativeEnvelopeMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app
 

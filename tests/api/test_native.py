@@ -565,3 +565,20 @@ def test_docs_describe_every_setting(native_server: RunningServer) -> None:
         "dtype",
     ):
         assert properties[name].get("description"), name
+
+
+def test_early_errors_use_the_native_envelope_on_native_paths(settings_for, serve) -> None:
+    with serve(settings_for(api_keys=["k"], max_upload_mb=0.01)) as running, running.http() as http:
+        unauthorized = http.post("/transcribe", files={"audio": ("a.mp3", b"x")})
+        key = {"Authorization": "Bearer k"}
+        big = http.post("/transcribe", files={"audio": ("a.wav", b"x" * 200_000)}, headers=key)
+        openai_side = http.get("/v1/models")
+    assert unauthorized.status_code == 401
+    assert unauthorized.json() == {
+        "detail": "Missing API key: send it as 'Authorization: Bearer <key>'."
+    }
+    assert unauthorized.headers["x-request-id"]
+    assert big.status_code == 413
+    assert big.json()["detail"].startswith("Maximum content size limit")
+    assert openai_side.status_code == 401
+    assert openai_side.json()["error"]["code"] == "invalid_api_key"
