@@ -185,3 +185,21 @@ def test_openai_sdk_realtime_client(server: RunningServer, scripted_model: Scrip
         raise AssertionError("no transcript")
 
     assert asyncio.run(scenario()) == scripted_model.text.strip()
+
+
+def test_browser_key_as_subprotocol(settings_for, serve) -> None:
+    async def scenario(url: str, key: str) -> tuple[str | None, str] | int:
+        try:
+            async with websockets.connect(
+                url, subprotocols=["realtime", f"openai-insecure-api-key.{key}"]
+            ) as ws:
+                return ws.subprotocol, json.loads(await ws.recv())["type"]
+        except websockets.InvalidStatus as exc:
+            return exc.response.status_code
+
+    with serve(settings_for(api_keys=["browser-key"])) as running:
+        target = running.url.replace("http://", "ws://") + "/v1/realtime?intent=transcription"
+        accepted = asyncio.run(scenario(target, "browser-key"))
+        refused = asyncio.run(scenario(target, "wrong"))
+    assert accepted == ("realtime", "session.created")
+    assert refused == 401

@@ -216,7 +216,9 @@ class ApiKeyMiddleware:
     Only SHA-256 digests of the keys are kept. The presented token is hashed and compared
     against every digest with :func:`hmac.compare_digest`, without stopping at a match, so the
     time taken does not reveal which key, or how much of one, matched. The scheme is matched
-    case-insensitively; no other scheme, query parameter or WebSocket subprotocol is accepted.
+    case-insensitively. WebSockets may instead offer the key as the subprotocol
+    ``openai-insecure-api-key.<key>`` (what browsers running OpenAI Realtime clients send); no
+    other scheme or query parameter is accepted.
 
     Not checked: paths in ``public_paths`` (exact match on the routed path, so ``/health/``
     is not public) and ``OPTIONS`` requests (CORS preflight). With no keys the middleware does
@@ -276,6 +278,8 @@ class ApiKeyMiddleware:
     def _problem(self, scope: Scope) -> str | None:
         """``None`` if a valid key was presented, else the message to answer with."""
         token = _bearer_token(scope)
+        if token is None and scope["type"] == "websocket":
+            token = _subprotocol_token(scope)
         if token is None:
             return _MISSING_KEY
         digest = hashlib.sha256(token).digest()
@@ -295,6 +299,23 @@ def _bearer_token(scope: Scope) -> bytes | None:
     if scheme.lower() != b"bearer" or not token:
         return None
     return token
+
+
+_KEY_SUBPROTOCOL = b"openai-insecure-api-key."
+
+
+def _subprotocol_token(scope: Scope) -> bytes | None:
+    """A browser's key, sent as the WebSocket subprotocol ``openai-insecure-api-key.<key>``.
+
+    Browsers cannot set headers on a WebSocket, so OpenAI's Realtime clients offer the key as a
+    subprotocol next to ``realtime``; the server accepts only ``realtime`` back.
+    """
+    for value in _header_values(scope, b"sec-websocket-protocol"):
+        for offered in value.split(b","):
+            offered = offered.strip()
+            if offered.startswith(_KEY_SUBPROTOCOL) and len(offered) > len(_KEY_SUBPROTOCOL):
+                return offered[len(_KEY_SUBPROTOCOL) :]
+    return None
 
 
 def _auth_error(message: str) -> bytes:
