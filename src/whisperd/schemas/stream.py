@@ -6,7 +6,7 @@ binary PCM frames follow, with JSON control messages in between.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -103,11 +103,3 @@ class StreamMetadata(_Strict):
     diarization_config: dict[str, Any] | None = None
     stream_id: str | None = None
     include_timing_info: bool = False
-
-
-class ControlMessage(BaseModel):
-    """A JSON message after the metadata."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: Literal["end_audio", "finalize", "keepalive", "health_check"] | str
