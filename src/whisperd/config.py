@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Device = Literal["auto", "cpu", "cuda"]
+EngineName = Literal["auto", "ctranslate2", "torch"]
 ComputeType = Literal[
     "auto",
     "default",
@@ -42,6 +43,10 @@ class Settings(BaseSettings):
     model: str = "large-v3-turbo"
     """Default model: a known name (tiny ... large-v3, large-v3-turbo/turbo, distil-*, *.en),
     a Hugging Face repo id, or a local CTranslate2 model directory."""
+    engine: EngineName = "auto"
+    """Inference engine: ``ctranslate2`` (faster-whisper's CTranslate2 models, any device),
+    ``torch`` (Hugging Face checkpoints on PyTorch; needs the ``gpu`` extra), or ``auto``:
+    torch when PyTorch sees a CUDA GPU that CTranslate2 cannot use, else ctranslate2."""
     device: Device = "auto"
     """Where the model runs: auto picks CUDA when CTranslate2 sees a GPU, else the CPU."""
     compute_type: ComputeType = "auto"
@@ -51,7 +56,11 @@ class Settings(BaseSettings):
     num_workers: Annotated[int, Field(ge=1)] = 1
     """Model replicas sharing the weights (parallel model calls)."""
     max_batch_size: Annotated[int, Field(ge=1, le=256)] = 8
-    """Most windows (from any requests) decoded in one model call."""
+    """Most windows (from any requests) encoded or decoded in one model call. The torch engine
+    decodes continuously instead: see ``max_decode_rows``."""
+    max_decode_rows: Annotated[int, Field(ge=0, le=4096)] = 0
+    """torch engine: most sequences (windows times beams) in its running decoder batch;
+    0 sizes it from free GPU memory (64 on the CPU)."""
     max_batch_wait_ms: Annotated[float, Field(ge=0, le=1000)] = 5.0
     """Longest a ready batch waits for other active requests' windows to join it."""
     max_queued_audio_seconds: Annotated[float, Field(gt=0)] = 4 * 3600.0

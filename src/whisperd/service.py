@@ -17,7 +17,8 @@ import numpy as np
 
 from whisperd.audio.decode import AudioSource, DecodedAudio, DecodeLimits, decode_audio
 from whisperd.engine.options import DEFAULT_TEMPERATURES, TranscribeOptions
-from whisperd.engine.registry import Loader, ModelManager, ResolvedModel
+from whisperd.engine.registry import FORMATS, Loader, ModelManager, ResolvedModel
+from whisperd.engine.selection import ENGINE_FORMATS, choose_engine
 from whisperd.scheduler.admission import Admission
 from whisperd.scheduler.batcher import Priority
 from whisperd.scheduler.executor import ModelExecutor
@@ -30,19 +31,31 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def whisper_loader(settings: Settings) -> Loader:
-    """Return a loader that builds faster-whisper engines with the settings' threading."""
+def whisper_loader(settings: Settings, engine: str = "ctranslate2") -> Loader:
+    """Return a loader that builds ``engine`` engines with the settings' threading."""
 
     def load(model: ResolvedModel, device: str, compute_type: str) -> Engine:
         from whisperd.engine.whisper import BatchingConfig, WhisperEngine
 
+        batching = BatchingConfig(settings.max_batch_size, settings.max_batch_wait_ms)
+        if engine == "torch":
+            from whisperd.engine.pytorch.engine import TorchEngine
+
+            return TorchEngine(
+                model,
+                device=device,
+                compute_type=compute_type,
+                cpu_threads=settings.cpu_threads,
+                batching=batching,
+                max_rows=settings.max_decode_rows,
+            )
         return WhisperEngine(
             model,
             device=device,
             compute_type=compute_type,
             cpu_threads=settings.cpu_threads,
             num_workers=settings.num_workers,
-            batching=BatchingConfig(settings.max_batch_size, settings.max_batch_wait_ms),
+            batching=batching,
         )
 
     return load
@@ -94,12 +107,14 @@ class TranscriptionService:
 
         ``progress`` shows download progress bars (for the CLI, not for servers).
         """
+        engine = choose_engine(settings.engine, settings.device)
         models = ModelManager(
-            whisper_loader(settings),
+            whisper_loader(settings, engine),
             models_dir=settings.models_dir,
             offline=settings.offline,
             endpoint=settings.hf_endpoint,
             progress=progress,
+            fmt=FORMATS[ENGINE_FORMATS[engine]],
         )
         return cls(
             settings,

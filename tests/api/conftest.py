@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +18,7 @@ from fastapi import FastAPI
 from whisperd.app import create_app
 from whisperd.config import Settings
 from whisperd.testing import ScriptedModel
+from whisperd.testing.hub import hub_cache
 
 
 @dataclass
@@ -93,20 +92,6 @@ def server(settings_for: Callable[..., Settings]) -> Iterator[RunningServer]:
     """One server with default settings, shared by a test module."""
     with _serve(settings_for()) as running:
         yield running
-
-
-def hub_cache(root: Path, model: Path, repo_ids: list[str]) -> Path:
-    """A Hugging Face cache at ``root`` where each repo id holds the files of ``model``."""
-    revision = "0123456789abcdef0123456789abcdef01234567"
-    for repo_id in repo_ids:
-        repo = root / ("models--" + repo_id.replace("/", "--"))
-        snapshot = repo / "snapshots" / revision
-        snapshot.mkdir(parents=True)
-        (repo / "refs").mkdir()
-        (repo / "refs" / "main").write_text(revision)
-        for file in model.iterdir():
-            os.link(file, snapshot / file.name)
-    return root
 
 
 @pytest.fixture(scope="module")

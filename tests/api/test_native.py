@@ -496,7 +496,7 @@ def test_errors_in_the_guides_style(native_server: RunningServer) -> None:
 def test_translation_on_an_english_only_model(
     settings_for, serve, english_model: ScriptedModel, tmp_path: Path
 ) -> None:
-    from conftest import hub_cache
+    from whisperd.testing.hub import hub_cache
 
     cache = hub_cache(tmp_path / "hub", english_model.path, ["Systran/faster-whisper-tiny.en"])
     with serve(settings_for(models_dir=cache)) as running:

@@ -44,13 +44,72 @@ logger = logging.getLogger(__name__)
 DEFAULT_MODEL = "large-v3-turbo"
 """The model used when none is named."""
 
-MODEL_FILES: tuple[str, ...] = (
-    "config.json",
-    "preprocessor_config.json",
-    "model.bin",
-    "tokenizer.json",
-    "vocabulary.*",
+
+@dataclass(frozen=True, slots=True)
+class ModelFormat:
+    """A way Whisper weights are stored on disk, and how to recognise a complete copy."""
+
+    name: str
+    description: str
+    """How messages name a directory of this format."""
+    patterns: tuple[str, ...]
+    """Files of a Hub repository that are downloaded (the rest is skipped)."""
+    weights: tuple[str, ...]
+    """A complete copy holds ``config.json`` and at least one of these."""
+    hint: str
+    """What a local directory of this format must hold."""
+
+    def complete(self, path: Path) -> bool:
+        """Whether ``path`` holds a usable model of this format."""
+        return (path / "config.json").is_file() and any((path / f).is_file() for f in self.weights)
+
+    @property
+    def local_alternative(self) -> str:
+        """The last resort error messages offer."""
+        return f"pass a local {self.description}"
+
+
+CTRANSLATE2 = ModelFormat(
+    name="ctranslate2",
+    description="CTranslate2 model directory",
+    patterns=(
+        "config.json",
+        "preprocessor_config.json",
+        "model.bin",
+        "tokenizer.json",
+        "vocabulary.*",
+    ),
+    weights=("model.bin",),
+    hint=(
+        "a converted Whisper model needs model.bin and config.json plus tokenizer.json and "
+        "preprocessor_config.json (as written by ct2-transformers-converter)"
+    ),
 )
+HUGGINGFACE = ModelFormat(
+    name="huggingface",
+    description="Hugging Face Whisper checkpoint directory",
+    patterns=(
+        "config.json",
+        "generation_config.json",
+        "preprocessor_config.json",
+        "tokenizer.json",
+        "model.safetensors",
+        "model.safetensors.index.json",
+        "model-*.safetensors",
+    ),
+    weights=("model.safetensors", "model.safetensors.index.json"),
+    hint=(
+        "a Whisper checkpoint needs config.json and model.safetensors plus tokenizer.json and "
+        "preprocessor_config.json (as in the openai/whisper-* repositories)"
+    ),
+)
+FORMATS: Mapping[str, ModelFormat] = MappingProxyType(
+    {fmt.name: fmt for fmt in (CTRANSLATE2, HUGGINGFACE)}
+)
+"""Model formats by name: ``ctranslate2`` for the CTranslate2 engine, ``huggingface`` for
+the PyTorch engine."""
+
+MODEL_FILES = CTRANSLATE2.patterns
 """Files of a CTranslate2 Whisper checkpoint that are downloaded (the rest of a repo is skipped)."""
 
 
@@ -70,6 +129,8 @@ class KnownModel:
         supports_translation: Whether the model can translate to English. False for English-only
             and distilled models (distillation dropped the translate task); True for turbo, which
             translates, if less well than large-v3.
+        hf_repo_id: Hugging Face repo id of the original checkpoint (safetensors), which the
+            PyTorch engine loads.
     """
 
     name: str
@@ -77,6 +138,17 @@ class KnownModel:
     aliases: tuple[str, ...]
     english_only: bool
     supports_translation: bool
+    hf_repo_id: str
+
+    def repo_for(self, fmt: ModelFormat) -> str:
+        """The repository holding this model in ``fmt``."""
+        return self.hf_repo_id if fmt is HUGGINGFACE else self.repo_id
+
+
+def _original(name: str) -> str:
+    if name.startswith("distil-"):
+        return "distil-whisper/" + name
+    return "openai/whisper-" + {"large-v1": "large"}.get(name, name)
 
 
 def _known(name: str, repo_id: str, *aliases: str) -> KnownModel:
@@ -88,6 +160,7 @@ def _known(name: str, repo_id: str, *aliases: str) -> KnownModel:
         aliases=aliases,
         english_only=english_only,
         supports_translation=not (english_only or distilled),
+        hf_repo_id=_original(name),
     )
 
 
@@ -134,7 +207,11 @@ _BY_NAME: Mapping[str, KnownModel] = MappingProxyType(
     }
 )
 _BY_REPO_ID: Mapping[str, KnownModel] = MappingProxyType(
-    {model.repo_id.lower(): model for model in KNOWN_MODELS.values()}
+    {
+        repo.lower(): model
+        for model in KNOWN_MODELS.values()
+        for repo in (model.repo_id, model.hf_repo_id)
+    }
 )
 
 
@@ -180,6 +257,7 @@ class _HubRequest:
     repo_id: str
     cache_root: Path
     endpoint: str
+    fmt: ModelFormat
 
     @property
     def cache_dir(self) -> Path:
@@ -194,9 +272,6 @@ class _HubRequest:
         return f"'{self.label}' ({self.repo_id})"
 
 
-_LOCAL_ALTERNATIVE = "pass a local CTranslate2 model directory"
-
-
 def resolve_model(
     name: str,
     *,
@@ -204,12 +279,14 @@ def resolve_model(
     offline: bool,
     endpoint: str | None = None,
     progress: bool = True,
+    fmt: ModelFormat = CTRANSLATE2,
 ) -> ResolvedModel:
     """Find or download a model and return its local directory. Blocking.
 
-    In order: an existing directory is used as is (it must hold ``model.bin``); a known name or
-    alias selects its Hub repo; ``org/name`` is taken as a Hub repo id. Hub models are
-    downloaded into the Hugging Face cache (``models_dir`` when set) or, offline, taken from it.
+    In order: an existing directory is used as is (it must be a complete model of ``fmt``); a
+    known name or alias selects its Hub repo in ``fmt``; ``org/name`` is taken as a Hub repo id.
+    Hub models are downloaded into the Hugging Face cache (``models_dir`` when set) or,
+    offline, taken from it.
 
     Args:
         name: A known model name or alias, a Hugging Face repo id, or a local directory.
@@ -217,6 +294,7 @@ def resolve_model(
         offline: Never use the network; the model must already be in the cache.
         endpoint: Hub URL to use instead of the default (``HF_ENDPOINT`` or huggingface.co).
         progress: Show huggingface_hub's download progress bars.
+        fmt: The format the engine loads (CTranslate2 or a Hugging Face checkpoint).
 
     Returns:
         The resolved model.
@@ -226,14 +304,14 @@ def resolve_model(
         ModelUnavailableError: if the model cannot be downloaded or is missing while offline.
     """
     if not name.strip():
-        raise UnknownModelError(_unknown_message(name))
-    local = _local_model(name)
+        raise UnknownModelError(_unknown_message(name, fmt))
+    local = _local_model(name, fmt)
     if local is not None:
         return local
     known = known_model(name)
-    repo_id = known.repo_id if known is not None else _as_repo_id(name)
+    repo_id = known.repo_for(fmt) if known is not None else _as_repo_id(name)
     if repo_id is None:
-        raise UnknownModelError(_unknown_message(name))
+        raise UnknownModelError(_unknown_message(name, fmt))
     if known is None:
         known = _BY_REPO_ID.get(repo_id.lower())
     request = _HubRequest(
@@ -241,32 +319,32 @@ def resolve_model(
         repo_id=repo_id,
         cache_root=models_dir if models_dir is not None else Path(hf_constants.HF_HUB_CACHE),
         endpoint=endpoint or hf_constants.ENDPOINT,
+        fmt=fmt,
     )
     path = _snapshot(request, offline=offline, endpoint=endpoint, progress=progress)
     return ResolvedModel(name=request.label, path=path, repo_id=repo_id, known=known)
 
 
-def _local_model(name: str) -> ResolvedModel | None:
+def _local_model(name: str, fmt: ModelFormat) -> ResolvedModel | None:
     path = Path(name).expanduser()
     if path.is_dir():
-        if not (path / "model.bin").is_file():
+        if not fmt.complete(path):
+            weights = " or ".join(fmt.weights)
             raise UnknownModelError(
-                f"Model directory '{path}' is not a CTranslate2 model directory: it has no "
-                "model.bin, and a converted Whisper model needs model.bin and config.json plus "
-                "tokenizer.json and preprocessor_config.json (as written by "
-                "ct2-transformers-converter)."
+                f"Model directory '{path}' is not a {fmt.description}: it has no config.json "
+                f"with {weights}, and {fmt.hint}."
             )
         path = path.resolve()
         return ResolvedModel(name=str(path), path=path, repo_id=None, known=None)
     if path.exists():
         raise UnknownModelError(
-            f"Model path '{path}' is a file, not a CTranslate2 model directory; pass the "
-            "directory that contains model.bin."
+            f"Model path '{path}' is a file, not a {fmt.description}; pass the directory that "
+            f"contains {fmt.weights[0]}."
         )
     if _looks_like_path(name):
         raise UnknownModelError(
-            f"Model directory '{path}' does not exist; pass an existing CTranslate2 model "
-            "directory, a known model name or a Hugging Face repo id."
+            f"Model directory '{path}' does not exist; pass an existing {fmt.description}, "
+            "a known model name or a Hugging Face repo id."
         )
     return None
 
@@ -285,12 +363,13 @@ def _as_repo_id(name: str) -> str | None:
     return name if _REPO_ID.fullmatch(name) else None
 
 
-def _unknown_message(name: str) -> str:
+def _unknown_message(name: str, fmt: ModelFormat) -> str:
     names = ", ".join(KNOWN_MODELS)
+    example = KNOWN_MODELS["small"].repo_for(fmt)
     return (
         f"Unknown model '{name}': it is neither a known model name, a Hugging Face repo id "
         f"(org/name) nor an existing directory, so use one of {names}, pass a Hub repo id such "
-        f"as 'Systran/faster-whisper-small', or {_LOCAL_ALTERNATIVE}."
+        f"as '{example}', or {fmt.local_alternative}."
     )
 
 
@@ -317,14 +396,14 @@ def _snapshot(request: _HubRequest, *, offline: bool, endpoint: str | None, prog
             request.repo_id,
             cache_dir=request.cache_root,
             local_files_only=offline,
-            allow_patterns=list(MODEL_FILES),
+            allow_patterns=list(request.fmt.patterns),
             endpoint=endpoint,
             tqdm_class=None if progress else _SilentTqdm,
         )
     except (LocalEntryNotFoundError, HfHubHTTPError, httpx2.TransportError, OSError) as error:
         raise _unavailable(request, error, offline=offline) from error
     path = Path(folder)
-    if not (path / "model.bin").is_file():
+    if not request.fmt.complete(path):
         raise ModelUnavailableError(_incomplete_message(request, path, offline=offline))
     logger.info("Model %s is at %s", request.repo_id, path)
     return path
@@ -349,13 +428,13 @@ def _unavailable(request: _HubRequest, error: Exception, *, offline: bool) -> Mo
         return ModelUnavailableError(
             f"Model {request.subject} is not available: the Hugging Face repository is gated, so "
             f"request access at https://huggingface.co/{request.repo_id} and log in with "
-            f"'hf auth login', or {_LOCAL_ALTERNATIVE}."
+            f"'hf auth login', or {request.fmt.local_alternative}."
         )
     if isinstance(error, RepositoryNotFoundError):
         return ModelUnavailableError(
             f"Model {request.subject} is not available: the Hugging Face Hub has no repository "
             f"'{request.repo_id}' or it is private, so check the repo id (log in with "
-            f"'hf auth login' if it is private) or {_LOCAL_ALTERNATIVE}."
+            f"'hf auth login' if it is private) or {request.fmt.local_alternative}."
         )
     if isinstance(error, HfHubHTTPError):
         return ModelUnavailableError(_http_message(request, error))
@@ -364,7 +443,8 @@ def _unavailable(request: _HubRequest, error: Exception, *, offline: bool) -> Mo
     return ModelUnavailableError(
         f"Model {request.subject} could not be downloaded into {request.cache_root} "
         f"({type(error).__name__}: {_first_line(error)}), so check that the directory is "
-        f"writable with free space and that the Hub is reachable, or {_LOCAL_ALTERNATIVE}."
+        "writable with free space and that the Hub is reachable, or "
+        f"{request.fmt.local_alternative}."
     )
 
 
@@ -372,7 +452,7 @@ def _offline_message(request: _HubRequest, switch: str) -> str:
     return (
         f"Model {request.subject} is not in the local cache at {request.cache_dir} and {switch}, "
         "so download it once with network access (turn offline mode off for one run) or "
-        f"{_LOCAL_ALTERNATIVE}."
+        f"{request.fmt.local_alternative}."
     )
 
 
@@ -381,7 +461,7 @@ def _unreachable_message(request: _HubRequest, cause: BaseException) -> str:
         f"Model {request.subject} is not in the local cache at {request.cache_dir} and the "
         f"Hugging Face Hub at {request.endpoint} could not be reached "
         f"({type(cause).__name__}: {_first_line(cause)}), so check the network, or turn on "
-        f"offline mode with a cached copy, or {_LOCAL_ALTERNATIVE}."
+        f"offline mode with a cached copy, or {request.fmt.local_alternative}."
     )
 
 
@@ -389,7 +469,7 @@ def _http_message(request: _HubRequest, error: HfHubHTTPError) -> str:
     return (
         f"Model {request.subject} could not be downloaded: the Hugging Face Hub at "
         f"{request.endpoint} answered HTTP {error.response.status_code}, so try again later or "
-        f"{_LOCAL_ALTERNATIVE}."
+        f"{request.fmt.local_alternative}."
     )
 
 
@@ -397,7 +477,7 @@ def _incomplete_message(request: _HubRequest, snapshot: Path, *, offline: bool) 
     why = "offline mode is on" if offline else "the download did not complete"
     return (
         f"Model {request.subject} has an incomplete copy in the local cache at {snapshot} and "
-        f"{why}, so download it again with network access or {_LOCAL_ALTERNATIVE}."
+        f"{why}, so download it again with network access or {request.fmt.local_alternative}."
     )
 
 
@@ -436,11 +516,12 @@ class ModelListing:
         return self.path is not None
 
 
-def list_models(*, models_dir: Path | None) -> list[ModelListing]:
+def list_models(*, models_dir: Path | None, fmt: ModelFormat = CTRANSLATE2) -> list[ModelListing]:
     """List the known models and whether each is in the local cache. No network access.
 
     Args:
         models_dir: Hub cache directory to inspect instead of the default Hugging Face cache.
+        fmt: The format whose repositories are listed and looked for.
 
     Returns:
         One listing per known model, in table order.
@@ -450,20 +531,23 @@ def list_models(*, models_dir: Path | None) -> list[ModelListing]:
         ModelListing(
             name=model.name,
             aliases=model.aliases,
-            repo_id=model.repo_id,
+            repo_id=model.repo_for(fmt),
             english_only=model.english_only,
             supports_translation=model.supports_translation,
-            path=_cached_snapshot(model.repo_id, cache_root),
+            path=_cached_snapshot(model.repo_for(fmt), cache_root, fmt),
         )
         for model in KNOWN_MODELS.values()
     ]
 
 
-def _cached_snapshot(repo_id: str, cache_root: Path) -> Path | None:
+def _cached_snapshot(repo_id: str, cache_root: Path, fmt: ModelFormat) -> Path | None:
     if not cache_root.is_dir():
         return None
-    found = huggingface_hub.try_to_load_from_cache(repo_id, "model.bin", cache_dir=cache_root)
-    return Path(found).parent if isinstance(found, str) else None
+    found = huggingface_hub.try_to_load_from_cache(repo_id, "config.json", cache_dir=cache_root)
+    if not isinstance(found, str):
+        return None
+    snapshot = Path(found).parent
+    return snapshot if fmt.complete(snapshot) else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -523,6 +607,7 @@ class ModelManager:
         offline: bool = False,
         endpoint: str | None = None,
         progress: bool = False,
+        fmt: ModelFormat = CTRANSLATE2,
     ) -> None:
         """Create an empty manager.
 
@@ -532,8 +617,10 @@ class ModelManager:
             offline: Never use the network; models must already be cached or local.
             endpoint: Hub URL instead of the default.
             progress: Show huggingface_hub's download progress bars (off for servers).
+            fmt: The model format the loader's engine reads.
         """
         self._loader = loader
+        self.fmt = fmt
         self._models_dir = models_dir
         self._offline = offline
         self._endpoint = endpoint
@@ -621,6 +708,7 @@ class ModelManager:
                     offline=self._offline,
                     endpoint=self._endpoint,
                     progress=self._progress,
+                    fmt=self.fmt,
                 )
                 with self._lock:
                     self._resolved[name] = resolved

@@ -18,6 +18,7 @@ from whisperd.scheduler.batcher import Batcher, Priority, Ticket
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from pathlib import Path
 
     import numpy as np
     import numpy.typing as npt
@@ -162,69 +163,58 @@ def transcribe_kwargs(options: TranscribeOptions, default_chunk_length: int) -> 
     return kwargs
 
 
-class WhisperEngine:
-    """A Whisper model loaded with faster-whisper on CTranslate2."""
+def faster_whisper_shell(path: Path, model: Any) -> faster_whisper.WhisperModel:
+    """A faster-whisper ``WhisperModel`` over a model object other than CTranslate2's.
 
-    def __init__(
-        self,
-        model: ResolvedModel,
-        *,
-        device: str = "auto",
-        compute_type: str = "auto",
-        cpu_threads: int = 0,
-        num_workers: int = 1,
-        batching: BatchingConfig | None = None,
-    ) -> None:
-        """Load ``model`` on ``device`` with ``compute_type`` (both may be ``auto``).
+    faster-whisper's decoding loop (prompts, timestamps, temperature fallback, VAD chunks, word
+    alignment) only talks to ``model`` through ``encode``, ``generate``, ``detect_language`` and
+    ``align``; the tokenizer and feature extractor come from ``path`` as faster-whisper's own
+    constructor reads them.
+    """
+    import tokenizers
 
-        ``batching`` configures the scheduler that owns every model call of this engine.
+    shell = faster_whisper.WhisperModel.__new__(faster_whisper.WhisperModel)
+    shell.logger = faster_whisper.utils.get_logger()
+    shell.model = model
+    shell.hf_tokenizer = tokenizers.Tokenizer.from_file(str(path / "tokenizer.json"))
+    shell.feat_kwargs = shell._get_feature_kwargs(str(path))
+    shell.feature_extractor = faster_whisper.feature_extractor.FeatureExtractor(**shell.feat_kwargs)
+    extractor = shell.feature_extractor
+    shell.input_stride = 2
+    shell.num_samples_per_token = extractor.hop_length * shell.input_stride
+    shell.frames_per_second = extractor.sampling_rate // extractor.hop_length
+    shell.tokens_per_second = extractor.sampling_rate // shell.num_samples_per_token
+    shell.time_precision = 0.02
+    shell.max_length = 448
+    return shell
 
-        Raises:
-            ModelUnavailableError: if the weights cannot be loaded.
-        """
-        device = resolve_device(device)
-        compute_type = resolve_compute_type(compute_type, device)
-        try:
-            self._model = faster_whisper.WhisperModel(
-                str(model.path),
-                device=device,
-                compute_type=compute_type,
-                cpu_threads=cpu_threads,
-                num_workers=num_workers,
-                local_files_only=True,
-            )
-        except (RuntimeError, ValueError, OSError) as exc:
-            raise ModelUnavailableError(
-                f"Model {model.name!r} could not be loaded from {model.path} on {device} "
-                f"({compute_type}): {exc}."
-            ) from exc
-        self._chunk_length = int(self._model.feature_extractor.chunk_length)
-        tokenizer = self._model.hf_tokenizer
-        self._tokens = PromptTokens(
-            sot=tokenizer.token_to_id("<|startoftranscript|>"),
-            no_timestamps=tokenizer.token_to_id("<|notimestamps|>"),
-        )
-        batching = batching or BatchingConfig()
-        ct2_model = self._model.model
-        self.batcher = Batcher(
-            lambda kind, calls: run_batch(ct2_model, kind, calls),
-            max_batch_size=batching.max_batch_size,
-            max_wait_s=batching.max_wait_ms / 1000,
-            workers=num_workers,
-        )
-        self.batcher.start()
-        self._info = ModelInfo(
-            name=model.name,
-            path=str(model.path),
-            multilingual=bool(self._model.model.is_multilingual),
-            languages=tuple(self._model.supported_languages),
-            device=device,
-            compute_type=compute_type,
-            n_mels=int(self._model.feature_extractor.mel_filters.shape[0]),
-        )
-        logger.info(
-            "loaded model %s from %s on %s (%s)", model.name, model.path, device, compute_type
-        )
+
+def prompt_tokens(model: faster_whisper.WhisperModel) -> PromptTokens:
+    """The special token ids of ``model``'s tokenizer that prompt layouts are checked by."""
+    tokenizer = model.hf_tokenizer
+    return PromptTokens(
+        sot=tokenizer.token_to_id("<|startoftranscript|>"),
+        no_timestamps=tokenizer.token_to_id("<|notimestamps|>"),
+    )
+
+
+class FasterWhisperEngine:
+    """faster-whisper's decoding loop over a scheduled model: the part every engine shares.
+
+    Subclasses load the weights and say how a request's model calls reach them
+    (:meth:`_stand_in`); transcription, option checks and per-request isolation live here.
+    """
+
+    def __init__(self, model: faster_whisper.WhisperModel, info: ModelInfo, batcher: Batcher):
+        """Drive ``model`` (whose ``model`` attribute the subclass set) for requests."""
+        self._model = model
+        self._info = info
+        self.batcher = batcher
+        self._chunk_length = int(model.feature_extractor.chunk_length)
+
+    def _stand_in(self, ticket: Ticket, *, trim: bool) -> Any:
+        """The model object one request's faster-whisper run calls."""
+        raise NotImplementedError
 
     @property
     def info(self) -> ModelInfo:
@@ -309,9 +299,7 @@ class WhisperEngine:
         it per call) and a CTranslate2 stand-in that routes calls through the scheduler."""
         view = copy.copy(self._model)
         view.feature_extractor = copy.copy(self._model.feature_extractor)
-        view.model = ScheduledModel(
-            self._model.model, self.batcher, ticket, self._tokens, trim_padding=trim
-        )
+        view.model = self._stand_in(ticket, trim=trim)
         return view
 
     def _start(
@@ -340,4 +328,75 @@ class WhisperEngine:
     def close(self) -> None:
         """Stop the scheduler and release the model's memory."""
         self.batcher.stop()
+
+
+class WhisperEngine(FasterWhisperEngine):
+    """A Whisper model loaded with faster-whisper on CTranslate2."""
+
+    def __init__(
+        self,
+        model: ResolvedModel,
+        *,
+        device: str = "auto",
+        compute_type: str = "auto",
+        cpu_threads: int = 0,
+        num_workers: int = 1,
+        batching: BatchingConfig | None = None,
+    ) -> None:
+        """Load ``model`` on ``device`` with ``compute_type`` (both may be ``auto``).
+
+        ``batching`` configures the scheduler that owns every model call of this engine.
+
+        Raises:
+            ModelUnavailableError: if the weights cannot be loaded.
+        """
+        device = resolve_device(device)
+        compute_type = resolve_compute_type(compute_type, device)
+        try:
+            loaded = faster_whisper.WhisperModel(
+                str(model.path),
+                device=device,
+                compute_type=compute_type,
+                cpu_threads=cpu_threads,
+                num_workers=num_workers,
+                local_files_only=True,
+            )
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ModelUnavailableError(
+                f"Model {model.name!r} could not be loaded from {model.path} on {device} "
+                f"({compute_type}): {exc}."
+            ) from exc
+        self._tokens = prompt_tokens(loaded)
+        batching = batching or BatchingConfig()
+        ct2_model = loaded.model
+        batcher = Batcher(
+            lambda kind, calls: run_batch(ct2_model, kind, calls),
+            max_batch_size=batching.max_batch_size,
+            max_wait_s=batching.max_wait_ms / 1000,
+            workers=num_workers,
+        )
+        info = ModelInfo(
+            name=model.name,
+            path=str(model.path),
+            multilingual=bool(ct2_model.is_multilingual),
+            languages=tuple(loaded.supported_languages),
+            device=device,
+            compute_type=compute_type,
+            n_mels=int(loaded.feature_extractor.mel_filters.shape[0]),
+            extra={"engine": "ctranslate2"},
+        )
+        super().__init__(loaded, info, batcher)
+        batcher.start()
+        logger.info(
+            "loaded model %s from %s on %s (%s)", model.name, model.path, device, compute_type
+        )
+
+    def _stand_in(self, ticket: Ticket, *, trim: bool) -> ScheduledModel:
+        return ScheduledModel(
+            self._model.model, self.batcher, ticket, self._tokens, trim_padding=trim
+        )
+
+    def close(self) -> None:
+        """Stop the scheduler and release the model's memory."""
+        super().close()
         self._model.model.unload_model()

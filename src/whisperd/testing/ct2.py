@@ -83,17 +83,24 @@ def _fill_spec(spec: whisper_spec.WhisperSpec, tensors: Tensors) -> None:
     decoder.projection.weight = tensors["proj_out.weight"]
 
 
-def _config(spec: whisper_spec.WhisperSpec, vocab: Vocabulary, shape: ModelShape) -> None:
+def non_speech_ids(vocab: Vocabulary) -> list[int]:
+    """The symbol tokens Whisper suppresses by default (``suppress_tokens=[-1]``)."""
     byte_ids = {token: i for i, token in enumerate(vocab.tokens[:256])}
+    return sorted(byte_ids[ch] for ch in _NON_SPEECH if ch in byte_ids)
+
+
+def alignment_heads(shape: ModelShape) -> list[tuple[int, int]]:
+    """Every head of the second half of the decoder (Whisper's default alignment heads)."""
+    layers = range(shape.decoder_layers // 2, shape.decoder_layers)
+    return list(itertools.product(layers, range(shape.n_heads)))
+
+
+def _config(spec: whisper_spec.WhisperSpec, vocab: Vocabulary, shape: ModelShape) -> None:
     config = spec.config
-    config.suppress_ids = sorted(byte_ids[ch] for ch in _NON_SPEECH if ch in byte_ids)
-    config.suppress_ids_begin = [byte_ids["Ġ"], vocab.id("<|endoftext|>")]
+    config.suppress_ids = non_speech_ids(vocab)
+    config.suppress_ids_begin = [vocab.id("Ġ"), vocab.id("<|endoftext|>")]
     config.lang_ids = [vocab.id(f"<|{code}|>") for code in vocab.languages]
-    config.alignment_heads = list(
-        itertools.product(
-            range(shape.decoder_layers // 2, shape.decoder_layers), range(shape.n_heads)
-        )
-    )
+    config.alignment_heads = alignment_heads(shape)
 
 
 def save_ctranslate2(

@@ -24,7 +24,7 @@ import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     Array = npt.NDArray[np.float32]
+
+ModelFormat = Literal["ctranslate2", "huggingface"]
 
 _MARGIN = 30.0
 """Logit gap between the scripted next token and every other token."""
@@ -161,19 +163,26 @@ def _encoder_weights(w: _Weights) -> None:
     w.layer_norm("model.encoder.layer_norm")
 
 
-def _decoder_weights(w: _Weights) -> None:
+def _decoder_weights(w: _Weights, *, scripted: bool) -> None:
     s = w.shape
     w.normal("model.decoder.embed_tokens.weight", s.vocab_size, s.d_model, scale=1.0)
-    w.constant("model.decoder.embed_positions.weight", 0.0, s.n_text_ctx, s.d_model)
+    if scripted:
+        w.constant("model.decoder.embed_positions.weight", 0.0, s.n_text_ctx, s.d_model)
+    else:
+        w.normal("model.decoder.embed_positions.weight", s.n_text_ctx, s.d_model, scale=0.5)
     for i in range(s.decoder_layers):
         prefix = f"model.decoder.layers.{i}"
-        w.attention(f"{prefix}.self_attn", zero_output=True)
+        w.attention(f"{prefix}.self_attn", zero_output=scripted)
         w.layer_norm(f"{prefix}.self_attn_layer_norm")
-        w.attention(f"{prefix}.encoder_attn", zero_output=True)
+        w.attention(f"{prefix}.encoder_attn", zero_output=scripted)
         w.layer_norm(f"{prefix}.encoder_attn_layer_norm")
         w.linear(f"{prefix}.fc1", s.ffn_dim, s.d_model)
-        w.linear(f"{prefix}.fc2", s.d_model, s.ffn_dim, zero=True)
+        w.linear(f"{prefix}.fc2", s.d_model, s.ffn_dim, zero=scripted)
         w.layer_norm(f"{prefix}.final_layer_norm")
+    if not scripted:
+        w.layer_norm("model.decoder.layer_norm")
+        w.normal("proj_out.weight", s.vocab_size, s.d_model, scale=0.3)
+        return
     # Dimension 0 of the final norm is a constant 1: the output projection's bias channel.
     w.layer_norm("model.decoder.layer_norm")
     w.tensors["model.decoder.layer_norm.weight"][0] = 0.0
@@ -227,13 +236,24 @@ def _solve_projection(w: _Weights, vocab: Vocabulary, pairs: list[tuple[int, int
 
 
 def make_weights(
-    shape: ModelShape, vocab: Vocabulary, pairs: list[tuple[int, int]], seed: int
+    shape: ModelShape,
+    vocab: Vocabulary,
+    pairs: list[tuple[int, int]],
+    seed: int,
+    *,
+    scripted: bool = True,
 ) -> dict[str, Array]:
-    """Return the full set of weights, in Hugging Face names, for a scripted model."""
+    """Return the full set of weights, in Hugging Face names, for a scripted model.
+
+    Without ``scripted`` every weight is random: the decoder attends to the audio and to its
+    own history and emits an arbitrary but deterministic mix of text, timestamps and
+    end-of-text, which exercises every decoding rule (parity tests between engines).
+    """
     weights = _Weights(shape, seed)
     _encoder_weights(weights)
-    _decoder_weights(weights)
-    _solve_projection(weights, vocab, pairs)
+    _decoder_weights(weights, scripted=scripted)
+    if scripted:
+        _solve_projection(weights, vocab, pairs)
     return weights.tensors
 
 
@@ -245,8 +265,10 @@ def build_test_model(
     seed: int = 0,
     multilingual: bool = True,
     quantization: str | None = "float16",
+    model_format: ModelFormat = "ctranslate2",
+    scripted: bool = True,
 ) -> ScriptedModel:
-    """Write a scripted random-weight CTranslate2 Whisper model into ``directory``.
+    """Write a scripted random-weight Whisper model into ``directory``.
 
     Args:
         directory: Where to write ``model.bin``, ``config.json``, ``vocabulary.json``,
@@ -259,21 +281,31 @@ def build_test_model(
         multilingual: False builds an English-only model (no language detection or
             translation), like the ``*.en`` checkpoints.
         quantization: Weight type stored on disk (CTranslate2 converts at load time).
+        model_format: ``ctranslate2`` (``model.bin``, for the CTranslate2 engine) or
+            ``huggingface`` (``model.safetensors`` in float32, for the PyTorch engine and
+            ``transformers``). The same arguments give the same weights in either format.
+        scripted: False makes every decoder weight random (see :func:`make_weights`); the
+            script then says nothing about what is decoded.
 
     Returns:
         The model directory and its script.
     """
-    from whisperd.testing.ct2 import save_ctranslate2
-
     all_words = make_words(2 * n_words, seed)
     words, plain = all_words[:n_words], all_words[n_words:]
     vocab = build_vocabulary(all_words, size=shape.vocab_size, multilingual=multilingual)
     pairs = _script(vocab, words, plain)
     if len(pairs) >= shape.d_model:
         raise ValueError(f"a script of {n_words} words needs d_model > {len(pairs)}")
-    tensors = make_weights(shape, vocab, pairs, seed)
+    tensors = make_weights(shape, vocab, pairs, seed, scripted=scripted)
     directory.mkdir(parents=True, exist_ok=True)
-    save_ctranslate2(tensors, shape, vocab, directory, quantization=quantization)
+    if model_format == "huggingface":
+        from whisperd.testing.huggingface import save_huggingface
+
+        save_huggingface(tensors, shape, vocab, directory)
+    else:
+        from whisperd.testing.ct2 import save_ctranslate2
+
+        save_ctranslate2(tensors, shape, vocab, directory, quantization=quantization)
     write_tokenizer(vocab, directory)
     preprocessor = {
         "feature_size": shape.n_mels,

@@ -1,0 +1,240 @@
+"""The loaded PyTorch model behind CTranslate2's ``Whisper`` interface, run by the scheduler.
+
+:class:`TorchWhisper` owns the network on its device, the batching scheduler that runs encoder
+passes (many windows from many requests per pass), language detection and word alignment, and
+the :class:`ContinuousDecoder` that runs every ``generate``. :class:`RequestModel` stands in for
+``ctranslate2.models.Whisper`` inside one request's faster-whisper run, so the decoding loop
+(prompts, fallback, timestamps, words) is faster-whisper's own code, as in the CTranslate2
+engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from whisperd.engine.pytorch.align import alignment_path
+from whisperd.engine.pytorch.decoding import ContinuousDecoder, GenerationResult
+from whisperd.engine.pytorch.options import GenerateOptions
+
+if TYPE_CHECKING:
+    from whisperd.engine.pytorch.checkpoint import DecodingConstants
+    from whisperd.engine.pytorch.modeling import WhisperNet
+    from whisperd.engine.pytorch.rules import Vocab
+    from whisperd.scheduler.batcher import Batcher, Call, Ticket
+
+_FRAMES_PER_SECOND = 100
+_WINDOW_FRAMES = 3000
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedAudio:
+    """Encoder outputs ``[B, S, D]`` kept on the model's device between calls."""
+
+    hidden: torch.Tensor
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The outputs' shape."""
+        return tuple(self.hidden.shape)
+
+    def __len__(self) -> int:
+        return int(self.hidden.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class AlignmentResult:
+    """One text's alignment, with the fields of CTranslate2's ``WhisperAlignmentResult``."""
+
+    alignments: list[tuple[int, int]]
+    text_token_probs: list[float]
+
+
+class TorchWhisper:
+    """A Whisper network on one device, serving every request's model calls."""
+
+    def __init__(
+        self,
+        net: WhisperNet,
+        vocab: Vocab,
+        constants: DecodingConstants,
+        languages: dict[int, str],
+        *,
+        max_rows: int,
+        encode_batch: int,
+    ) -> None:
+        """Serve ``net``; ``languages`` maps language token ids to their token strings."""
+        self.net = net
+        self.vocab = vocab
+        self.constants = constants
+        self.languages = languages
+        self.encode_batch = encode_batch
+        self.decoder = ContinuousDecoder(net, vocab, max_rows=max_rows)
+        param = net.proj
+        self.device, self.dtype = param.device, param.dtype
+
+    # Batched calls, run on the scheduler's worker thread --------------------------------------
+
+    def run_batch(self, kind: str, calls: Sequence[Call]) -> list[Any]:
+        """Run compatible calls together; one result per call."""
+        with torch.inference_mode():
+            if kind == "encode":
+                return self._encode(calls)
+            if kind == "detect_language":
+                return self._detect(calls)
+            if kind == "align":
+                return [self._align(*call.payload) for call in calls]
+        raise ValueError(f"unknown model call {kind!r}")
+
+    def _encode(self, calls: Sequence[Call]) -> list[EncodedAudio]:
+        mel = torch.from_numpy(np.concatenate([call.payload for call in calls]))
+        outputs = []
+        for start in range(0, mel.shape[0], self.encode_batch):
+            chunk = mel[start : start + self.encode_batch].to(self.device, self.dtype)
+            outputs.append(self.net.encode(chunk))
+        hidden = torch.cat(outputs) if len(outputs) > 1 else outputs[0]
+        results, start = [], 0
+        for call in calls:
+            results.append(EncodedAudio(hidden[start : start + call.items]))
+            start += call.items
+        return results
+
+    def _detect(self, calls: Sequence[Call]) -> list[list[list[tuple[str, float]]]]:
+        hidden = torch.cat([call.payload.hidden for call in calls])
+        sot = torch.full((hidden.shape[0], 1), self.vocab.sot, device=self.device)
+        logits, _ = self.net.forward_text(sot, hidden)
+        ids = sorted(self.languages)
+        probs = torch.softmax(logits[:, 0, ids], dim=-1).tolist()
+        ranked = [
+            sorted(
+                ((self.languages[i], p) for i, p in zip(ids, row, strict=True)),
+                key=lambda item: -item[1],
+            )
+            for row in probs
+        ]
+        results, start = [], 0
+        for call in calls:
+            results.append(ranked[start : start + call.items])
+            start += call.items
+        return results
+
+    def _align(
+        self,
+        encoded: EncodedAudio,
+        start_sequence: list[int],
+        text_tokens: list[list[int]],
+        num_frames: int | list[int],
+        median_filter_width: int,
+    ) -> list[AlignmentResult]:
+        """Align each text with its window: ``start + <|notimestamps|> + text + <|endoftext|>``
+        runs through the decoder in one padded batch; the alignment heads' cross-attention over
+        the window's frames gives the path, the logits give each text token's probability."""
+        vocab, heads = self.vocab, self.constants.alignment_heads
+        count = len(text_tokens)
+        frames = num_frames if isinstance(num_frames, list) else [num_frames] * count
+        begin = len(start_sequence)
+        sequences = [[*start_sequence, vocab.no_timestamps, *t, vocab.eot] for t in text_tokens]
+        width = max(len(s) for s in sequences)
+        padded = [s + [vocab.eot] * (width - len(s)) for s in sequences]
+        batch = torch.tensor(padded, device=self.device)
+        logits, weights = self.net.forward_text(
+            batch, encoded.hidden[:count], frozenset(layer for layer, _ in heads)
+        )
+        attention = torch.stack([weights[layer][:, head] for layer, head in heads], dim=1)
+        probs = torch.softmax(logits[:, :, : vocab.eot], dim=-1)
+        shared = len(set(frames)) == 1
+        results = []
+        for index, (text, sequence) in enumerate(zip(text_tokens, sequences, strict=True)):
+            used = attention[index, :, : len(sequence), : frames[index] // 2].double()
+            used = used / used.sum(dim=-1, keepdim=True)
+            if shared and len(sequence) < width:
+                # CTranslate2 standardizes a batch sharing one frame count over the padded
+                # token axis, its padding rows being copies of each text's last row.
+                tail = used[:, -1:].expand(-1, width - len(sequence), -1)
+                used = torch.cat([used, tail], dim=1)
+            rows = slice(begin, begin + len(text) + 1)
+            path = alignment_path(used.cpu().numpy(), rows, median_filter_width)
+            positions = torch.arange(begin, begin + len(text), device=self.device)
+            ids = torch.tensor(text, dtype=torch.long, device=self.device)
+            text_probs = probs[index, positions, ids].tolist()
+            results.append(AlignmentResult(path, text_probs))
+        return results
+
+
+def _trim_padding(mel: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Cut the all-zero padding columns off a ``[B, n_mels, 3000]`` window, to whole seconds."""
+    used = np.flatnonzero(np.any(mel != 0, axis=(0, 1)))
+    frames = int(used[-1]) + 1 if len(used) else 1
+    frames = -(-frames // _FRAMES_PER_SECOND) * _FRAMES_PER_SECOND
+    return np.ascontiguousarray(mel[..., : min(frames, _WINDOW_FRAMES)])
+
+
+class RequestModel:
+    """Stands in for ``ctranslate2.models.Whisper`` inside one request's faster-whisper run."""
+
+    def __init__(
+        self, model: TorchWhisper, batcher: Batcher, ticket: Ticket, *, trim_padding: bool
+    ) -> None:
+        """Route the request holding ``ticket``'s calls to ``model`` via ``batcher``."""
+        self._model = model
+        self._batcher = batcher
+        self._ticket = ticket
+        self._trim = trim_padding
+        self._last: tuple[bytes, EncodedAudio] | None = None
+        self.device = "cuda" if model.device.type == "cuda" else "cpu"
+        self.device_index = [model.device.index or 0]
+        self.is_multilingual = bool(model.languages)
+        self.n_mels = model.net.dims.n_mels
+
+    def encode(self, features: Any, to_cpu: bool = False) -> EncodedAudio:
+        """Encode a mel batch; the same window twice in a row is encoded once."""
+        del to_cpu  # outputs stay on the device until this request is done with them
+        mel = np.ascontiguousarray(np.asarray(features), dtype=np.float32)
+        digest = hashlib.blake2b(mel.tobytes(), digest_size=16).digest()
+        if self._last is not None and self._last[0] == digest:
+            return self._last[1]
+        if self._trim:
+            mel = _trim_padding(mel)
+        encoded: EncodedAudio = self._batcher.submit(
+            "encode", mel.shape[-1], mel, items=mel.shape[0], ticket=self._ticket
+        )
+        self._last = (digest, encoded)
+        return encoded
+
+    def generate(
+        self, features: EncodedAudio, prompts: list[list[int]], **options: Any
+    ) -> list[GenerationResult]:
+        """Decode ``prompts`` in the continuous decoder, alongside every other request's."""
+        parsed = GenerateOptions.parse(options)
+        return self._model.decoder.submit(features.hidden, prompts, parsed, self._ticket)
+
+    def detect_language(self, features: EncodedAudio) -> list[list[tuple[str, float]]]:
+        """Language probabilities, most likely first, for each encoded window."""
+        result: list[list[tuple[str, float]]] = self._batcher.submit(
+            "detect_language",
+            features.hidden.shape[1],
+            features,
+            items=len(features),
+            ticket=self._ticket,
+        )
+        return result
+
+    def align(
+        self,
+        features: EncodedAudio,
+        start_sequence: list[int],
+        text_tokens: list[list[int]],
+        num_frames: int | list[int],
+        median_filter_width: int = 7,
+    ) -> list[AlignmentResult]:
+        """Word alignment of each text against its window."""
+        payload = (features, start_sequence, text_tokens, num_frames, median_filter_width)
+        result: list[AlignmentResult] = self._batcher.submit(
+            "align", object(), payload, items=len(text_tokens), ticket=self._ticket
+        )
+        return result
