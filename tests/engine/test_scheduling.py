@@ -150,10 +150,10 @@ def test_audio_context_encodes_only_the_clip_and_keeps_the_text(engine: WhisperE
 
 
 def test_padding_is_trimmed_to_whole_seconds() -> None:
-    from whisperd.engine.ct2_batch import _trim_padding
+    from whisperd.engine.ct2_batch import trim_padding
 
     mel = np.zeros((1, 80, 3000), dtype=np.float32)
     mel[:, :, :420] = -0.5
-    assert _trim_padding(mel).shape == (1, 80, 500)
+    assert trim_padding(mel).shape == (1, 80, 500)
     mel[:, :, :] = -0.5
-    assert _trim_padding(mel).shape == (1, 80, 3000)
+    assert trim_padding(mel).shape == (1, 80, 3000)

@@ -89,7 +89,7 @@ class ScheduledModel:
         if digest == self._last_features and self._last_encoding is not None:
             return self._last_encoding
         if self._trim:
-            mel = _trim_padding(mel)
+            mel = trim_padding(mel)
         encoded = self._submit("encode", mel.shape[-1], mel, items=mel.shape[0])
         self._last_features, self._last_encoding = digest, encoded
         return encoded
@@ -127,7 +127,7 @@ _FRAMES_PER_SECOND = 100
 _WINDOW_FRAMES = 3000
 
 
-def _trim_padding(mel: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+def trim_padding(mel: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """Cut the all-zero padding columns off a ``[B, n_mels, 3000]`` window, to whole seconds."""
     used = np.flatnonzero(np.any(mel != 0, axis=(0, 1)))
     frames = int(used[-1]) + 1 if len(used) else 1

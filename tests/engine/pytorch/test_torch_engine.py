@@ -168,3 +168,23 @@ def test_offline_torch_service_reports_the_original_repository(tmp_path: Path) -
     service = TranscriptionService.create(settings)
     with pytest.raises(ModelUnavailableError, match="openai/whisper-large-v3-turbo"):
         service.models.get("turbo", device="cpu", compute_type="auto")
+
+
+@pytest.mark.gpu
+def test_cuda_half_precision_transcribes_like_the_cpu(engines, scripted_pair) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    gpu = TorchEngine(_resolved(scripted_pair.huggingface), device="cuda")
+    try:
+        assert gpu.info.compute_type == "float16"
+        options = TranscribeOptions(batch_size=8, word_timestamps=True)
+        ours = gpu.transcribe(_speech(), options)
+        reference = engines[0].transcribe(_speech(), options)
+        assert [s.tokens for s in ours.segments] == [s.tokens for s in reference.segments]
+        assert [(s.start, s.end) for s in ours.segments] == [
+            (s.start, s.end) for s in reference.segments
+        ]
+    finally:
+        gpu.close()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from whisperd.engine.ct2_batch import trim_padding
 from whisperd.engine.pytorch.align import alignment_path
 from whisperd.engine.pytorch.decoding import ContinuousDecoder, GenerationResult
 from whisperd.engine.pytorch.options import GenerateOptions
@@ -27,9 +28,6 @@ if TYPE_CHECKING:
     from whisperd.engine.pytorch.modeling import WhisperNet
     from whisperd.engine.pytorch.rules import Vocab
     from whisperd.scheduler.batcher import Batcher, Call, Ticket
-
-_FRAMES_PER_SECOND = 100
-_WINDOW_FRAMES = 3000
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,14 +164,6 @@ class TorchWhisper:
         return results
 
 
-def _trim_padding(mel: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """Cut the all-zero padding columns off a ``[B, n_mels, 3000]`` window, to whole seconds."""
-    used = np.flatnonzero(np.any(mel != 0, axis=(0, 1)))
-    frames = int(used[-1]) + 1 if len(used) else 1
-    frames = -(-frames // _FRAMES_PER_SECOND) * _FRAMES_PER_SECOND
-    return np.ascontiguousarray(mel[..., : min(frames, _WINDOW_FRAMES)])
-
-
 class RequestModel:
     """Stands in for ``ctranslate2.models.Whisper`` inside one request's faster-whisper run."""
 
@@ -199,7 +189,7 @@ class RequestModel:
         if self._last is not None and self._last[0] == digest:
             return self._last[1]
         if self._trim:
-            mel = _trim_padding(mel)
+            mel = trim_padding(mel)
         encoded: EncodedAudio = self._batcher.submit(
             "encode", mel.shape[-1], mel, items=mel.shape[0], ticket=self._ticket
         )
