@@ -47,19 +47,6 @@ def test_encoder_and_decoder_equal_transformers(
     torch.testing.assert_close(weights[3].sum(-1), torch.ones(2, 6, 6))
 
 
-def _cache(net: WhisperNet, rows: int) -> KVCache:
-    dims = net.dims
-    head = dims.d_model // dims.decoder_heads
-    shape = (dims.decoder_layers, rows, dims.decoder_heads)
-    return KVCache(
-        self_k=torch.zeros((*shape, dims.n_text_ctx, head)),
-        self_v=torch.zeros((*shape, dims.n_text_ctx, head)),
-        cross_k=torch.zeros((*shape, dims.n_audio_ctx, head)),
-        cross_v=torch.zeros((*shape, dims.n_audio_ctx, head)),
-        audio_len=torch.zeros(rows, dtype=torch.long),
-    )
-
-
 @torch.inference_mode()
 def test_cached_decoding_of_rows_at_different_positions_equals_a_full_pass(
     net: WhisperNet,
@@ -72,7 +59,7 @@ def test_cached_decoding_of_rows_at_different_positions_equals_a_full_pass(
         net.forward_text(torch.tensor([sequences[0]]), audio[:1])[0][0],
         net.forward_text(torch.tensor([sequences[1]]), short)[0][0],
     ]
-    cache = _cache(net, 4)
+    cache = KVCache.zeros(net.dims, 4, torch.device("cpu"), torch.float32)
     net.fill_audio(cache, torch.tensor([0]), audio[:1])
     net.fill_audio(cache, torch.tensor([1]), short)
     # Prefill three tokens of each, then step each row from its own position.

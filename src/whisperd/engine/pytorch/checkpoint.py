@@ -7,13 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from whisperd.engine.registry import HUGGINGFACE
 from whisperd.errors import ModelUnavailableError
 
 if TYPE_CHECKING:
     import torch
-
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
-"""A checkpoint holds its weights in one of these (the index names the shards)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +52,6 @@ class Checkpoint:
     path: Path
     dims: Dimensions
     constants: DecodingConstants
-
-
-def is_checkpoint(path: Path) -> bool:
-    """Whether ``path`` holds a Hugging Face Whisper checkpoint in safetensors."""
-    return (path / "config.json").is_file() and any((path / f).is_file() for f in WEIGHT_FILES)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -127,7 +120,7 @@ def read_checkpoint(path: Path) -> Checkpoint:
     Raises:
         ModelUnavailableError: if the directory is not a Whisper checkpoint.
     """
-    if not is_checkpoint(path):
+    if not HUGGINGFACE.complete(path):
         raise ModelUnavailableError(
             f"{path} is not a Hugging Face Whisper checkpoint (config.json and "
             "model.safetensors are needed)."

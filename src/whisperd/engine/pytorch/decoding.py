@@ -306,20 +306,7 @@ class ContinuousDecoder:
             return cache
         have = cache.rows if cache is not None else 0
         rows = min(self.max_rows, max(needed, 2 * have, 8))
-        dims = self._net.dims
-        head_dim = dims.d_model // dims.decoder_heads
-        shape = (dims.decoder_layers, rows, dims.decoder_heads)
-
-        def zeros(length: int) -> torch.Tensor:
-            return torch.zeros((*shape, length, head_dim), device=self._device, dtype=self._dtype)
-
-        grown = KVCache(
-            self_k=zeros(dims.n_text_ctx),
-            self_v=zeros(dims.n_text_ctx),
-            cross_k=zeros(dims.n_audio_ctx),
-            cross_v=zeros(dims.n_audio_ctx),
-            audio_len=torch.zeros(rows, dtype=torch.long, device=self._device),
-        )
+        grown = KVCache.zeros(self._net.dims, rows, self._device, self._dtype)
         if cache is not None and self._rows:
             used = len(self._rows)
             for name in ("self_k", "self_v", "cross_k", "cross_v"):

@@ -29,8 +29,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-_HALF = {"float16": "float16", "int8_float16": "float16", "bfloat16": "bfloat16"}
-_HALF["int8_bfloat16"] = "bfloat16"
+_BFLOAT16 = frozenset({"bfloat16", "int8_bfloat16"})
 _CPU_ROWS = 64
 _MAX_ROWS = 1024
 _CACHE_SHARE = 0.5
@@ -60,11 +59,9 @@ def torch_compute_type(compute_type: str, device: torch.device) -> str:
 
     Half precision (float16 for ``auto`` and the int8 types) on CUDA; float32 on the CPU.
     """
-    if device.type != "cuda":
+    if device.type != "cuda" or compute_type == "float32":
         return "float32"
-    if compute_type in ("auto", "default"):
-        return "float16"
-    return _HALF.get(compute_type, "float32" if compute_type == "float32" else "float16")
+    return "bfloat16" if compute_type in _BFLOAT16 else "float16"
 
 
 @dataclass(frozen=True, slots=True)

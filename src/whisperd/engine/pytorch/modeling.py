@@ -112,6 +112,26 @@ class KVCache:
     cross_v: torch.Tensor
     audio_len: torch.Tensor
 
+    @classmethod
+    def zeros(
+        cls, dims: Dimensions, rows: int, device: torch.device, dtype: torch.dtype
+    ) -> KVCache:
+        """An all-zero cache of ``rows`` rows (zeros, not garbage: masked positions are still
+        multiplied by their zero weights, and NaN times zero is NaN)."""
+        head_dim = dims.d_model // dims.decoder_heads
+        shape = (dims.decoder_layers, rows, dims.decoder_heads)
+
+        def zeros(length: int) -> torch.Tensor:
+            return torch.zeros((*shape, length, head_dim), device=device, dtype=dtype)
+
+        return cls(
+            self_k=zeros(dims.n_text_ctx),
+            self_v=zeros(dims.n_text_ctx),
+            cross_k=zeros(dims.n_audio_ctx),
+            cross_v=zeros(dims.n_audio_ctx),
+            audio_len=torch.zeros(rows, dtype=torch.long, device=device),
+        )
+
     @property
     def rows(self) -> int:
         """How many sequences the cache holds."""
