@@ -7,7 +7,9 @@ In one run, on the same weights (a scripted random-weight Hugging Face checkpoin
   through the Hugging Face ``transformers`` pipeline (batched, SDPA attention: what
   insanely-fast-whisper runs) at the same batch sizes;
 * concurrency: ``--clients`` requests of a 30 s clip at once through the engine's scheduler and
-  continuous decoder, against the same requests one at a time.
+  continuous decoder, against the same requests one at a time;
+* on CUDA, CUDA graphs: the concurrency run and an offline run at batch 8 with decoder steps
+  replayed as graphs (``WHISPERD_CUDA_GRAPH_ROWS``, default 128) against eager steps.
 
 Every result is audio seconds per wall second (RTFx) and a ratio to its same-run baseline.
 
@@ -98,22 +100,29 @@ def offline(engine: TorchEngine, path: Path, audio: np.ndarray, args: argparse.N
     return "\n".join(lines)
 
 
-def concurrency(engine: TorchEngine, audio: np.ndarray, clients: int, repeats: int) -> str:
+def concurrent_run(
+    engine: TorchEngine, audio: np.ndarray, clients: int
+) -> tuple[float, Callable[[], object]]:
+    """(audio seconds, a call running ``clients`` 30 s requests at once)."""
     clip = audio[: 30 * 16000]
     options = TranscribeOptions(language="en", vad_filter=False)
 
-    def one() -> object:
-        return engine.transcribe(clip, options)
+    def together() -> None:
+        with ThreadPoolExecutor(clients) as pool:
+            list(pool.map(lambda _: engine.transcribe(clip, options), range(clients)))
+
+    return clients * len(clip) / 16000, together
+
+
+def concurrency(engine: TorchEngine, audio: np.ndarray, clients: int, repeats: int) -> str:
+    total, together = concurrent_run(engine, audio, clients)
+    clip = audio[: 30 * 16000]
+    options = TranscribeOptions(language="en", vad_filter=False)
 
     def sequential() -> None:
         for _ in range(clients):
-            one()
+            engine.transcribe(clip, options)
 
-    def together() -> None:
-        with ThreadPoolExecutor(clients) as pool:
-            list(pool.map(lambda _: one(), range(clients)))
-
-    total = clients * len(clip) / 16000
     alone = total / timed(repeats, sequential)
     shared = total / timed(repeats, together)
     stats = engine.backend.decoder.stats
@@ -122,6 +131,41 @@ def concurrency(engine: TorchEngine, audio: np.ndarray, clients: int, repeats: i
         f"|---|---|---|---|---|\n"
         f"| {clients} | {alone:.1f} | {shared:.1f} | {shared / alone:.2f}x "
         f"| {stats.mean_rows():.1f} |"
+    )
+
+
+def graphs_vs_eager(path: Path, audio: np.ndarray, args: argparse.Namespace) -> str:
+    """Offline batch 8 and the concurrent run, with CUDA graphs and with eager steps."""
+    results = {}
+    for rows in (128, 0):
+        engine = load(path, args.device, rows)
+        try:
+            options = TranscribeOptions(batch_size=8, language="en")
+            offline_rtfx = (
+                len(audio)
+                / 16000
+                / timed(args.repeats, lambda o=options, e=engine: e.transcribe(audio, o))
+            )
+            total, together = concurrent_run(engine, audio, args.clients)
+            results[rows] = (offline_rtfx, total / timed(args.repeats, together))
+            sizes = engine.info.extra.get("cuda_graphs", "none")
+        finally:
+            engine.close()
+        print(f"graph rows {rows}: captured sizes {sizes}", flush=True)
+    (graph_offline, graph_load), (eager_offline, eager_load) = results[128], results[0]
+    return (
+        "| run | eager steps RTFx | CUDA graph steps RTFx | ratio |\n|---|---|---|---|\n"
+        f"| offline, batch 8 | {eager_offline:.1f} | {graph_offline:.1f} "
+        f"| {graph_offline / eager_offline:.2f}x |\n"
+        f"| {args.clients} concurrent clients | {eager_load:.1f} | {graph_load:.1f} "
+        f"| {graph_load / eager_load:.2f}x |"
+    )
+
+
+def load(path: Path, device: str, graph_rows: int = 128) -> TorchEngine:
+    """The torch engine on the scripted checkpoint."""
+    return TorchEngine(
+        ResolvedModel(path.name, path, None, None), device=device, graph_rows=graph_rows
     )
 
 
@@ -139,7 +183,7 @@ def main() -> None:
     args = parser.parse_args()
     path = checkpoint(args.shape, args.words, args.cache)
     audio = long_audio(args.minutes)
-    engine = TorchEngine(ResolvedModel(path.name, path, None, None), device=args.device)
+    engine = load(path, args.device)
     try:
         gpu = torch.cuda.get_device_name() if args.device == "cuda" else "none"
         header = (
@@ -147,16 +191,19 @@ def main() -> None:
             f"{args.words} tokens per window, {args.minutes} min of audio; "
             f"{engine.info.compute_type}, {engine.info.extra['decoder_rows']} decoder rows.\n"
         )
-        body = "\n\n".join(
-            [
-                header,
-                "Offline, one long file:\n\n" + offline(engine, path, audio, args),
-                "Concurrent 30 s requests (greedy, one window each):\n\n"
-                + concurrency(engine, audio, args.clients, args.repeats),
-            ]
-        )
+        parts = [
+            header,
+            "Offline, one long file:\n\n" + offline(engine, path, audio, args),
+            "Concurrent 30 s requests (greedy, one window each):\n\n"
+            + concurrency(engine, audio, args.clients, args.repeats),
+        ]
     finally:
         engine.close()
+    if args.device == "cuda":
+        parts.append(
+            "Decoder steps as CUDA graphs vs eager:\n\n" + graphs_vs_eager(path, audio, args)
+        )
+    body = "\n\n".join(parts)
     write_section(args.write, f"PyTorch engine ({args.device}, {args.shape} shape)", body)
 
 

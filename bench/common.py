@@ -25,14 +25,18 @@ WORDS_PER_WINDOW = 88
 """Decoding work per 30 s window: about 3 tokens per second of speech, as real speech gives."""
 
 
-def model_dir(shape: str, cache: Path, words: int = WORDS_PER_WINDOW) -> Path:
+def model_dir(
+    shape: str, cache: Path, words: int = WORDS_PER_WINDOW, model_format: str = "ctranslate2"
+) -> Path:
     """Build (once) the scripted random-weight model of ``shape`` under ``cache``.
 
-    ``words`` is the text decoded per call: ~3 per second of the audio a call covers.
+    ``words`` is the text decoded per call: ~3 per second of the audio a call covers;
+    ``model_format`` is ``ctranslate2`` or ``huggingface`` (the torch engine's).
     """
-    path = cache / f"{shape}-scripted-{words}"
-    if not (path / "model.bin").exists():
-        build_test_model(path, shape=SHAPES[shape], n_words=words)
+    path = cache / f"{shape}-scripted-{words}-{model_format}"
+    weights = "model.safetensors" if model_format == "huggingface" else "model.bin"
+    if not (path / weights).exists():
+        build_test_model(path, shape=SHAPES[shape], n_words=words, model_format=model_format)
     return path
 
 
@@ -84,8 +88,10 @@ def server(command: list[str], port: int, env: dict[str, str] | None = None) -> 
         process.wait(60)
 
 
-def whisperd_command(model: Path, port: int) -> list[str]:
-    """``whisperd serve`` on the scripted model, CPU int8."""
+def whisperd_command(
+    model: Path, port: int, device: str = "cpu", compute_type: str = "int8"
+) -> list[str]:
+    """``whisperd serve`` on the scripted model (CPU int8 unless told otherwise)."""
     return [
         sys.executable,
         "-m",
@@ -96,9 +102,9 @@ def whisperd_command(model: Path, port: int) -> list[str]:
         "--port",
         str(port),
         "--device",
-        "cpu",
+        device,
         "--compute-type",
-        "int8",
+        compute_type,
     ]
 
 

@@ -10,6 +10,7 @@ closes the utterance), so it includes the 300 ms of silence needed to decide the
 The baseline in the same run is one stream alone.
 
     python bench/stream.py [--shape tiny] [--streams 1 2 4 8 16] [--write docs/benchmarks.md]
+    python bench/stream.py --engine torch --device cuda --shape turbo --streams 1 8 32 64
 """
 
 from __future__ import annotations
@@ -134,12 +135,15 @@ def row(streams: int, results: list[StreamStats]) -> tuple[str, float]:
     )
 
 
-def run_config(model: Path, pcm: bytes, levels: list[int], context: str) -> str:
+def run_config(
+    model: Path, pcm: bytes, levels: list[int], context: str, args: argparse.Namespace
+) -> str:
     """Every stream count against one server whose finals use ``context``."""
     rows, baseline, sustained = [], None, 0
     port = free_port()
-    env = {"WHISPERD_STREAM_FINAL_ENCODER_CONTEXT": context}
-    with server(whisperd_command(model, port), port, env):
+    env = {"WHISPERD_STREAM_FINAL_ENCODER_CONTEXT": context, "WHISPERD_ENGINE": args.engine}
+    command = whisperd_command(model, port, args.device, _compute_type(args))
+    with server(command, port, env):
         url = f"ws://127.0.0.1:{port}/v1/stream"
         asyncio.run(run_level(url, pcm, 1))  # warm up: load the model
         for streams in levels:
@@ -166,33 +170,44 @@ def run_config(model: Path, pcm: bytes, levels: list[int], context: str) -> str:
     )
 
 
+def _compute_type(args: argparse.Namespace) -> str:
+    """int8 for CTranslate2 on the CPU; the torch engine's own choice (fp32 CPU, fp16 CUDA)."""
+    return "int8" if args.engine == "ctranslate2" and args.device == "cpu" else "auto"
+
+
 def main() -> None:
     """Run every level, print the table, optionally write it to a markdown file."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--shape", default="tiny", choices=["tiny", "base", "turbo"])
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4, 8, 16])
+    parser.add_argument("--engine", default="ctranslate2", choices=["ctranslate2", "torch"])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--write", type=Path, default=None)
     args = parser.parse_args()
     pcm = audio()
     sections = []
+    model_format = "huggingface" if args.engine == "torch" else "ctranslate2"
     with tempfile.TemporaryDirectory() as cache:
         # Utterances are ~4 s of speech: ~12 tokens per decode, as real speech would give.
-        model = model_dir(args.shape, Path(cache), words=12)
+        model = model_dir(args.shape, Path(cache), words=12, model_format=model_format)
         for context in ("window", "audio"):
-            sections.append(run_config(model, pcm, args.streams, context))
+            sections.append(run_config(model, pcm, args.streams, context, args))
+    runtime = f"{args.engine} engine, {args.device} {_compute_type(args)}"
     lines = [
-        f"Scripted random-weight model, {args.shape} shape, CPU int8, 12 tokens per decode "
+        f"Scripted random-weight model, {args.shape} shape, {runtime}, 12 tokens per decode "
         "(~3 per second of a 4 s utterance); ~15 s per stream (three utterances), partials "
         "every 0.5 s, VAD end after 300 ms of silence. "
         f"Machine: {machine()}.",
         "",
         *sections,
     ]
-    write_section(
-        args.write,
-        f"Real-time streams ({args.shape} shape, CPU)",
-        f"`python bench/stream.py --shape {args.shape}`\n\n" + "\n".join(lines),
-    )
+    default = args.engine == "ctranslate2" and args.device == "cpu"
+    title = f"Real-time streams ({args.shape} shape, CPU)"
+    flags = f"--shape {args.shape}"
+    if not default:
+        title = f"Real-time streams ({args.shape} shape, {args.engine} engine, {args.device})"
+        flags += f" --engine {args.engine} --device {args.device}"
+    write_section(args.write, title, f"`python bench/stream.py {flags}`\n\n" + "\n".join(lines))
 
 
 if __name__ == "__main__":

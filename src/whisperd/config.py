@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     max_decode_rows: Annotated[int, Field(ge=0, le=4096)] = 0
     """torch engine: most sequences (windows times beams) in its running decoder batch;
     0 sizes it from free GPU memory (64 on the CPU)."""
+    cuda_graph_rows: Annotated[int, Field(ge=0, le=1024)] = 128
+    """torch engine on CUDA: decoder steps of up to this many rows replay CUDA graphs
+    captured at start (fewer kernel launches per token); 0 turns graphs off."""
     max_batch_wait_ms: Annotated[float, Field(ge=0, le=1000)] = 5.0
     """Longest a ready batch waits for other active requests' windows to join it."""
     max_queued_audio_seconds: Annotated[float, Field(gt=0)] = 4 * 3600.0

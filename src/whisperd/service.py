@@ -48,6 +48,7 @@ def whisper_loader(settings: Settings, engine: str = "ctranslate2") -> Loader:
                 cpu_threads=settings.cpu_threads,
                 batching=batching,
                 max_rows=settings.max_decode_rows,
+                graph_rows=settings.cuda_graph_rows,
             )
         return WhisperEngine(
             model,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import ctranslate2
 import faster_whisper
+from faster_whisper.feature_extractor import FeatureExtractor as FeatureExtractor  # re-exported
 
 from whisperd.engine.base import ModelInfo, Segment, SegmentCallback, Transcript, Word
 from whisperd.engine.ct2_batch import PromptTokens, ScheduledModel, run_batch

@@ -18,7 +18,7 @@ from whisperd.engine.pytorch.backend import EncodedAudio, TorchWhisper
 from whisperd.engine.pytorch.decoding import ContinuousDecoder
 from whisperd.engine.pytorch.options import GenerateOptions
 from whisperd.errors import CancelledError
-from whisperd.scheduler.batcher import Batcher, Ticket
+from whisperd.scheduler.batcher import Batcher, Call, Ticket
 from whisperd.testing import ModelShape
 from whisperd.testing.vocab import build_vocabulary, make_words, tokenizer_json
 
@@ -120,40 +120,64 @@ def test_greedy_tokens_equal_transformers_generate(random_pair, net, decoder) ->
     assert len(ours.sequences_ids[0]) >= min(len(expected), 20)
 
 
-def test_concurrent_calls_share_steps_and_equal_their_solo_results(random_pair, encoded) -> None:
-    """Calls of different lengths and beam sizes join and leave one running batch.
+_CASES = [(prompt, option) for prompt in PROMPTS for option in ("greedy", "beam", "short")]
 
-    In float64, so that batch composition cannot flip a near-tie of the random model.
-    """
-    net = random_pair.network().double()
-    decoder = ContinuousDecoder(net, random_pair.vocab(), max_rows=32)
-    decoder.start()
-    cases = [(prompt, option) for prompt in PROMPTS for option in ("greedy", "beam", "short")]
-    audio = encoded[0][0].double()
-    solo = [
-        decoder.submit(audio, [PROMPTS[p]], GenerateOptions.parse(_keywords(o)), Ticket())[0]
-        for p, o in cases
-    ]
-    steps_alone = decoder.stats.steps
+
+def _solo_and_together(decoder: ContinuousDecoder, audio: torch.Tensor) -> tuple[list, list, int]:
+    """Every case alone, then all at once: (solo results, shared results, shared steps)."""
+
+    def run(case: tuple[str, str]) -> Any:
+        options = GenerateOptions.parse(_keywords(case[1]))
+        return decoder.submit(audio, [PROMPTS[case[0]]], options, Ticket())[0]
+
+    solo = [run(case) for case in _CASES]
     before = decoder.stats.steps
-    with ThreadPoolExecutor(len(cases)) as pool:
-        together = list(
-            pool.map(
-                lambda case: decoder.submit(
-                    audio,
-                    [PROMPTS[case[0]]],
-                    GenerateOptions.parse(_keywords(case[1])),
-                    Ticket(),
-                )[0],
-                cases,
-            )
-        )
+    with ThreadPoolExecutor(len(_CASES)) as pool:
+        together = list(pool.map(run, _CASES))
+    return solo, together, decoder.stats.steps - before
+
+
+@pytest.fixture(scope="module")
+def double_net(random_pair):
+    """The random network in float64, so that batch composition cannot flip a near-tie."""
+    return random_pair.network().double()
+
+
+def _run_decoder(random_pair, net, audio: torch.Tensor, **rows: int):
+    decoder = ContinuousDecoder(net, random_pair.vocab(), max_rows=32, **rows)
+    decoder.start()
+    try:
+        return decoder, _solo_and_together(decoder, audio)
+    finally:
+        decoder.stop()
+
+
+@pytest.fixture(scope="module")
+def eager_runs(random_pair, double_net, encoded):
+    return _run_decoder(random_pair, double_net, encoded[0][0].double())
+
+
+def test_concurrent_calls_share_steps_and_equal_their_solo_results(eager_runs) -> None:
+    """Calls of different lengths and beam sizes join and leave one running batch."""
+    decoder, (solo, together, shared_steps) = eager_runs
     assert [r.sequences_ids for r in together] == [r.sequences_ids for r in solo]
     assert [r.scores[0] for r in together] == pytest.approx([r.scores[0] for r in solo], abs=1e-4)
-    shared_steps = decoder.stats.steps - before
-    decoder.stop()
-    assert shared_steps < steps_alone / 2
+    assert shared_steps < (decoder.stats.steps - shared_steps) / 2
     assert decoder.stats.peak_rows > 4
+    assert decoder.stats.fixed_steps == 0
+
+
+def test_fixed_size_steps_equal_eager_steps(random_pair, double_net, encoded, eager_runs) -> None:
+    """Steps padded to fixed sizes over the whole context (what CUDA graphs replay) give the
+    eager steps' tokens and scores; batches above the largest fixed size still run eagerly."""
+    fixed, runs = _run_decoder(random_pair, double_net, encoded[0][0].double(), fixed_rows=6)
+    for ours, theirs in zip(runs[:2], eager_runs[1][:2], strict=True):
+        assert [r.sequences_ids for r in ours] == [r.sequences_ids for r in theirs]
+        assert [r.scores for r in ours] == [pytest.approx(r.scores, abs=1e-9) for r in theirs]
+    stats = fixed.stats
+    assert 0 < stats.fixed_steps < stats.steps
+    assert stats.fixed_steps == sum(n for size, n in stats.sizes.items() if size <= 6)
+    assert fixed.graph_sizes == ()  # on the CPU nothing is captured
 
 
 def test_a_batch_of_prompts_is_one_call(decoder: ContinuousDecoder, encoded) -> None:
@@ -284,3 +308,28 @@ def test_language_detection_and_alignment_equal_ctranslate2(
                 )
     finally:
         batcher.stop()
+
+
+def test_an_encoder_pass_out_of_memory_is_split(net, random_pair, monkeypatch) -> None:
+    """Passes that run out of device memory are halved until they fit; the outputs are the
+    same, and a window that fits nowhere is a clear error."""
+    constants = random_pair.checkpoint().constants
+    model = TorchWhisper(net, random_pair.vocab(), constants, {}, max_rows=4, encode_batch=4)
+    mel = np.concatenate([_mel(seed) for seed in range(5)])
+    calls = [Call("encode", 3000, mel[:3], 3, Ticket()), Call("encode", 3000, mel[3:], 2, Ticket())]
+    expected = [r.hidden for r in model.run_batch("encode", calls)]
+    encode, fits = net.encode, [1]
+
+    def scarce(chunk: torch.Tensor) -> torch.Tensor:
+        if chunk.shape[0] > fits[0]:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return encode(chunk)
+
+    monkeypatch.setattr(net, "encode", scarce)
+    ours = [r.hidden for r in model.run_batch("encode", calls)]
+    assert model.encode_batch == 1
+    for got, want in zip(ours, expected, strict=True):
+        torch.testing.assert_close(got, want)
+    fits[0] = 0
+    with pytest.raises(torch.cuda.OutOfMemoryError, match="does not fit"):
+        model.run_batch("encode", calls)

@@ -179,6 +179,7 @@ def test_cuda_half_precision_transcribes_like_the_cpu(engines, scripted_pair) ->
     gpu = TorchEngine(_resolved(scripted_pair.huggingface), device="cuda")
     try:
         assert gpu.info.compute_type == "float16"
+        assert gpu.info.extra["cuda_graphs"].split(",")[-1] == "128"
         options = TranscribeOptions(batch_size=8, word_timestamps=True)
         ours = gpu.transcribe(_speech(), options)
         reference = engines[0].transcribe(_speech(), options)

@@ -11,6 +11,7 @@ engine.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from whisperd.engine.pytorch.modeling import WhisperNet
     from whisperd.engine.pytorch.rules import Vocab
     from whisperd.scheduler.batcher import Batcher, Call, Ticket
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +68,19 @@ class TorchWhisper:
         *,
         max_rows: int,
         encode_batch: int,
+        fixed_rows: int = 0,
     ) -> None:
-        """Serve ``net``; ``languages`` maps language token ids to their token strings."""
+        """Serve ``net``; ``languages`` maps language token ids to their token strings.
+
+        The decoder holds ``max_rows`` rows and runs steps of up to ``fixed_rows`` rows at
+        fixed sizes (CUDA graphs on CUDA).
+        """
         self.net = net
         self.vocab = vocab
         self.constants = constants
         self.languages = languages
         self.encode_batch = encode_batch
-        self.decoder = ContinuousDecoder(net, vocab, max_rows=max_rows)
+        self.decoder = ContinuousDecoder(net, vocab, max_rows=max_rows, fixed_rows=fixed_rows)
         param = net.proj
         self.device, self.dtype = param.device, param.dtype
 
@@ -91,16 +99,43 @@ class TorchWhisper:
 
     def _encode(self, calls: Sequence[Call]) -> list[EncodedAudio]:
         mel = torch.from_numpy(np.concatenate([call.payload for call in calls]))
-        outputs = []
-        for start in range(0, mel.shape[0], self.encode_batch):
+        outputs: list[torch.Tensor] = []
+        start = 0
+        while start < mel.shape[0]:
             chunk = mel[start : start + self.encode_batch].to(self.device, self.dtype)
-            outputs.append(self.net.encode(chunk))
+            try:
+                outputs.append(self.net.encode(chunk))
+            except torch.cuda.OutOfMemoryError:
+                self._shrink_encoder_batch(chunk.shape[0])
+                continue
+            start += chunk.shape[0]
         hidden = torch.cat(outputs) if len(outputs) > 1 else outputs[0]
         results, start = [], 0
         for call in calls:
             results.append(EncodedAudio(hidden[start : start + call.items]))
             start += call.items
         return results
+
+    def _shrink_encoder_batch(self, failed: int) -> None:
+        """Halve the encoder pass after ``failed`` windows ran out of device memory (other
+        work holds more of it than the plan assumed); the smaller size is kept from now on.
+
+        Raises:
+            torch.cuda.OutOfMemoryError: if a single window does not fit.
+        """
+        if failed <= 1:
+            raise torch.cuda.OutOfMemoryError(
+                "one 30 s window does not fit in the free device memory; lower "
+                "WHISPERD_MAX_DECODE_ROWS or run a smaller model"
+            )
+        self.encode_batch = failed // 2
+        logger.warning(
+            "the encoder ran out of device memory on %d windows; passes now take %d",
+            failed,
+            self.encode_batch,
+        )
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
 
     def _detect(self, calls: Sequence[Call]) -> list[list[list[tuple[str, float]]]]:
         hidden = torch.cat([call.payload.hidden for call in calls])

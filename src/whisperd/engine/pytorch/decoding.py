@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from whisperd.engine.pytorch.graphs import FixedSteps
 from whisperd.engine.pytorch.modeling import KVCache
 from whisperd.engine.pytorch.options import GenerateOptions, PromptPlan, plan_prompt
 from whisperd.engine.pytorch.rules import RowState, SuppressTable, Vocab, apply_rules
@@ -97,6 +98,8 @@ class DecoderStats:
     peak_rows: int = 0
     prompts: int = 0
     sizes: Counter[int] = field(default_factory=Counter)
+    fixed_steps: int = 0
+    """Steps run at a fixed size (replayed as CUDA graphs on CUDA)."""
 
     def mean_rows(self) -> float:
         """Average rows per decoder step."""
@@ -137,14 +140,22 @@ class ContinuousDecoder:
         vocab: Vocab,
         *,
         max_rows: int,
+        fixed_rows: int = 0,
         name: str = "whisperd-decoder",
     ) -> None:
-        """A stopped decoder over ``net`` holding at most ``max_rows`` rows."""
+        """A stopped decoder over ``net`` holding at most ``max_rows`` rows.
+
+        Steps of at most ``fixed_rows`` rows run at fixed sizes, captured as CUDA graphs on
+        CUDA (see :mod:`whisperd.engine.pytorch.graphs`); the cache then takes all
+        ``max_rows`` rows at start instead of growing on demand.
+        """
         if max_rows < 1:
             raise ValueError("the decoder needs at least one row")
         self._net = net
         self._vocab = vocab
         self.max_rows = max_rows
+        self.fixed_rows = min(fixed_rows, max_rows)
+        self._fixed: FixedSteps | None = None
         self._name = name
         param = net.proj
         self._device, self._dtype = param.device, param.dtype
@@ -167,6 +178,8 @@ class ContinuousDecoder:
             if self._thread is not None:
                 return
             self._stopping = False
+            if self.fixed_rows > 0:
+                self._prepare_fixed_steps()
             self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
             self._thread.start()
 
@@ -184,6 +197,20 @@ class ContinuousDecoder:
         self._pending.clear()
         self._rows.clear()
         self._cache = None
+        self._fixed = None
+
+    @property
+    def graph_sizes(self) -> tuple[int, ...]:
+        """Batch sizes whose steps replay CUDA graphs."""
+        return self._fixed.captured if self._fixed is not None else ()
+
+    def _prepare_fixed_steps(self) -> None:
+        with torch.inference_mode():
+            cache = self._ensure_rows(self.max_rows)
+            fixed = FixedSteps(self._net, cache, self.fixed_rows, self._vocab.eot)
+            if self._device.type == "cuda" and not fixed.capture():
+                return
+        self._fixed = fixed
 
     @property
     def running(self) -> int:
@@ -365,7 +392,17 @@ class ContinuousDecoder:
         rows = self._rows
         assert self._cache is not None
         positions = [len(row.group.plan.context) + len(row.tokens) - 1 for row in rows]
-        tokens = torch.tensor([[row.tokens[-1]] for row in rows], device=self._device)
+        last = [row.tokens[-1] for row in rows]
+        stats = self.stats
+        stats.steps += 1
+        stats.row_steps += len(rows)
+        stats.peak_rows = max(stats.peak_rows, len(rows))
+        stats.sizes[len(rows)] += 1
+        fixed = self._fixed
+        if fixed is not None and fixed.size_for(len(rows)) is not None:
+            stats.fixed_steps += 1
+            return fixed.run(last, positions)
+        tokens = torch.tensor(last, device=self._device)[:, None]
         where = torch.tensor(positions, device=self._device)[:, None]
         audio_len, uniform = self._audio_shape(rows)
         hidden = self._net.decode(
@@ -377,10 +414,6 @@ class ContinuousDecoder:
             audio_len=audio_len,
             uniform_audio=uniform,
         )
-        self.stats.steps += 1
-        self.stats.row_steps += len(rows)
-        self.stats.peak_rows = max(self.stats.peak_rows, len(rows))
-        self.stats.sizes[len(rows)] += 1
         return self._net.logits(hidden[:, 0])
 
     # ----------------------------------------------------------------------------------------
@@ -452,20 +485,30 @@ class ContinuousDecoder:
     def _rank_beams(
         self, processed: torch.Tensor, beams: dict[_Group, list[int]]
     ) -> dict[_Group, tuple[list[float], list[int]]]:
-        if not beams:
-            return {}
-        values, indices = [], []
-        for group, members in beams.items():
-            live = members[:1] if group.step == 0 else members
-            logprobs = torch.log_softmax(processed[live], dim=-1)
-            scores = torch.tensor([self._rows[i].score for i in live], device=self._device)
-            total = (logprobs + scores[:, None]).flatten()
-            top = torch.topk(total, 2 * group.options.beam_size)
-            values.append(top.values)
-            indices.append(top.indices)
-        flat_values = torch.stack(values).tolist()
-        flat_indices = torch.stack(indices).tolist()
-        return {group: (v, i) for group, v, i in zip(beams, flat_values, flat_indices, strict=True)}
+        """The ``2 * beam_size`` best (score, beam * V + token) candidates of each beam group,
+        all groups of one beam size in one batched top-k."""
+        by_size: dict[int, list[_Group]] = {}
+        for group in beams:
+            by_size.setdefault(group.options.beam_size, []).append(group)
+        ranked = {}
+        for size, groups in by_size.items():
+            members = torch.tensor([beams[g] for g in groups], device=self._device)
+            scores = torch.tensor([self._beam_scores(g, beams[g]) for g in groups])
+            logprobs = torch.log_softmax(processed[members], dim=-1)  # [G, K, V]
+            total = (logprobs + scores.to(self._device)[:, :, None]).flatten(1)
+            top = torch.topk(total, 2 * size, dim=-1)
+            for group, values, indices in zip(
+                groups, top.values.tolist(), top.indices.tolist(), strict=True
+            ):
+                ranked[group] = (values, indices)
+        return ranked
+
+    def _beam_scores(self, group: _Group, members: list[int]) -> list[float]:
+        """The running scores of a group's beams; at its first step only the first beam
+        counts (all beams hold the same prompt)."""
+        if group.step == 0:
+            return [self._rows[members[0]].score] + [-math.inf] * (len(members) - 1)
+        return [self._rows[i].score for i in members]
 
     def _extend_single(self, row: _Row, token: int, logprob: float) -> None:
         group = row.group

@@ -12,6 +12,7 @@ import torch
 from whisperd.engine.base import ModelInfo
 from whisperd.engine.pytorch.backend import RequestModel, TorchWhisper
 from whisperd.engine.pytorch.checkpoint import Dimensions, load_state, read_checkpoint
+from whisperd.engine.pytorch.features import TorchFeatureExtractor
 from whisperd.engine.pytorch.modeling import build_network, cache_bytes_per_row
 from whisperd.engine.pytorch.rules import Vocab
 from whisperd.engine.whisper import BatchingConfig, FasterWhisperEngine, faster_whisper_shell
@@ -135,11 +136,13 @@ class TorchEngine(FasterWhisperEngine):
         cpu_threads: int = 0,
         batching: BatchingConfig | None = None,
         max_rows: int = 0,
+        graph_rows: int = 128,
     ) -> None:
         """Load ``model`` (a Hugging Face checkpoint directory) on ``device``.
 
         ``batching`` sizes encoder batches and their wait; the decoder holds ``max_rows``
-        sequences (0: sized from free memory).
+        sequences (0: sized from free memory). On CUDA, decoder steps of up to ``graph_rows``
+        rows replay CUDA graphs (0: never).
 
         Raises:
             ModelUnavailableError: if the checkpoint cannot be read or loaded.
@@ -163,9 +166,14 @@ class TorchEngine(FasterWhisperEngine):
             languages,
             max_rows=rows,
             encode_batch=windows,
+            fixed_rows=graph_rows if place.type == "cuda" else 0,
         )
         facts = _Facts(bool(languages), checkpoint.dims.n_mels, place.type)
         shell = faster_whisper_shell(model.path, facts)
+        if place.type == "cuda":  # on the CPU, faster-whisper's NumPy featurizer is as fast
+            shell.feature_extractor = TorchFeatureExtractor(place, **shell.feat_kwargs)
+        decoder = self.backend.decoder
+        decoder.start()  # captures the CUDA graphs, before any other thread uses the GPU
         batcher = Batcher(
             self.backend.run_batch,
             max_batch_size=max(batching.max_batch_size, windows if place.type == "cuda" else 1),
@@ -173,6 +181,9 @@ class TorchEngine(FasterWhisperEngine):
             workers=1,
             name="whisperd-encoder",
         )
+        extra = {"engine": "torch", "decoder_rows": str(rows)}
+        if decoder.graph_sizes:
+            extra["cuda_graphs"] = ",".join(map(str, decoder.graph_sizes))
         info = ModelInfo(
             name=model.name,
             path=str(model.path),
@@ -181,11 +192,10 @@ class TorchEngine(FasterWhisperEngine):
             device=place.type,
             compute_type=compute,
             n_mels=checkpoint.dims.n_mels,
-            extra={"engine": "torch", "decoder_rows": str(rows)},
+            extra=extra,
         )
         super().__init__(shell, info, batcher)
         batcher.start()
-        self.backend.decoder.start()
         logger.info(
             "loaded model %s from %s on %s (%s, torch engine, %d decoder rows)",
             model.name,
