@@ -16,12 +16,13 @@ import statistics
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import torch
 from faster_whisper.feature_extractor import FeatureExtractor
 
-from common import machine, noise
+from common import machine, noise, write_section
 from whisperd.engine.pytorch.features import TorchFeatureExtractor
 
 
@@ -82,16 +83,22 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--write", type=Path, default=None)
     args = parser.parse_args()
     theirs = FeatureExtractor(feature_size=args.mels)
     ours = TorchFeatureExtractor(torch.device(args.device), feature_size=args.mels)
     check = noise(args.seconds[0], seed=1)
     error = float(np.abs(ours(check) - theirs(check)).max())
-    print(machine())
-    print(f"{args.mels} mels, torch threads {torch.get_num_threads()}, max |diff| {error:.1e}\n")
-    print(lengths(ours, theirs, args))
-    print()
-    print(threads(ours, theirs, args))
+    gpu = torch.cuda.get_device_name() if ours.device.type == "cuda" else "none"
+    body = "\n\n".join(
+        [
+            f"Machine: {machine()}; GPU: {gpu}; torch {torch.__version__}; {args.mels} mels, "
+            f"torch threads {torch.get_num_threads()}; max |difference| {error:.1e}.",
+            "One call per clip (median of the calls):\n\n" + lengths(ours, theirs, args),
+            "Concurrent calls:\n\n" + threads(ours, theirs, args),
+        ]
+    )
+    write_section(args.write, f"Log-mel features ({args.device})", body)
 
 
 if __name__ == "__main__":

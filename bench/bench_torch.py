@@ -11,6 +11,7 @@ In one run, on the same weights (a scripted random-weight Hugging Face checkpoin
 * on CUDA, CUDA graphs: the concurrency run and an offline run at batch 8 with decoder steps
   replayed as graphs (``WHISPERD_CUDA_GRAPH_ROWS``, default 128) against eager steps.
 
+Decoding is greedy everywhere (the transformers pipeline's default, and insanely-fast-whisper's).
 Every result is audio seconds per wall second (RTFx) and a ratio to its same-run baseline.
 
     python bench/bench_torch.py --shape turbo --device cuda --minutes 10 --write docs/benchmarks.md
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -92,7 +94,7 @@ def offline(engine: TorchEngine, path: Path, audio: np.ndarray, args: argparse.N
         "|---|---|---|---|",
     ]
     for batch in args.batches:
-        options = TranscribeOptions(batch_size=batch, language="en")
+        options = TranscribeOptions(batch_size=batch, language="en", beam_size=1)
         ours = seconds / timed(args.repeats, lambda o=options: engine.transcribe(audio, o))
         theirs_run = transformers_pipeline(path, args.device, batch)
         theirs = seconds / timed(args.repeats, lambda r=theirs_run: r(audio))
@@ -105,7 +107,7 @@ def concurrent_run(
 ) -> tuple[float, Callable[[], object]]:
     """(audio seconds, a call running ``clients`` 30 s requests at once)."""
     clip = audio[: 30 * 16000]
-    options = TranscribeOptions(language="en", vad_filter=False)
+    options = TranscribeOptions(language="en", vad_filter=False, beam_size=1)
 
     def together() -> None:
         with ThreadPoolExecutor(clients) as pool:
@@ -117,20 +119,22 @@ def concurrent_run(
 def concurrency(engine: TorchEngine, audio: np.ndarray, clients: int, repeats: int) -> str:
     total, together = concurrent_run(engine, audio, clients)
     clip = audio[: 30 * 16000]
-    options = TranscribeOptions(language="en", vad_filter=False)
+    options = TranscribeOptions(language="en", vad_filter=False, beam_size=1)
 
     def sequential() -> None:
         for _ in range(clients):
             engine.transcribe(clip, options)
 
     alone = total / timed(repeats, sequential)
-    shared = total / timed(repeats, together)
     stats = engine.backend.decoder.stats
+    steps, row_steps = stats.steps, stats.row_steps
+    shared = total / timed(repeats, together)
+    mean_rows = (stats.row_steps - row_steps) / max(1, stats.steps - steps)
     return (
         f"| clients | one at a time RTFx | concurrent RTFx | ratio | mean decoder rows |\n"
         f"|---|---|---|---|---|\n"
         f"| {clients} | {alone:.1f} | {shared:.1f} | {shared / alone:.2f}x "
-        f"| {stats.mean_rows():.1f} |"
+        f"| {mean_rows:.1f} |"
     )
 
 
@@ -140,7 +144,7 @@ def graphs_vs_eager(path: Path, audio: np.ndarray, args: argparse.Namespace) -> 
     for rows in (128, 0):
         engine = load(path, args.device, rows)
         try:
-            options = TranscribeOptions(batch_size=8, language="en")
+            options = TranscribeOptions(batch_size=8, language="en", beam_size=1)
             offline_rtfx = (
                 len(audio)
                 / 16000
@@ -187,13 +191,22 @@ def main() -> None:
     try:
         gpu = torch.cuda.get_device_name() if args.device == "cuda" else "none"
         header = (
+            f"`cd bench && python bench_torch.py {' '.join(sys.argv[1:])}`\n\n"
             f"Machine: {machine()}; GPU: {gpu}; torch {torch.__version__}; shape {args.shape}, "
             f"{args.words} tokens per window, {args.minutes} min of audio; "
-            f"{engine.info.compute_type}, {engine.info.extra['decoder_rows']} decoder rows.\n"
+            f"{engine.info.compute_type}, {engine.info.extra['decoder_rows']} decoder rows. "
+            "Baselines in the same run: the transformers ASR pipeline (batched, SDPA) on the "
+            "same weights and audio, and the same requests one at a time."
         )
+        if args.device == "cpu":
+            header += (
+                " A CPU sanity run: the engine's targets are for the turbo shape on an H200 "
+                "(`--shape turbo --device cuda --minutes 10 --batches 1,8,32,64,128,256 "
+                "--clients 32`, which adds CUDA-graph decoder steps against eager ones)."
+            )
         parts = [
             header,
-            "Offline, one long file:\n\n" + offline(engine, path, audio, args),
+            "Offline, one long file (greedy):\n\n" + offline(engine, path, audio, args),
             "Concurrent 30 s requests (greedy, one window each):\n\n"
             + concurrency(engine, audio, args.clients, args.repeats),
         ]
