@@ -347,13 +347,33 @@ class ContinuousDecoder:
         return max(lengths), len(lengths) == 1
 
     def _prefill(self, groups: list[_Group]) -> torch.Tensor:
-        """Place ``groups``' rows after the running ones, run their prompts; their logits."""
-        rows = [row for group in groups for row in group.rows]
+        """Place ``groups``' rows after the running ones and run each group's prompt once;
+        the logits of every placed row, in placement order.
+
+        A group's other rows (its beams or sampled hypotheses) hold the same prompt over the
+        same audio, so they start as copies of its first row's keys: one audio projection
+        and one prompt pass per window, whatever the beam size.
+        """
+        leaders = [group.rows[0] for group in groups]
+        followers = [row for group in groups for row in group.rows[1:]]
         start = len(self._rows)
-        cache = self._ensure_rows(start + len(rows))
-        for offset, row in enumerate(rows):
+        cache = self._ensure_rows(start + len(leaders) + len(followers))
+        for offset, row in enumerate([*leaders, *followers]):
             row.slot = start + offset
-        self._rows.extend(rows)
+        self._rows.extend([*leaders, *followers])
+        logits = self._run_prompts(cache, leaders)
+        if not followers:
+            return logits
+        firsts = torch.tensor([row.group.rows[0].slot for row in followers], device=self._device)
+        slots = torch.tensor([row.slot for row in followers], device=self._device)
+        cache.move(firsts, slots, audio=True)
+        leader_of = {id(group): index for index, group in enumerate(groups)}
+        order = [*range(len(groups)), *(leader_of[id(row.group)] for row in followers)]
+        return logits[torch.tensor(order, device=self._device)]
+
+    def _run_prompts(self, cache: KVCache, rows: list[_Row]) -> torch.Tensor:
+        """Fill the audio keys of ``rows`` (consecutive slots) and run their prompts; their
+        logits. Sets each row's group's no-speech probability."""
         by_length: dict[int, list[_Row]] = {}
         for row in rows:
             by_length.setdefault(int(row.group.audio.shape[0]), []).append(row)
@@ -369,7 +389,7 @@ class ContinuousDecoder:
         audio_len, uniform = self._audio_shape(rows)
         hidden = self._net.decode(
             cache,
-            slice(start, start + len(rows)),
+            slice(rows[0].slot, rows[0].slot + len(rows)),
             tokens,
             positions,
             text_len=width,
@@ -384,7 +404,7 @@ class ContinuousDecoder:
         probs = no_speech[:, self._vocab.no_speech].tolist()
         for row, prob in zip(rows, probs, strict=True):
             row.group.no_speech = float(prob)
-        self.stats.prompts += len(groups)
+        self.stats.prompts += len(rows)
         return logits
 
     def _advance(self) -> torch.Tensor:
