@@ -12,8 +12,6 @@ second) and the speed-up ratio; then ``--threads`` concurrent calls of the first
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,19 +20,8 @@ import numpy as np
 import torch
 from faster_whisper.feature_extractor import FeatureExtractor
 
-from common import machine, noise, write_section
+from common import machine, noise, timed, write_section
 from whisperd.engine.pytorch.features import TorchFeatureExtractor
-
-
-def timed(repeats: int, fn: Callable[[], object]) -> float:
-    """Median wall time of ``fn`` after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times)
 
 
 def lengths(ours: FeatureExtractor, theirs: FeatureExtractor, args: argparse.Namespace) -> str:

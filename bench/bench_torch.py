@@ -21,9 +21,7 @@ Every result is audio seconds per wall second (RTFx) and a ratio to its same-run
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,33 +29,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import common
 from bench_long_file import long_audio
-from common import ROOT, SHAPES, machine, write_section
+from common import ROOT, SHAPES, machine, model_dir, write_section
 from whisperd.engine.options import TranscribeOptions
 from whisperd.engine.pytorch.engine import TorchEngine
 from whisperd.engine.registry import ResolvedModel
-from whisperd.testing import build_test_model
-
-
-def checkpoint(shape: str, words: int, cache: Path) -> Path:
-    """Build (once) the scripted checkpoint of ``shape``."""
-    path = cache / f"{shape}-hf-scripted-{words}"
-    if not (path / "model.safetensors").exists():
-        build_test_model(path, shape=SHAPES[shape], n_words=words, model_format="huggingface")
-    return path
 
 
 def timed(repeats: int, fn: Callable[[], object]) -> float:
-    """Median wall time of ``fn`` after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times)
+    """Median wall time of ``fn``, GPU work included."""
+    return common.timed(repeats, fn, torch.cuda.synchronize if torch.cuda.is_available() else None)
 
 
 def transformers_pipeline(path: Path, device: str, batch: int) -> Callable[[np.ndarray], object]:
@@ -185,7 +167,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=ROOT / ".bench-models")
     parser.add_argument("--write", type=Path, default=None)
     args = parser.parse_args()
-    path = checkpoint(args.shape, args.words, args.cache)
+    path = model_dir(args.shape, args.cache, args.words, model_format="huggingface")
     audio = long_audio(args.minutes)
     engine = load(path, args.device)
     try:

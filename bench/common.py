@@ -6,11 +6,12 @@ import io
 import os
 import platform
 import socket
+import statistics
 import subprocess
 import sys
 import time
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -38,6 +39,22 @@ def model_dir(
     if not (path / weights).exists():
         build_test_model(path, shape=SHAPES[shape], n_words=words, model_format=model_format)
     return path
+
+
+def timed(
+    repeats: int, fn: Callable[[], object], sync: Callable[[], object] | None = None
+) -> float:
+    """Median wall time of ``fn`` after one warm-up call; ``sync`` (say, waiting for the GPU)
+    ends each timing."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        fn()
+        if sync is not None:
+            sync()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
 
 
 def noise(seconds: float, seed: int) -> np.ndarray:
