@@ -197,12 +197,13 @@ class TorchEngine(FasterWhisperEngine):
         super().__init__(shell, info, batcher)
         batcher.start()
         logger.info(
-            "loaded model %s from %s on %s (%s, torch engine, %d decoder rows)",
+            "loaded model %s from %s on %s (%s, torch engine, %d decoder rows, CUDA graphs: %s)",
             model.name,
             model.path,
             place,
             compute,
             rows,
+            extra.get("cuda_graphs", "none"),
         )
 
     def _stand_in(self, ticket: Ticket, *, trim: bool) -> RequestModel:
