@@ -48,7 +48,11 @@ def _start(started: list[Batcher], model: FakeModel, **kwargs: Any) -> Batcher:
     return batcher
 
 
-def _in_threads(batcher: Batcher, jobs: list[tuple[str, Any, Any, Ticket]]) -> list[Any]:
+def _start_jobs(
+    batcher: Batcher, jobs: list[tuple[str, Any, Any, Ticket]]
+) -> tuple[list[threading.Thread], list[Any]]:
+    """Submit each job from its own thread; the threads and the list their results (or
+    exceptions) land in."""
     results: list[Any] = [None] * len(jobs)
 
     def run(index: int) -> None:
@@ -61,6 +65,11 @@ def _in_threads(batcher: Batcher, jobs: list[tuple[str, Any, Any, Ticket]]) -> l
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
     for thread in threads:
         thread.start()
+    return threads, results
+
+
+def _in_threads(batcher: Batcher, jobs: list[tuple[str, Any, Any, Ticket]]) -> list[Any]:
+    threads, results = _start_jobs(batcher, jobs)
     for thread in threads:
         thread.join(10)
     return results
@@ -68,26 +77,12 @@ def _in_threads(batcher: Batcher, jobs: list[tuple[str, Any, Any, Ticket]]) -> l
 
 def _queue_while_blocked(batcher: Batcher, model: FakeModel, jobs, blocker_ticket):
     """Occupy the worker with one call, queue ``jobs`` behind it, then release it."""
-    results: list[Any] = []
     first = threading.Thread(
-        target=lambda: results.append(
-            batcher.submit("encode", None, "blocker", items=1, ticket=blocker_ticket)
-        )
+        target=lambda: batcher.submit("encode", None, "blocker", items=1, ticket=blocker_ticket)
     )
     first.start()
     assert model.entered.wait(10)  # the worker is inside the blocker call
-    threads, out = [], [None] * len(jobs)
-
-    def run(index: int) -> None:
-        kind, key, payload, ticket = jobs[index]
-        try:
-            out[index] = batcher.submit(kind, key, payload, items=1, ticket=ticket)
-        except Exception as exc:
-            out[index] = exc
-
-    for i in range(len(jobs)):
-        threads.append(threading.Thread(target=run, args=(i,)))
-        threads[-1].start()
+    threads, out = _start_jobs(batcher, jobs)
     while batcher.queued < len(jobs):
         time.sleep(0.001)
     assert model.gate is not None

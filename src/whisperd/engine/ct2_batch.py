@@ -17,7 +17,7 @@ from typing import Any
 import ctranslate2
 import numpy as np
 
-from whisperd.scheduler.batcher import Batcher, Call, Ticket
+from whisperd.scheduler.batcher import Batcher, Call, Ticket, split_by_call
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,30 +135,22 @@ def trim_padding(mel: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     return np.ascontiguousarray(mel[..., : min(frames, _WINDOW_FRAMES)])
 
 
-def _split(values: Any, calls: Sequence[Call]) -> list[Any]:
-    out, start = [], 0
-    for call in calls:
-        out.append(values[start : start + call.items])
-        start += call.items
-    return out
-
-
 def _encode(model: ctranslate2.models.Whisper, calls: Sequence[Call]) -> list[Any]:
     mel = np.concatenate([call.payload for call in calls])
     encoded = _host(model.encode(_storage(mel), to_cpu=True))
-    return [_storage(part) for part in _split(encoded, calls)]
+    return [_storage(part) for part in split_by_call(encoded, calls)]
 
 
 def _generate(model: ctranslate2.models.Whisper, calls: Sequence[Call]) -> list[Any]:
     encoded = np.concatenate([call.payload[0] for call in calls])
     prompts = [prompt for call in calls for prompt in call.payload[1]]
     results = model.generate(_storage(encoded), prompts, **calls[0].payload[2])
-    return _split(results, calls)
+    return split_by_call(results, calls)
 
 
 def _detect(model: ctranslate2.models.Whisper, calls: Sequence[Call]) -> list[Any]:
     encoded = np.concatenate([call.payload for call in calls])
-    return _split(model.detect_language(_storage(encoded)), calls)
+    return split_by_call(model.detect_language(_storage(encoded)), calls)
 
 
 def _align(model: ctranslate2.models.Whisper, calls: Sequence[Call]) -> list[Any]:

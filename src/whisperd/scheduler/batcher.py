@@ -85,6 +85,16 @@ Runner = Callable[[str, Sequence[Call]], Sequence[Any]]
 """Runs one merged model call for compatible calls; returns one result per call."""
 
 
+def split_by_call(values: Any, calls: Sequence[Call]) -> list[Any]:
+    """Cut a merged call's outputs (anything sliceable along its items) into one part per call:
+    each call's ``items`` consecutive entries, in order."""
+    parts, start = [], 0
+    for call in calls:
+        parts.append(values[start : start + call.items])
+        start += call.items
+    return parts
+
+
 @dataclass
 class BatchStats:
     """What the scheduler has done so far."""

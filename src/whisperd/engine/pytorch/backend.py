@@ -23,6 +23,7 @@ from whisperd.engine.ct2_batch import trim_padding
 from whisperd.engine.pytorch.align import alignment_path
 from whisperd.engine.pytorch.decoding import ContinuousDecoder, GenerationResult
 from whisperd.engine.pytorch.options import GenerateOptions
+from whisperd.scheduler.batcher import split_by_call
 
 if TYPE_CHECKING:
     from whisperd.engine.pytorch.checkpoint import DecodingConstants
@@ -110,11 +111,7 @@ class TorchWhisper:
                 continue
             start += chunk.shape[0]
         hidden = torch.cat(outputs) if len(outputs) > 1 else outputs[0]
-        results, start = [], 0
-        for call in calls:
-            results.append(EncodedAudio(hidden[start : start + call.items]))
-            start += call.items
-        return results
+        return [EncodedAudio(part) for part in split_by_call(hidden, calls)]
 
     def _shrink_encoder_batch(self, failed: int) -> None:
         """Halve the encoder pass after ``failed`` windows ran out of device memory (other
@@ -150,11 +147,7 @@ class TorchWhisper:
             )
             for row in probs
         ]
-        results, start = [], 0
-        for call in calls:
-            results.append(ranked[start : start + call.items])
-            start += call.items
-        return results
+        return split_by_call(ranked, calls)
 
     def _align(
         self,
