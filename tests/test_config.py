@@ -47,7 +47,16 @@ def test_env_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("device", "tpu"), ("compute_type", "int4"), ("port", 70000), ("max_audio_seconds", 0)],
+    [
+        ("device", "tpu"),
+        ("compute_type", "int4"),
+        ("port", 70000),
+        ("max_audio_seconds", 0),
+        ("engine", "tensorrt"),
+        ("max_decode_rows", -1),
+        ("cuda_graph_rows", -1),
+        ("cuda_graph_rows", 4096),
+    ],
 )
 def test_nonsense_is_refused(field: str, value: object) -> None:
     with pytest.raises(ValidationError):
