@@ -22,8 +22,8 @@ from faster_whisper import BatchedInferencePipeline, WhisperModel
 
 from common import ROOT, machine, model_dir, write_section
 from whisperd.audio.decode import AudioSource, decode_audio
+from whisperd.engine.hub import ResolvedModel
 from whisperd.engine.options import TranscribeOptions
-from whisperd.engine.registry import ResolvedModel
 from whisperd.engine.whisper import WhisperEngine
 
 BATCH = 8

@@ -32,9 +32,9 @@ import torch
 import common
 from bench_long_file import long_audio
 from common import ROOT, SHAPES, machine, model_dir, write_section
+from whisperd.engine.hub import ResolvedModel
 from whisperd.engine.options import TranscribeOptions
 from whisperd.engine.pytorch.engine import TorchEngine
-from whisperd.engine.registry import ResolvedModel
 
 
 def timed(repeats: int, fn: Callable[[], object]) -> float:

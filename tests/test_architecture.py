@@ -42,10 +42,76 @@ def test_only_the_engine_imports_faster_whisper_and_ctranslate2() -> None:
         assert not heavy, f"{path} imports {heavy}"
 
 
-def test_layers_below_the_api_know_nothing_of_http() -> None:
-    lower = ("engine", "audio", "scheduler")
+LAYERS: tuple[frozenset[str], ...] = (
+    frozenset(
+        {
+            "__main__",
+            "cli",
+            "cli_options",
+            "cli_settings",
+            "cli_progress",
+            "cli_interrupts",
+            "cli_output",
+            "batch",
+        }
+    ),
+    frozenset({"app"}),
+    frozenset({"api"}),
+    frozenset({"schemas"}),
+    frozenset({"service"}),
+    frozenset({"streaming", "audio"}),
+    frozenset({"engine"}),
+    frozenset({"scheduler"}),
+)
+"""whisperd's layers, top first (docs/architecture.md): a module imports only from its own
+layer and the layers below it, and from the shared leaves."""
+LEAVES = frozenset({"whisperd", "config", "errors", "languages"})
+"""Importable from every layer; they import no other part of whisperd."""
+
+
+def _unit(path: Path) -> str:
+    relative = path.relative_to(SRC)
+    if len(relative.parts) > 1:
+        return relative.parts[0]
+    return "whisperd" if relative.stem == "__init__" else relative.stem
+
+
+def _whisperd_units(path: Path) -> set[str]:
+    units = set()
+    for name in _imports(path):
+        parts = name.split(".")
+        if parts[0] == "whisperd":
+            units.add(parts[1] if len(parts) > 1 else "whisperd")
+    return units
+
+
+def _layer(unit: str) -> int:
+    return next(index for index, layer in enumerate(LAYERS) if unit in layer)
+
+
+def test_every_module_belongs_to_a_layer_or_is_a_leaf() -> None:
     for path in _modules():
-        if path.parent.name in lower or path.name in ("service.py", "batch.py"):
+        unit = _unit(path)
+        assert unit in LEAVES or any(unit in layer for layer in LAYERS), (
+            f"{path}: {unit} is in no layer of tests/test_architecture.py and docs/architecture.md"
+        )
+
+
+def test_imports_only_point_down_the_layers() -> None:
+    for path in _modules():
+        unit = _unit(path)
+        imported = _whisperd_units(path) - {unit}
+        if unit in LEAVES:
+            assert imported <= {"whisperd"}, f"{path}: the leaf {unit} imports {imported}"
+            continue
+        for other in imported - LEAVES:
+            assert _layer(other) >= _layer(unit), f"{path} ({unit}) imports {other}, a layer above"
+
+
+def test_layers_below_the_api_know_nothing_of_http() -> None:
+    lower = set().union(*LAYERS[4:])
+    for path in _modules():
+        if _unit(path) in lower:
             web = {n for n in _imports(path) if n.split(".")[0] in ("fastapi", "starlette")}
             assert not web, f"{path} imports {web}"
 

@@ -81,8 +81,8 @@ def test_turbo_shape_matches_large_v3_turbo() -> None:
 def test_turbo_shaped_model_decodes_its_script(tmp_path: Path) -> None:
     import numpy as np
 
+    from whisperd.engine.hub import ResolvedModel
     from whisperd.engine.options import TranscribeOptions
-    from whisperd.engine.registry import ResolvedModel
     from whisperd.engine.whisper import WhisperEngine
 
     model = build_test_model(tmp_path / "turbo", shape=ModelShape.TURBO, n_words=88)

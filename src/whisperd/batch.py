@@ -2,8 +2,10 @@
 
 Folders are searched recursively for media files (by extension; a file named explicitly is
 always tried, whatever its name, since decoding detects the format from the bytes). Outputs
-mirror the folder layout under the output directory. The next file is decoded while the
-current one is transcribed. A file that fails is reported and the others still run.
+mirror the folder layout under the output directory (or go to standard output: see
+:mod:`whisperd.cli_output`). The next file is decoded while the current one is transcribed. A
+file that fails is reported and the others still run. A cancelled run stops the current file at
+its next window, writes nothing for it and starts no other.
 """
 
 from __future__ import annotations
@@ -15,17 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from whisperd.audio.decode import AudioSource, DecodedAudio
-from whisperd.audio.formats import FILE_EXTENSIONS, OutputFormat, render
-from whisperd.errors import WhisperdError
+from whisperd.audio.decode import AudioSource
+from whisperd.errors import CancelledError, WhisperdError
 from whisperd.scheduler.batcher import Priority
+from whisperd.service import Cancellation, TranscriptionRequest
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from whisperd.engine.base import Segment, Transcript
+    from whisperd.cli_output import Output
+    from whisperd.engine.base import Segment
     from whisperd.engine.options import TranscribeOptions
-    from whisperd.service import TranscriptionService
+    from whisperd.service import Transcription, TranscriptionService
 
 logger = logging.getLogger(__name__)
 
@@ -55,11 +58,13 @@ class FileResult:
     audio_seconds: float = 0.0
     outputs: list[Path] = field(default_factory=list)
     error: str | None = None
+    interrupted: bool = False
+    """The run was cancelled before this file's transcript was written; nothing was."""
 
     @property
     def ok(self) -> bool:
         """True when the file was transcribed and written."""
-        return self.error is None
+        return self.error is None and not self.interrupted
 
 
 class Reporter(Protocol):
@@ -72,7 +77,7 @@ class Reporter(Protocol):
         """Transcription reached ``position`` seconds. May be called from a worker thread."""
 
     def finished(self, result: FileResult) -> None:
-        """The file is done (successfully or not)."""
+        """The file is done (transcribed, failed or interrupted)."""
 
 
 class InputError(WhisperdError):
@@ -119,25 +124,14 @@ def _unique_stems(jobs: list[FileJob]) -> list[FileJob]:
     ]
 
 
-def write_outputs(
-    transcript: Transcript, stem: Path, formats: Sequence[OutputFormat]
-) -> list[Path]:
-    """Write ``transcript`` next to ``stem`` in every format; return the files written."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    written = []
-    for fmt in formats:
-        target = stem.with_name(f"{stem.name}.{FILE_EXTENSIONS[fmt]}")
-        target.write_text(render(transcript, fmt), encoding="utf-8")
-        written.append(target)
-    return written
-
-
 @dataclass(frozen=True, slots=True)
 class BatchSummary:
     """Totals of a batch run."""
 
     results: list[FileResult]
     wall_seconds: float
+    interrupted: bool = False
+    """The run was cancelled: files after the last result were not started."""
 
     @property
     def audio_seconds(self) -> float:
@@ -145,9 +139,14 @@ class BatchSummary:
         return sum(r.audio_seconds for r in self.results if r.ok)
 
     @property
+    def done(self) -> int:
+        """Number of files transcribed and written."""
+        return sum(r.ok for r in self.results)
+
+    @property
     def failed(self) -> int:
-        """Number of files that failed."""
-        return sum(not r.ok for r in self.results)
+        """Number of files that failed (an interrupted file did not fail)."""
+        return sum(r.error is not None for r in self.results)
 
     @property
     def speed(self) -> float:
@@ -156,62 +155,73 @@ class BatchSummary:
 
 
 class BatchRunner:
-    """Runs jobs through a service, one at a time, decoding the next file ahead."""
+    """Runs jobs through the service one at a time, admitting and decoding the next file while
+    the current one is transcribed; ``cancel`` stops the run at the current file's next
+    window."""
 
     def __init__(
         self,
         service: TranscriptionService,
         options: TranscribeOptions,
-        formats: Sequence[OutputFormat],
+        output: Output,
         reporter: Reporter,
         *,
         model: str | None = None,
+        cancel: Cancellation | None = None,
     ) -> None:
         """Prepare a run; nothing starts before :meth:`run`."""
         self._service = service
         self._options = options
-        self._formats = tuple(formats)
+        self._output = output
         self._reporter = reporter
         self._model = model
+        self._cancel = cancel or Cancellation()
 
     async def run(self, jobs: Sequence[FileJob]) -> BatchSummary:
-        """Transcribe every job; failures are recorded, never raised."""
+        """Transcribe every job until done or cancelled; failures are recorded, never raised."""
         began = time.perf_counter()
         results = []
-        pending = self._decode(jobs[0]) if jobs else None
-        for index, job in enumerate(jobs):
-            assert pending is not None
-            decoding, pending = pending, None
-            if index + 1 < len(jobs):
-                pending = self._decode(jobs[index + 1])
-            result = await self._transcribe(job, decoding)
-            self._reporter.finished(result)
-            results.append(result)
-        return BatchSummary(results, time.perf_counter() - began)
+        pending = self._open(jobs[0]) if jobs else None
+        try:
+            for index, job in enumerate(jobs):
+                if self._cancel.cancelled:
+                    break
+                assert pending is not None
+                opening, pending = pending, None
+                if index + 1 < len(jobs):
+                    pending = self._open(jobs[index + 1])
+                result = await self._transcribe(job, opening)
+                self._reporter.finished(result)
+                results.append(result)
+        finally:
+            if pending is not None:
+                await _discard(pending)
+        wall = time.perf_counter() - began
+        return BatchSummary(results, wall, interrupted=self._cancel.cancelled)
 
-    def _decode(self, job: FileJob) -> asyncio.Task[DecodedAudio]:
-        return asyncio.create_task(self._service.decode(AudioSource(job.source)))
+    def _open(self, job: FileJob) -> asyncio.Task[Transcription]:
+        request = TranscriptionRequest(
+            AudioSource(job.source), self._options, model=self._model, priority=Priority.BULK
+        )
+        return asyncio.create_task(self._service.open(request))
 
-    async def _transcribe(self, job: FileJob, decoding: asyncio.Task[DecodedAudio]) -> FileResult:
+    async def _transcribe(self, job: FileJob, opening: asyncio.Task[Transcription]) -> FileResult:
         result = FileResult(job)
         try:
-            audio = await decoding
-            self._reporter.started(job, audio.duration)
+            transcription = await opening
+            if self._cancel.cancelled:
+                await transcription.aclose()
+                raise CancelledError("The run was cancelled before this file started.")
+            self._reporter.started(job, transcription.duration)
 
             def progress(segment: Segment) -> None:
                 self._reporter.advanced(job, segment.end)
 
-            transcript = await self._service.transcribe_audio(
-                audio,
-                self._options,
-                model=self._model,
-                on_segment=progress,
-                priority=Priority.BULK,
-            )
+            transcript = await transcription.run(cancel=self._cancel, on_segment=progress)
             result.audio_seconds = transcript.duration
-            result.outputs = await asyncio.to_thread(
-                write_outputs, transcript, job.stem, self._formats
-            )
+            result.outputs = await asyncio.to_thread(self._output.write, transcript, job.stem)
+        except CancelledError:
+            result.interrupted = True
         except WhisperdError as exc:
             result.error = exc.message
         except OSError as exc:
@@ -220,3 +230,13 @@ class BatchRunner:
             logger.exception("unexpected failure on %s", job.source)
             result.error = f"internal error: {exc!r}"
         return result
+
+
+async def _discard(opening: asyncio.Task[Transcription]) -> None:
+    """Release a file admitted ahead that will not be run (the run was interrupted)."""
+    opening.cancel()
+    try:
+        transcription = await opening
+    except (asyncio.CancelledError, Exception):  # whatever it was, the file will not run
+        return
+    await transcription.aclose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,13 +13,18 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from whisperd.cli_options import option_params, options_from_flags
+from whisperd.audio.formats import OUTPUT_FORMATS
+from whisperd.cli_options import option_params, options_from_flags, setting_option
+from whisperd.cli_settings import env_name, given_settings, settings_options
 from whisperd.config import Settings
 from whisperd.errors import WhisperdError
+from whisperd.schemas.validation import describe
 
 if TYPE_CHECKING:
     from whisperd.audio.formats import OutputFormat
-    from whisperd.batch import BatchSummary
+    from whisperd.batch import BatchSummary, FileJob
+    from whisperd.cli_output import Output
+    from whisperd.engine.options import TranscribeOptions
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,8 +41,11 @@ _FORMAT_NAMES: dict[str, tuple[OutputFormat, ...]] = {
     "srt": ("srt",),
     "vtt": ("vtt",),
     "tsv": ("tsv",),
-    "all": ("text", "verbose_json", "srt", "vtt", "tsv"),
+    "all": OUTPUT_FORMATS,
 }
+
+STDOUT = "-"
+"""The ``--output-dir`` that prints the transcript to standard output."""
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -45,15 +54,11 @@ def _settings(**overrides: Any) -> Settings:
     try:
         return Settings(**given)
     except ValidationError as exc:
-        raise click.UsageError(_validation_message(exc)) from None
+        raise click.UsageError(describe(exc, name=env_name)) from None
 
 
-def _validation_message(exc: ValidationError) -> str:
-    problems = []
-    for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"]) or "value"
-        problems.append(f"{where.replace('_', '-')}: {error['msg']}")
-    return "; ".join(problems)
+def _flag_name(field: str) -> str:
+    return f"--{field.replace('_', '-')}"
 
 
 def _setup_logging(level: str, *, request_ids: bool = False) -> None:
@@ -71,16 +76,10 @@ def _setup_logging(level: str, *, request_ids: bool = False) -> None:
     logging.basicConfig(level=level.upper(), handlers=[handler])
 
 
-@cli.command()
-@click.option(
-    "--models-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Model cache folder (default: the Hugging Face cache).",
-)
+@cli.command(params=[setting_option("models_dir")])
 def models(models_dir: Path | None) -> None:
     """List the known model names and which are present locally."""
-    from whisperd.engine.registry import list_models
+    from whisperd.engine.hub import list_models
 
     settings = _settings(models_dir=models_dir)
     table = Table("model", "aliases", "repository", "translation", "local")
@@ -96,23 +95,12 @@ def models(models_dir: Path | None) -> None:
 
 
 @cli.command()
-@click.option("--model", "-m", default=None, help="Default model name, repo id or directory.")
-@click.option("--host", default=None, help="Listen address (default 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Listen port (default 8000).")
-@click.option("--api-key", "api_keys", multiple=True, help="Accepted API key; repeat for several.")
-@click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
-    default=None,
-    help="Where the model runs.",
-)
-@click.option("--compute-type", default=None, help="auto, int8, float16, ...")
+@settings_options
 def serve(**flags: Any) -> None:
-    """Run the HTTP server."""
+    """Run the HTTP server. Every setting is a flag here and an environment variable."""
     from whisperd.app import run_server
 
-    flags["api_keys"] = list(flags["api_keys"]) or None
-    settings = _settings(**flags)
+    settings = _settings(**given_settings(flags))
     _setup_logging(settings.log_level, request_ids=True)
     run_server(settings)
 
@@ -126,27 +114,82 @@ def _formats(values: tuple[str, ...]) -> tuple[OutputFormat, ...]:
     return tuple(chosen)
 
 
-def _print_summary(console: Console, summary: BatchSummary) -> None:
+def _print_summary(console: Console, summary: BatchSummary, jobs: int) -> None:
     for result in summary.results:
-        if not result.ok:
-            console.print(f"[red]failed[/red] {result.job.source}: {result.error}")
-    done = len(summary.results) - summary.failed
-    console.print(
-        f"{done} of {len(summary.results)} file(s) transcribed: "
+        if result.error is not None:
+            console.print(f"[red]failed[/red] {result.job.source}: {result.error}", soft_wrap=True)
+    line = (
+        f"{summary.done} of {jobs} file(s) transcribed: "
         f"{summary.audio_seconds:.1f} s of audio in {summary.wall_seconds:.1f} s "
         f"({summary.speed:.2f}x real time)"
-        + (f", [red]{summary.failed} failed[/red]" if summary.failed else "")
     )
+    if summary.failed:
+        line += f", [red]{summary.failed} failed[/red]"
+    if summary.interrupted:
+        line += "; [yellow]interrupted[/yellow], no partial output written"
+    console.print(line, soft_wrap=True)
+
+
+def _jobs(params: dict[str, Any]) -> list[FileJob]:
+    """The files to transcribe and their output stems.
+
+    Raises:
+        InputError: if a path does not exist or a folder holds no media files.
+    """
+    from whisperd.batch import collect_jobs
+
+    output_dir = params["output_dir"]
+    folder = Path("." if output_dir == STDOUT else output_dir)
+    return collect_jobs([Path(p) for p in params["paths"]], folder)
+
+
+def _output(params: dict[str, Any], jobs: list[FileJob], options: TranscribeOptions) -> Output:
+    """Files in the output folder, or standard output for ``-o -`` (one file, one format).
+
+    Raises:
+        click.UsageError: if ``-o -`` is given several formats or several files.
+    """
+    from whisperd.cli_output import FileOutput, StreamOutput
+
+    formats = _formats(params["format"])
+    word_timestamps = options.word_timestamps
+    if params["output_dir"] != STDOUT:
+        return FileOutput(formats, word_timestamps=word_timestamps)
+    if len(formats) != 1:
+        raise click.UsageError(
+            f"-o - prints one format to standard output, not {len(formats)}: "
+            "give one --format, or an output folder."
+        )
+    if len(jobs) != 1:
+        raise click.UsageError(
+            f"-o - prints one file's transcript to standard output, not {len(jobs)} files: "
+            "give one file, or an output folder."
+        )
+    return StreamOutput(formats[0], sys.stdout, word_timestamps=word_timestamps)
 
 
 def _transcribe(**params: Any) -> None:
-    """Transcribe audio and video files or folders to text and subtitle files."""
+    """Transcribe audio and video files or folders to text and subtitle files.
+
+    Outputs go next to each file's name in the output folder (input folders are mirrored), or
+    to standard output with -o - (one file, one format). Progress and messages go to standard
+    error: a bar per file on a terminal, plain lines otherwise.
+
+    Non-speech (silence, music, noise) is removed with Silero VAD before decoding: VAD is on by
+    default, unlike faster-whisper; --no-vad-filter decodes everything.
+
+    Ctrl-C (or SIGTERM) stops the file being transcribed at its next 30-second window, writes
+    nothing for it, releases the model and exits with 130 (143 for SIGTERM); a second one quits
+    at once.
+    """
+    from whisperd.cli_interrupts import Interrupts
     from whisperd.cli_progress import run_with_progress
+    from whisperd.service import Cancellation
 
     try:
         options = options_from_flags(params)
     except ValidationError as exc:
-        raise click.UsageError(_validation_message(exc)) from None
+        raise click.UsageError(describe(exc, name=_flag_name)) from None
     settings = _settings(
         model=params["model"],
         device=params["device"],
@@ -157,20 +200,24 @@ def _transcribe(**params: Any) -> None:
     _setup_logging("warning")
     console = Console(stderr=True)
     try:
-        summary = asyncio.run(
-            run_with_progress(
-                settings,
-                options,
-                [Path(p) for p in params["paths"]],
-                output_dir=Path(params["output_dir"]),
-                formats=_formats(params["format"]),
-                console=console,
-            )
-        )
+        jobs = _jobs(params)
+        output = _output(params, jobs, options)
+        cancel = Cancellation()
+        interrupts = Interrupts(cancel, console)
+
+        async def transcribe() -> BatchSummary:
+            with interrupts.installed():
+                return await run_with_progress(
+                    settings, options, jobs, output=output, console=console, cancel=cancel
+                )
+
+        summary = asyncio.run(transcribe())
     except WhisperdError as exc:
-        console.print(f"[red]error:[/red] {exc.message}")
+        console.print(f"[red]error:[/red] {exc.message}", soft_wrap=True)
         raise SystemExit(2) from None
-    _print_summary(console, summary)
+    _print_summary(console, summary, len(jobs))
+    if summary.interrupted:
+        raise SystemExit(interrupts.exit_code)
     if summary.failed:
         raise SystemExit(1)
 
@@ -178,38 +225,30 @@ def _transcribe(**params: Any) -> None:
 def _transcribe_command() -> click.Command:
     params: list[click.Parameter] = [
         click.Argument(["paths"], nargs=-1, required=True, type=click.Path()),
-        click.Option(["--model", "-m"], default=None, help="Model name, repo id or directory."),
+        setting_option(
+            "model", "--model", "-m", help_text="Model name, Hugging Face repo id or directory."
+        ),
         click.Option(
             ["--format", "-f"],
             multiple=True,
             type=click.Choice(sorted(_FORMAT_NAMES)),
-            help="Output format; repeat for several (default: txt).",
+            default=("txt",),
+            show_default=True,
+            help="Output format; repeat for several; all: every format (txt, json, "
+            "verbose_json, srt, vtt, tsv).",
         ),
         click.Option(
             ["--output-dir", "-o"],
             default=".",
+            show_default=True,
             type=click.Path(file_okay=False),
-            help="Folder for the output files (default: current folder).",
+            help="Folder for the output files; - prints the transcript to standard output "
+            "instead (one file, one format).",
         ),
-        click.Option(
-            ["--device"],
-            default=None,
-            type=click.Choice(["auto", "cpu", "cuda"]),
-            help="Where the model runs.",
-        ),
-        click.Option(["--compute-type"], default=None, help="auto, int8, float16, ..."),
-        click.Option(
-            ["--models-dir"],
-            default=None,
-            type=click.Path(file_okay=False),
-            help="Model cache folder.",
-        ),
-        click.Option(
-            ["--offline"],
-            is_flag=True,
-            default=False,
-            help="Use only cached models and local directories.",
-        ),
+        setting_option("device"),
+        setting_option("compute_type"),
+        setting_option("models_dir"),
+        setting_option("offline"),
         *option_params(),
     ]
     return click.Command(

@@ -11,7 +11,7 @@ Hierarchy::
     ├── InvalidOptionError            a decoding option is out of range or unsupported
     ├── AudioError                    the audio cannot be used
     │   ├── EmptyAudioError           zero bytes, or no samples decoded
-    │   ├── SilentAudioError          decodes to digital silence only
+    │   ├── AudioTooShortError        shorter than the 0.1 s OpenAI accepts
     │   ├── UnsupportedAudioError     not a container or format we accept
     │   ├── CorruptAudioError         unreadable, or damaged beyond the error budget
     │   ├── TruncatedAudioError       ends before the length its header declares
@@ -69,10 +69,11 @@ class EmptyAudioError(AudioError):
     code = "empty_audio"
 
 
-class SilentAudioError(AudioError):
-    """The input decodes to digital silence only; there is nothing to transcribe."""
+class AudioTooShortError(AudioError):
+    """The decoded audio is shorter than the minimum length (0.1 s, as OpenAI's API refuses
+    with code ``audio_too_short``)."""
 
-    code = "silent_audio"
+    code = "audio_too_short"
 
 
 class UnsupportedAudioError(AudioError):

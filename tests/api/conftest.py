@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,10 +15,17 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from waiting import joined, wait_until
 from whisperd.app import create_app
+from whisperd.audio.decode import AudioSource, decode_audio
 from whisperd.config import Settings
-from whisperd.testing import ScriptedModel
+from whisperd.engine.base import Transcript
+from whisperd.engine.options import TranscribeOptions
+from whisperd.service import TranscriptionService
+from whisperd.testing import FakeEngine, ScriptedModel, fake_loader
 from whisperd.testing.hub import hub_cache
+
+DATA = Path(__file__).parents[1] / "data"
 
 
 @dataclass
@@ -41,18 +48,17 @@ class RunningServer:
 
 
 @contextmanager
-def _serve(settings: Settings) -> Iterator[RunningServer]:
-    """Run ``create_app(settings)`` under uvicorn on 127.0.0.1 in a thread."""
-    app = create_app(settings)
+def _serve(
+    settings: Settings, service: TranscriptionService | None = None
+) -> Iterator[RunningServer]:
+    """Run ``create_app(settings, service=service)`` under uvicorn on 127.0.0.1 in a thread."""
+    app = create_app(settings, service=service)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.01)
+    wait_until(lambda: server.started or not thread.is_alive(), "the test server did not start")
+    assert server.started, "the test server stopped while it started"
     port = server.servers[0].sockets[0].getsockname()[1]
     running = RunningServer(f"http://127.0.0.1:{port}", app)
     try:
@@ -61,7 +67,7 @@ def _serve(settings: Settings) -> Iterator[RunningServer]:
         for client in running.clients:
             client.close()
         server.should_exit = True
-        thread.join(timeout=30)
+        joined(thread)
 
 
 @pytest.fixture(scope="session")
@@ -100,11 +106,66 @@ def native_server(
     scripted_model: ScriptedModel,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RunningServer]:
-    """A server whose offline model cache holds large-v3 and large-v3-turbo (the scripted model)."""
+    """A fake-engine server whose offline model cache holds large-v3 and large-v3-turbo (the
+    scripted model's files, so both names resolve as real ones do)."""
     cache = hub_cache(
         tmp_path_factory.mktemp("hub"),
         scripted_model.path,
         ["Systran/faster-whisper-large-v3", "mobiuslabsgmbh/faster-whisper-large-v3-turbo"],
     )
-    with _serve(settings_for(model="large-v3-turbo", models_dir=cache)) as running:
+    with _serve_fake(settings_for(model="large-v3-turbo", models_dir=cache)) as running:
         yield running
+
+
+@contextmanager
+def _serve_fake(settings: Settings, gate: threading.Event | None = None) -> Iterator[RunningServer]:
+    """:func:`_serve` with fake engines (:mod:`whisperd.testing.fake`) behind the real service.
+
+    For tests of wire behaviour: routes, envelopes, framing and admission run for real, and a
+    transcription takes no model time. ``gate`` holds every engine's windows after the first
+    until it is set.
+    """
+    service = TranscriptionService.create(settings, loader=fake_loader(gate=gate))
+    try:
+        with _serve(settings, service) as running:
+            yield running
+    finally:
+        service.close()
+
+
+@pytest.fixture(scope="session")
+def serve_fake() -> Callable[..., Any]:
+    """``with serve_fake(settings, gate) as running:`` starts a fake-engine server for one test."""
+    return _serve_fake
+
+
+@pytest.fixture(scope="module")
+def engine_gate() -> Iterator[threading.Event]:
+    """The gate of :func:`fake_server`'s engines: open, unless a test holds work on the model
+    (it closes the gate and opens it again when done)."""
+    gate = threading.Event()
+    gate.set()
+    yield gate
+    gate.set()
+
+
+@pytest.fixture(scope="module")
+def fake_server(
+    settings_for: Callable[..., Settings], engine_gate: threading.Event
+) -> Iterator[RunningServer]:
+    """One fake-engine server with default settings, shared by a test module."""
+    with _serve_fake(settings_for(), engine_gate) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def fake_transcript() -> Callable[..., Transcript]:
+    """``fake_transcript(audio, **options)``: what a fake engine makes of ``audio`` (the name
+    of a clip in tests/data, or a file's bytes): the transcript a fake-engine server delivers."""
+    engine = FakeEngine()
+
+    def transcribe(audio: str | bytes, **options: Any) -> Transcript:
+        source = AudioSource(DATA / audio if isinstance(audio, str) else audio)
+        return engine.transcribe(decode_audio(source).samples, TranscribeOptions(**options))
+
+    return transcribe

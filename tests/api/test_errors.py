@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
-from pathlib import Path
+import threading
+import wave
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
+from whisperd.api.disconnect import until_disconnected
 from whisperd.api.errors import domain_error_response
-from whisperd.api.openai import _until_disconnected
 from whisperd.app import create_app
 from whisperd.config import Settings
-from whisperd.engine.base import Segment, Transcript
 from whisperd.errors import (
     AudioTooLongError,
     CancelledError,
@@ -31,8 +33,7 @@ from whisperd.errors import (
     WhisperdError,
 )
 from whisperd.service import Cancellation, TranscriptionService
-
-DATA = Path(__file__).parents[1] / "data"
+from whisperd.testing.fake import fake_loader
 
 
 @pytest.mark.parametrize(
@@ -70,17 +71,17 @@ def test_queue_full_says_when_to_retry() -> None:
     assert "x-should-retry" not in response.headers
 
 
-class _FailingMidway(TranscriptionService):
-    """Decodes one segment, then fails like an out-of-memory model call."""
-
-    async def run(
-        self, engine: Any, audio: Any, options: Any, *, on_segment: Any = None, cancel: Any = None
-    ) -> Transcript:
-        segment = Segment(0, 0, 0.0, 2.0, " first", (1,), 0.0, -0.1, 1.0, 0.0)
-        if on_segment is not None:
-            on_segment(segment)
-        await asyncio.sleep(0.05)
-        raise TranscriptionError("Transcription failed: out of memory")
+def _wav(seconds: float) -> bytes:
+    samples = (np.random.default_rng(0).standard_normal(int(16000 * seconds)) * 1600).astype(
+        np.int16
+    )
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(samples.tobytes())
+    return buffer.getvalue()
 
 
 def test_an_error_after_the_stream_started_is_an_error_event(scripted_model) -> None:
@@ -91,24 +92,25 @@ def test_an_error_after_the_stream_started_is_an_error_event(scripted_model) -> 
         compute_type="int8",
         offline=True,
     )
-    service = _FailingMidway.create(settings)
+    # A fake engine that decodes the first 30 s window, then fails at its closed gate.
+    loader = fake_loader(gate=threading.Event(), gate_timeout_s=0.05)
+    service = TranscriptionService.create(settings, loader=loader)
     response = asyncio.run(_stream_request(create_app(settings, service=service)))
     service.close()
     frames = [json.loads(line[6:]) for line in response.text.splitlines() if line]
-    assert frames[0] == {"type": "transcript.text.delta", "delta": " first"}
+    assert frames[0]["type"] == "transcript.text.delta"
     assert frames[1]["error"]["code"] == "transcription_failed"
     assert frames[1]["error"]["type"] == "server_error"
 
 
 async def _stream_request(app: Any) -> httpx.Response:
-    audio = (DATA / "speech.wav").read_bytes()
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             response = await client.post(
                 "/v1/audio/transcriptions",
-                files={"file": ("a.wav", audio)},
-                data={"model": "whisper-1", "stream": "true"},
+                files={"file": ("a.wav", _wav(45))},
+                data={"model": "whisper-1", "stream": "true", "vad_filter": "false"},
             )
     return response
 
@@ -122,24 +124,27 @@ class _Request:
 
 
 def test_a_disconnected_client_cancels_its_work() -> None:
-    cancel = Cancellation()
+    given: list[Cancellation] = []
 
-    async def forever() -> None:
+    async def forever(cancel: Cancellation) -> None:
+        given.append(cancel)
         await asyncio.sleep(3600)
 
     with pytest.raises(CancelledError):
-        asyncio.run(_until_disconnected(_Request(True), forever(), cancel))  # type: ignore[arg-type]
-    assert cancel.cancelled
+        asyncio.run(until_disconnected(_Request(True), forever))  # type: ignore[arg-type]
+    assert given[0].cancelled
 
 
 def test_work_finishing_first_is_returned() -> None:
-    async def quick() -> int:
+    given: list[Cancellation] = []
+
+    async def quick(cancel: Cancellation) -> int:
+        given.append(cancel)
         return 42
 
-    cancel = Cancellation()
-    result = asyncio.run(_until_disconnected(_Request(False), quick(), cancel))  # type: ignore[arg-type]
+    result = asyncio.run(until_disconnected(_Request(False), quick))  # type: ignore[arg-type]
     assert result == 42
-    assert not cancel.cancelled
+    assert not given[0].cancelled
 
 
 @pytest.mark.parametrize(

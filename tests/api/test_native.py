@@ -327,12 +327,14 @@ for audio_file in sorted(AUDIO_DIR.glob("*.mp3")):
 
 # The guide's simplest example leaves its file open; that warning is the guide's, not ours.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-@pytest.mark.parametrize("example", [SIMPLEST, WAV, RAW_FILE])
+@pytest.mark.parametrize(
+    ("example", "clip"), [(SIMPLEST, "speech.mp3"), (WAV, "speech.wav"), (RAW_FILE, "speech.mp3")]
+)
 def test_file_examples_print_the_transcript(
-    native_server: RunningServer, workdir: Path, scripted_model: ScriptedModel, example: str
+    native_server: RunningServer, workdir: Path, fake_transcript, example: str, clip: str
 ) -> None:
     printed = run_example(example, native_server, workdir)
-    assert printed.strip() == scripted_model.plain_text.strip()
+    assert printed.strip() == fake_transcript(clip, without_timestamps=True).text
 
 
 @pytest.mark.parametrize("example", [NUMPY, PCM, RAW_NUMPY])
@@ -348,26 +350,28 @@ def test_tensor_example_runs(native_server: RunningServer, workdir: Path) -> Non
 
 
 def test_every_setting_example(
-    native_server: RunningServer, workdir: Path, scripted_model: ScriptedModel
+    native_server: RunningServer, workdir: Path, fake_transcript
 ) -> None:
     printed = run_example(ALL_SETTINGS, native_server, workdir).splitlines()
-    assert printed[0] == scripted_model.text.strip()
+    assert printed[0] == fake_transcript("speech.mp3").text
     assert printed[1] == "Detected language: en"
     assert printed[2].startswith("Took ")
 
 
 def test_timestamps_and_srt_example(
-    native_server: RunningServer, workdir: Path, scripted_model: ScriptedModel
+    native_server: RunningServer, workdir: Path, fake_transcript
 ) -> None:
+    expected = fake_transcript("speech.mp3")
+    (segment,) = expected.segments
     printed = run_example(TIMESTAMPS, native_server, workdir)
-    assert f"Transcript: {scripted_model.text.strip()}" in printed
+    assert f"Transcript: {expected.text}" in printed
     assert "Detected: en, duration 4.9s" in printed
     assert "Model: large-v3-turbo - int8" in printed
     assert "Task: transcribe" in printed
     line = re.search(r"\[(\d{3}\.\d{3}) → (\d{3}\.\d{3})\] (.*)", printed)
     assert line is not None
-    assert float(line[2]) - float(line[1]) == pytest.approx(2.0)
-    assert line[3] == scripted_model.text.strip()
+    assert float(line[2]) - float(line[1]) == pytest.approx(segment.end - segment.start)
+    assert line[3] == expected.text
     assert "\n1\n00:00:00," in printed
 
 
@@ -386,33 +390,29 @@ def test_health_status_and_models_examples(native_server: RunningServer, workdir
 
 
 def test_concurrent_clients_each_get_their_own_result(
-    native_server: RunningServer, workdir: Path, scripted_model: ScriptedModel
+    native_server: RunningServer, workdir: Path, fake_transcript
 ) -> None:
     printed = run_example(THREADS, native_server, workdir).splitlines()
-    expected = scripted_model.plain_text.strip()[:80]
+    expected = fake_transcript("speech.mp3", without_timestamps=True).text[:80]
     assert sorted(printed) == [f"file{i}.mp3: {expected}..." for i in (1, 2, 3)]
 
 
 def test_error_handling_example(
-    native_server: RunningServer, workdir: Path, scripted_model: ScriptedModel
+    native_server: RunningServer, workdir: Path, fake_transcript
 ) -> None:
     printed = run_example(ERROR_HANDLING, native_server, workdir)
-    assert printed.strip() == scripted_model.plain_text.strip()
+    assert printed.strip() == fake_transcript("speech.mp3", without_timestamps=True).text
 
 
-def test_folder_script(
-    native_server: RunningServer, workdir: Path, scripted_model: ScriptedModel
-) -> None:
+def test_folder_script(native_server: RunningServer, workdir: Path, fake_transcript) -> None:
     printed = run_example(FOLDER, native_server, workdir)
     assert printed.count("Done (4.9s audio in") == 2
     written = (workdir / "my_audio_files" / "a.txt").read_text()
-    assert written == scripted_model.plain_text.strip()
+    assert written == fake_transcript("speech.mp3", without_timestamps=True).text
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-def test_curl_examples(
-    native_server: RunningServer, workdir: Path, scripted_model: ScriptedModel
-) -> None:
+def test_curl_examples(native_server: RunningServer, workdir: Path, fake_transcript) -> None:
     base = native_server.url
     commands = [
         f"curl {base}/health",
@@ -428,7 +428,7 @@ def test_curl_examples(
         for command in commands
     ]
     assert outputs[0] == '{"status":"ok"}'
-    assert scripted_model.plain_text.strip() in outputs[1]
+    assert fake_transcript("speech.mp3", without_timestamps=True).text in outputs[1]
     assert '"model_used":"large-v3 - float32"' in outputs[2]
     assert '"segments":[{"start"' in outputs[2]
 
@@ -444,7 +444,7 @@ def _post(
         return http.post(path, files=files, data=data, json=json)
 
 
-def test_response_shape(native_server: RunningServer, scripted_model: ScriptedModel) -> None:
+def test_response_shape(native_server: RunningServer, fake_transcript) -> None:
     plain = _post(native_server, files={"audio": ("a.mp3", (DATA / "speech.mp3").read_bytes())})
     assert plain.status_code == 200
     body = plain.json()
@@ -465,8 +465,11 @@ def test_response_shape(native_server: RunningServer, scripted_model: ScriptedMo
         data={"include_timestamps": "true", "word_timestamps": "true"},
     ).json()
     (segment,) = timed["segments"]
-    assert segment["text"] == scripted_model.text  # faster-whisper's leading space kept
-    assert [w["word"].strip() for w in segment["words"]] == list(scripted_model.words)
+    (expected,) = fake_transcript("speech.mp3", word_timestamps=True).segments
+    assert segment["text"] == expected.text  # the engine's leading space kept
+    assert [w["word"].strip() for w in segment["words"]] == [
+        w.word.strip() for w in expected.words or ()
+    ]
     assert segment["start"] == round(segment["start"], 3)
 
 
@@ -494,12 +497,12 @@ def test_errors_in_the_guides_style(native_server: RunningServer) -> None:
 
 
 def test_translation_on_an_english_only_model(
-    settings_for, serve, english_model: ScriptedModel, tmp_path: Path
+    settings_for, serve_fake, english_model: ScriptedModel, tmp_path: Path
 ) -> None:
     from whisperd.testing.hub import hub_cache
 
     cache = hub_cache(tmp_path / "hub", english_model.path, ["Systran/faster-whisper-tiny.en"])
-    with serve(settings_for(models_dir=cache)) as running:
+    with serve_fake(settings_for(models_dir=cache)) as running:
         response = _post(
             running,
             files={"audio": ("a.mp3", (DATA / "speech.mp3").read_bytes())},
@@ -510,8 +513,8 @@ def test_translation_on_an_english_only_model(
     assert "English-only" in response.json()["detail"]
 
 
-def test_draining_server_refuses_new_work(settings_for, serve) -> None:
-    with serve(settings_for()) as running:
+def test_draining_server_refuses_new_work(settings_for, serve_fake) -> None:
+    with serve_fake(settings_for()) as running:
         running.app.state.draining = True
         with running.http() as http:
             health = http.get("/health")
@@ -567,8 +570,11 @@ def test_docs_describe_every_setting(native_server: RunningServer) -> None:
         assert properties[name].get("description"), name
 
 
-def test_early_errors_use_the_native_envelope_on_native_paths(settings_for, serve) -> None:
-    with serve(settings_for(api_keys=["k"], max_upload_mb=0.01)) as running, running.http() as http:
+def test_early_errors_use_the_native_envelope_on_native_paths(settings_for, serve_fake) -> None:
+    with (
+        serve_fake(settings_for(api_keys=["k"], max_upload_mb=0.01)) as running,
+        running.http() as http,
+    ):
         unauthorized = http.post("/transcribe", files={"audio": ("a.mp3", b"x")})
         key = {"Authorization": "Bearer k"}
         big = http.post("/transcribe", files={"audio": ("a.wav", b"x" * 200_000)}, headers=key)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from whisperd.testing import ScriptedModel
+from waiting import joined
 
 if TYPE_CHECKING:
     from conftest import RunningServer
@@ -39,21 +39,22 @@ def audio_host() -> Iterator[tuple[str, list[str]]]:
     requests: list[str] = []
     handler = type("Handler", (_AudioHandler,), {"requests": requests})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}", requests
     finally:
         httpd.shutdown()
         httpd.server_close()
+        joined(thread)
 
 
 def test_file_as_url_and_audio_url_with_private_networks_allowed(
-    settings_for, serve, audio_host, scripted_model: ScriptedModel
+    settings_for, serve_fake, audio_host, fake_transcript
 ) -> None:
     base, requests = audio_host
     running: RunningServer
-    with serve(settings_for(allow_private_networks=True)) as running, running.http() as http:
+    with serve_fake(settings_for(allow_private_networks=True)) as running, running.http() as http:
         as_file = http.post(
             "/v1/audio/transcriptions",
             files={"file": (None, f"{base}/clip.aac")},
@@ -63,8 +64,8 @@ def test_file_as_url_and_audio_url_with_private_networks_allowed(
             "/v1/audio/transcriptions", data={"model": "whisper-1", "audio_url": f"{base}/a"}
         )
     assert as_file.status_code == 200, as_file.text
-    assert as_file.json()["text"] == scripted_model.text.strip()
-    assert as_audio_url.json()["text"] == scripted_model.text.strip()
+    assert as_file.json()["text"] == fake_transcript("speech.mp3").text
+    assert as_audio_url.json()["text"] == fake_transcript("speech.mp3").text
     assert requests == ["/clip.aac", "/a"]
 
 
@@ -79,11 +80,11 @@ def test_file_as_url_and_audio_url_with_private_networks_allowed(
     ],
 )
 def test_private_addresses_are_refused_by_default(
-    server: RunningServer, audio_host, url: str
+    fake_server: RunningServer, audio_host, url: str
 ) -> None:
     base, requests = audio_host
     port = base.rsplit(":", 1)[1]
-    with server.http() as http:
+    with fake_server.http() as http:
         response = http.post(
             "/v1/audio/transcriptions",
             data={"model": "whisper-1", "audio_url": url.format(port=port)},

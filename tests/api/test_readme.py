@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from waiting import joined
 from whisperd.cli import _transcribe_command, cli
 from whisperd.testing import ScriptedModel
+from whisperd.testing.fake import WORDS
 
 ROOT = Path(__file__).parents[2]
 DATA = Path(__file__).parents[1] / "data"
@@ -42,8 +44,9 @@ def test_the_readme_has_the_examples_this_file_runs() -> None:
 
 
 @pytest.fixture(scope="module")
-def readme_server(settings_for, serve) -> Iterator[str]:
-    with serve(settings_for(allow_private_networks=True)) as running:
+def readme_server(settings_for, serve_fake) -> Iterator[str]:
+    """A fake-engine server: the examples show the wire, whatever the model says."""
+    with serve_fake(settings_for(allow_private_networks=True)) as running:
         yield running.url
 
 
@@ -55,7 +58,7 @@ def _localize(text: str, url: str, audio_url: str = "") -> str:
 
 
 @pytest.mark.parametrize("index", [0, 1])
-def test_python_examples(readme_server: str, index: int, scripted_model: ScriptedModel) -> None:
+def test_python_examples(readme_server: str, index: int) -> None:
     import openai
 
     code = _localize(_blocks(API, "python")[index], readme_server)
@@ -68,7 +71,7 @@ def test_python_examples(readme_server: str, index: int, scripted_model: Scripte
         for value in namespace.values():
             if isinstance(value, openai.OpenAI):
                 value.close()
-    assert scripted_model.words[0] in printed.getvalue()
+    assert WORDS[0] in printed.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -86,25 +89,24 @@ def audio_url() -> Iterator[str]:
             return
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}/speech.mp3"
     httpd.shutdown()
     httpd.server_close()
+    joined(thread)
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 @pytest.mark.parametrize("index", range(5))
-def test_curl_examples(
-    readme_server: str, audio_url: str, index: int, scripted_model: ScriptedModel
-) -> None:
+def test_curl_examples(readme_server: str, audio_url: str, index: int) -> None:
     command = _localize(_blocks(API, "bash")[index].strip(), readme_server, audio_url)
     assert command.startswith("curl ")
     done = subprocess.run(
         [*shlex.split(command), "--fail-with-body"], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    expected = "whisper-1" if command.endswith("/v1/models/whisper-1") else scripted_model.words[0]
+    expected = "whisper-1" if command.endswith("/v1/models/whisper-1") else WORDS[0]
     assert expected in done.stdout
 
 
@@ -139,14 +141,14 @@ def test_cli_examples(
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-def test_native_curl_example(readme_server: str, scripted_model: ScriptedModel) -> None:
+def test_native_curl_example(readme_server: str, fake_transcript) -> None:
     (block,) = _blocks("Native API (Faster-Whisper Transcriber)", "bash")
     command = _localize(block.strip(), readme_server)
     done = subprocess.run(
         [*shlex.split(command), "--fail-with-body"], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert f'"text":"{scripted_model.text.strip()}"' in done.stdout
+    assert f'"text":"{fake_transcript("speech.mp3").text}"' in done.stdout
 
 
 def test_serve_command_starts_a_server_and_stops_on_sigterm(
@@ -204,9 +206,7 @@ def test_serve_command_starts_a_server_and_stops_on_sigterm(
     assert "Application shutdown complete" in output
 
 
-def test_streaming_example(
-    readme_server: str, scripted_model: ScriptedModel, tmp_path: Path
-) -> None:
+def test_streaming_example(readme_server: str, tmp_path: Path) -> None:
     import numpy as np
 
     from whisperd.audio.decode import AudioSource, decode_audio
@@ -224,4 +224,4 @@ def test_streaming_example(
         line for line in printed.getvalue().splitlines() if line.startswith("transcription True")
     ]
     assert len(finals) == 1
-    assert scripted_model.words[0] in finals[0]
+    assert WORDS[0] in finals[0]

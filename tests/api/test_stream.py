@@ -1,9 +1,14 @@
-"""``WS /v1/stream`` (Baseten protocol) with a real WebSocket client against a real server."""
+"""``WS /v1/stream`` (Baseten protocol) with a real WebSocket client against a real server.
+
+The seed client's session runs on the real scripted model; the tests of framing, audio
+encodings, control messages and capacity run on fake engines.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,8 +17,10 @@ import numpy as np
 import pytest
 import websockets
 
+from waiting import DEADLINE_S, until, wait_until
 from whisperd.audio.decode import AudioSource, decode_audio
 from whisperd.testing import ScriptedModel
+from whisperd.testing.fake import WORDS
 
 if TYPE_CHECKING:
     from conftest import RunningServer
@@ -51,27 +58,52 @@ def pcm_chunks(name: str, chunk: int = CHUNK_SIZE, rate: int = SAMPLE_RATE) -> l
     return [int16[i : i + chunk].tobytes() for i in range(0, len(int16), chunk)]
 
 
+AWAIT_PARTIAL = object()
+"""In a client's frames: wait for a partial transcript before sending on (as a microphone
+that is slower than the server would)."""
+
+
 async def run_client(
     url: str,
     frames: list[Any],
     metadata: dict[str, Any] = METADATA,
     headers: dict[str, str] | None = None,
-    pace_s: float = 0.0,
 ) -> list[dict]:
     """The seed client's send and receive logic, fed from a list instead of a microphone."""
     messages: list[dict] = []
     async with websockets.connect(url, additional_headers=headers or {}) as ws:
         await ws.send(json.dumps(metadata))
         for frame in frames:
-            await ws.send(frame)
-            if pace_s:
-                await asyncio.sleep(pace_s)
+            if frame is AWAIT_PARTIAL:
+                await _receive_until(ws, messages, lambda m: _is_result(m, final=False))
+            else:
+                await ws.send(frame)
         await ws.send(json.dumps({"type": "end_audio"}))
-        while True:
-            message = json.loads(await asyncio.wait_for(ws.recv(), 60))
-            messages.append(message)
-            if message.get("type") == "end_audio" and message["body"]["status"] == "finished":
-                return messages
+        await _receive_until(
+            ws,
+            messages,
+            lambda m: m.get("type") == "end_audio" and m["body"]["status"] == "finished",
+        )
+    return messages
+
+
+async def _receive_until(
+    ws: websockets.ClientConnection, messages: list[dict], last: Callable[[dict], bool]
+) -> None:
+    """Receive into ``messages`` up to the first one that is ``last``, within the deadline;
+    an error message fails the test at once."""
+    try:
+        async with asyncio.timeout(DEADLINE_S):
+            while not messages or not last(messages[-1]):
+                messages.append(json.loads(await ws.recv()))
+                if messages[-1].get("type") == "error":
+                    pytest.fail(f"the server sent an error: {messages[-1]}")
+    except TimeoutError:
+        pytest.fail(f"the awaited message never came in {DEADLINE_S:g} s; got {messages}")
+
+
+def _is_result(message: dict, final: bool) -> bool:
+    return message.get("type") == "transcription" and message["is_final"] is final
 
 
 def ws_url(server: RunningServer) -> str:
@@ -79,14 +111,25 @@ def ws_url(server: RunningServer) -> str:
 
 
 def transcriptions(messages: list[dict], final: bool) -> list[dict]:
-    return [m for m in messages if m.get("type") == "transcription" and m["is_final"] is final]
+    return [m for m in messages if _is_result(m, final)]
+
+
+def fake_text(text: str) -> bool:
+    """Whether ``text`` is what a fake engine transcribes: its words in turn from the first."""
+    words = text.split()
+    return bool(words) and words == [WORDS[i % len(WORDS)] for i in range(len(words))]
 
 
 def test_seed_client_gets_partials_then_a_final(
     server: RunningServer, scripted_model: ScriptedModel
 ) -> None:
-    # Sent at twice real time, so partials are due while speech goes on (even on a busy machine).
-    messages = asyncio.run(run_client(ws_url(server), pcm_chunks("speech.wav"), pace_s=0.016))
+    # The client pauses mid-speech until a partial arrives: a partial is due as speech goes on,
+    # however fast the frames come and however slow the machine is.
+    frames = pcm_chunks("speech.wav")
+    half = len(frames) // 2
+    messages = asyncio.run(
+        run_client(ws_url(server), [*frames[:half], AWAIT_PARTIAL, *frames[half:]])
+    )
     (final,) = transcriptions(messages, final=True)
     text = " ".join(s["text"] for s in final["segments"]).strip()
     assert text == scripted_model.text.strip()
@@ -113,22 +156,20 @@ def test_seed_client_gets_partials_then_a_final(
     assert "speech_stopped" in types
 
 
-def test_silence_produces_no_text(server: RunningServer) -> None:
-    messages = asyncio.run(run_client(ws_url(server), pcm_chunks("silence.wav")))
+def test_silence_produces_no_text(fake_server: RunningServer) -> None:
+    messages = asyncio.run(run_client(ws_url(fake_server), pcm_chunks("silence.wav")))
     assert [m["type"] for m in messages] == ["end_audio", "end_audio"]
 
 
-def test_frames_of_any_size_mulaw_and_8khz(
-    server: RunningServer, scripted_model: ScriptedModel
-) -> None:
+def test_frames_of_any_size_mulaw_and_8khz(fake_server: RunningServer) -> None:
     frames = pcm_chunks("speech.wav", chunk=1000, rate=8000)
     samples = np.concatenate([np.frombuffer(f, dtype=np.int16) for f in frames])
     mulaw = _mulaw_encode(samples)
     odd_frames = [mulaw[i : i + 333] for i in range(0, len(mulaw), 333)]
     metadata = {**METADATA, "streaming_params": {"encoding": "pcm_mulaw", "sample_rate": 8000}}
-    messages = asyncio.run(run_client(ws_url(server), odd_frames, metadata))
+    messages = asyncio.run(run_client(ws_url(fake_server), odd_frames, metadata))
     (final,) = transcriptions(messages, final=True)
-    assert final["segments"][0]["text"] == scripted_model.text.strip()
+    assert fake_text(final["segments"][0]["text"])
 
 
 def _mulaw_encode(samples: np.ndarray) -> bytes:
@@ -140,12 +181,12 @@ def _mulaw_encode(samples: np.ndarray) -> bytes:
     return (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8).tobytes()
 
 
-def test_finalize_forces_a_final_mid_speech(server: RunningServer) -> None:
+def test_finalize_forces_a_final_mid_speech(fake_server: RunningServer) -> None:
     frames = pcm_chunks("speech.wav")
     half = len(frames) // 2
     finalize = json.dumps({"type": "finalize"})
     messages = asyncio.run(
-        run_client(ws_url(server), [*frames[:half], finalize, *frames[half:]], pace_s=0.002)
+        run_client(ws_url(fake_server), [*frames[:half], finalize, *frames[half:]])
     )
     finals = transcriptions(messages, final=True)
     assert [f["transcription_num"] for f in finals] == [1, 2]
@@ -162,25 +203,25 @@ def test_finalize_forces_a_final_mid_speech(server: RunningServer) -> None:
     ],
 )
 def test_bad_metadata_gets_an_error_and_close_1007(
-    server: RunningServer, metadata: dict, problem: str
+    fake_server: RunningServer, metadata: dict, problem: str
 ) -> None:
     async def scenario() -> tuple[dict, int | None]:
-        async with websockets.connect(ws_url(server)) as ws:
+        async with websockets.connect(ws_url(fake_server)) as ws:
             await ws.send(json.dumps(metadata))
             error = json.loads(await ws.recv())
             with pytest.raises(websockets.ConnectionClosed) as closed:
                 await ws.recv()
             return error, closed.value.rcvd.code if closed.value.rcvd else None
 
-    error, code = asyncio.run(scenario())
+    error, code = asyncio.run(asyncio.wait_for(scenario(), DEADLINE_S))
     assert error["type"] == "error"
     assert problem in error["body"]["error"]
     assert code == 1007
 
 
-def test_control_messages(server: RunningServer) -> None:
+def test_control_messages(fake_server: RunningServer) -> None:
     async def scenario() -> list[dict]:
-        async with websockets.connect(ws_url(server)) as ws:
+        async with websockets.connect(ws_url(fake_server)) as ws:
             await ws.send(json.dumps(METADATA))
             await ws.send(json.dumps({"type": "keepalive"}))
             await ws.send(json.dumps({"type": "health_check", "body": {}}))
@@ -188,7 +229,7 @@ def test_control_messages(server: RunningServer) -> None:
             await ws.send("{not json")
             return [json.loads(await ws.recv()) for _ in range(3)]
 
-    health, unknown, invalid = asyncio.run(scenario())
+    health, unknown, invalid = asyncio.run(asyncio.wait_for(scenario(), DEADLINE_S))
     assert health["type"] == "health_check"
     assert health["body"]["healthy"] is True
     assert unknown["type"] == "error"
@@ -196,8 +237,8 @@ def test_control_messages(server: RunningServer) -> None:
     assert invalid["body"]["recoverable"] is True
 
 
-def test_api_key_is_checked_before_the_socket_is_accepted(settings_for, serve) -> None:
-    with serve(settings_for(api_keys=["secret"])) as running:
+def test_api_key_is_checked_before_the_socket_is_accepted(settings_for, serve_fake) -> None:
+    with serve_fake(settings_for(api_keys=["secret"])) as running:
         with pytest.raises(websockets.InvalidStatus) as refused:
             asyncio.run(run_client(ws_url(running), []))
         messages = asyncio.run(
@@ -212,31 +253,23 @@ def test_api_key_is_checked_before_the_socket_is_accepted(settings_for, serve) -
 
 
 def test_stream_capacity_refuses_clearly_and_dropped_streams_leave_nothing(
-    settings_for, serve
+    settings_for, serve_fake
 ) -> None:
-    with serve(settings_for(max_streams=2)) as running:
+    with serve_fake(settings_for(max_streams=2)) as running:
         admission = running.app.state.service.admission
 
         async def scenario() -> tuple[dict, int | None]:
             url = ws_url(running)
-
-            async def released() -> bool:
-                for _ in range(200):  # the server notices a drop and frees its slot
-                    if admission.streams == 0:
-                        return True
-                    await asyncio.sleep(0.02)
-                return False
-
             for _ in range(20):  # open and drop many streams mid-audio
                 ws = await websockets.connect(url)
                 await ws.send(json.dumps(METADATA))
                 await ws.send(pcm_chunks("speech.wav")[5])
                 await ws.close()
-                assert await released()
+                await until(lambda: admission.streams == 0, "a dropped stream kept its slot")
             holders = [await websockets.connect(url) for _ in range(2)]
             for ws in holders:
                 await ws.send(json.dumps(METADATA))
-            await asyncio.sleep(0.2)
+            await until(lambda: admission.streams == 2, "the two streams never both opened")
             async with httpx.AsyncClient(base_url=running.url) as http:
                 status = (await http.get("/status")).json()
             assert status["active_streams"] == 2
@@ -248,11 +281,7 @@ def test_stream_capacity_refuses_clearly_and_dropped_streams_leave_nothing(
                 await ws.close()
             return error, closed.value.rcvd.code if closed.value.rcvd else None
 
-        error, code = asyncio.run(scenario())
-        for _ in range(100):
-            if admission.streams == 0:
-                break
-            asyncio.run(asyncio.sleep(0.05))
-        assert admission.streams == 0
+        error, code = asyncio.run(asyncio.wait_for(scenario(), DEADLINE_S))
+        wait_until(lambda: admission.streams == 0, "the closed streams kept their slots")
     assert code == 1013
     assert "capacity of 2 streams" in error["body"]["error"]

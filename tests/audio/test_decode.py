@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import re
+import subprocess
 import sys
 import threading
 import time
+import wave
 import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,13 +33,14 @@ from whisperd.audio.decode import (
 from whisperd.errors import (
     AudioError,
     AudioTooLongError,
+    AudioTooShortError,
     CorruptAudioError,
     EmptyAudioError,
-    SilentAudioError,
     TorchUnavailableError,
     TruncatedAudioError,
     UnsupportedAudioError,
 )
+from whisperd.testing.speech import espeak_available
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 RATE = 16_000
@@ -213,6 +217,119 @@ def test_multichannel_is_mixed_down() -> None:
     decoded = decode_bytes(data)
     assert decoded.duration == pytest.approx(1.0, abs=0.01)
     assert dominant_frequency(decoded.samples) == pytest.approx(440.0, abs=3.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Channels: every input path mixes to the mean of its channels
+
+
+def encode_channels(
+    channels: np.ndarray, rate: int, muxer: str, codec: str, layout: str, **options: str
+) -> bytes:
+    """Encode ``[channels, samples]`` float32 planes (one signal per channel) with PyAV."""
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=muxer, container_options={"fflags": "+bitexact"}) as out:
+        stream = out.add_stream(codec, rate=rate, layout=layout, options=options)
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(channels, dtype=np.float32), format="fltp", layout=layout
+        )
+        frame.sample_rate = rate
+        frame.pts = 0
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return buf.getvalue()
+
+
+def stereo_cases() -> dict[str, np.ndarray]:
+    """Stereo signals whose mean is known: both channels, one channel, different tones."""
+    loud = mc.sine(440.0, 1.0, amplitude=0.9)
+    other = mc.sine(660.0, 1.0, amplitude=0.3)
+    silent = np.zeros_like(loud)
+    return {
+        "same-in-both": np.stack([loud, loud]),
+        "left-only": np.stack([loud, silent]),
+        "right-only": np.stack([silent, loud]),
+        "different": np.stack([loud, other]),
+    }
+
+
+LOSSLESS_STEREO = [("wav", "pcm_s16le"), ("wav", "pcm_f32le"), ("flac", "flac")]
+
+
+@pytest.mark.parametrize("case", list(stereo_cases()))
+@pytest.mark.parametrize(("muxer", "codec"), LOSSLESS_STEREO, ids=["wav-s16", "wav-f32", "flac"])
+def test_stereo_container_mixes_to_the_mean_of_its_channels(
+    case: str, muxer: str, codec: str
+) -> None:
+    # FFmpeg's own float downmix is 0.707 * (L + R): 3 dB too loud, and past 1.0 here.
+    channels = stereo_cases()[case]
+
+    decoded = decode_bytes(encode_channels(channels, RATE, muxer, codec, "stereo"))
+
+    np.testing.assert_allclose(decoded.samples, channels.mean(axis=0), atol=1e-4)
+    assert float(np.abs(decoded.samples).max()) <= 0.9 + 1e-4
+
+
+@pytest.mark.parametrize("rate", [44_100, 48_000])
+def test_resampled_stereo_keeps_the_level_of_the_mean(rate: int) -> None:
+    tone = mc.sine(440.0, 1.0, rate, amplitude=0.8)
+    both = decode_bytes(encode_channels(np.stack([tone, tone]), rate, "wav", "pcm_f32le", "stereo"))
+    one = decode_bytes(
+        encode_channels(np.stack([tone, np.zeros_like(tone)]), rate, "wav", "pcm_f32le", "stereo")
+    )
+    middle = slice(RATE // 4, 3 * RATE // 4)  # away from the resampler's edges
+    assert float(np.abs(both.samples[middle]).max()) == pytest.approx(0.8, abs=0.01)
+    assert float(np.abs(one.samples[middle]).max()) == pytest.approx(0.4, abs=0.01)
+
+
+@pytest.mark.parametrize(("layout", "count"), [("3.0", 3), ("quad", 4), ("5.1", 6), ("6.1", 7)])
+def test_any_channel_count_mixes_to_the_mean(layout: str, count: int) -> None:
+    rng = np.random.default_rng(count)
+    channels = (rng.uniform(-0.9, 0.9, (count, RATE))).astype(np.float32)
+
+    decoded = decode_bytes(encode_channels(channels, RATE, "wav", "pcm_f32le", layout))
+
+    np.testing.assert_allclose(decoded.samples, channels.mean(axis=0), atol=1e-6)
+
+
+@pytest.mark.parametrize("count", [9, 12, 64])
+def test_more_than_eight_channels_mix_to_the_mean(count: int) -> None:
+    # Written with the wave module: FFmpeg sees no channel layout, and PyAV cannot hold more
+    # than eight channels as planes.
+    rng = np.random.default_rng(count)
+    pcm = np.round(rng.uniform(-0.9, 0.9, (RATE // 2, count)) * 32767).astype("<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(count)
+        out.setsampwidth(2)
+        out.setframerate(RATE)
+        out.writeframes(pcm.tobytes())
+
+    decoded = decode_bytes(buffer.getvalue())
+
+    np.testing.assert_allclose(decoded.samples, pcm.mean(axis=1) / 32768, atol=1e-6)
+
+
+def test_lossy_stereo_keeps_the_level_of_the_mean() -> None:
+    tone = mc.sine(440.0, 2.0, 48_000, amplitude=0.8)
+    data = encode_channels(
+        np.stack([tone, np.zeros_like(tone)]), 48_000, "webm", "libopus", "stereo"
+    )
+    decoded = decode_bytes(data)
+    middle = decoded.samples[RATE // 2 : 3 * RATE // 2]
+    assert float(np.abs(middle).max()) == pytest.approx(0.4, abs=0.03)
+
+
+@pytest.mark.parametrize("case", list(stereo_cases()))
+def test_stereo_arrays_mix_to_the_mean(case: str) -> None:
+    channels = stereo_cases()[case]
+    as_int16 = np.round(channels * 32767).astype(np.int16)
+
+    from_npy = decode_bytes(npy_bytes(channels.T.copy()))
+    from_int16 = decode_bytes(npy_bytes(as_int16))
+
+    np.testing.assert_allclose(from_npy.samples, channels.mean(axis=0), atol=1e-6)
+    np.testing.assert_allclose(from_int16.samples, channels.mean(axis=0), atol=1e-4)
 
 
 def test_decoded_audio_duration_property() -> None:
@@ -481,6 +598,14 @@ def test_tensor_real_load_with_torch(tmp_path: Path) -> None:
     assert decoded.duration == pytest.approx(1.0, abs=0.01)
     assert dominant_frequency(decoded.samples) == pytest.approx(440.0, abs=2.0)
 
+    left_only = io.BytesIO()
+    torch.save(torch.from_numpy(np.stack([signal, np.zeros_like(signal)])), left_only)
+    np.testing.assert_allclose(
+        decode_bytes(left_only.getvalue(), sample_rate=22_050).samples,
+        decoded.samples / 2,
+        atol=1e-6,
+    )
+
     not_a_tensor = io.BytesIO()
     torch.save({"audio": stereo}, not_a_tensor)
     with pytest.raises(UnsupportedAudioError, match="dict"):
@@ -572,17 +697,19 @@ def test_empty_array_is_empty() -> None:
 
 
 @pytest.mark.parametrize(
-    "source",
+    ("source", "seconds"),
     [
-        AudioSource(DATA / "digital_silence.wav"),
-        AudioSource(np.zeros(RATE, dtype=np.float32).tobytes(), format="pcm"),
-        AudioSource(np.full(RATE, 3, dtype="<i2").tobytes(), format="pcm", dtype="int16"),
+        (AudioSource(DATA / "digital_silence.wav"), 2.0),
+        (AudioSource(np.zeros(RATE, dtype=np.float32).tobytes(), format="pcm"), 1.0),
+        (AudioSource(np.full(RATE, 3, dtype="<i2").tobytes(), format="pcm", dtype="int16"), 1.0),
     ],
     ids=["wav-zeros", "pcm-zeros", "pcm-below-80dBFS"],
 )
-def test_digital_silence(source: AudioSource) -> None:
-    with pytest.raises(SilentAudioError, match="digital silence"):
-        decode_audio(source)
+def test_digital_silence_is_audio_marked_silent(source: AudioSource, seconds: float) -> None:
+    # Silence is not an error: it transcribes to empty text (the service skips the model).
+    decoded = decode_audio(source)
+    assert decoded.is_silent
+    assert decoded.duration == pytest.approx(seconds, abs=0.01)
 
 
 def test_quiet_audio_above_the_silence_threshold_is_kept() -> None:
@@ -590,7 +717,51 @@ def test_quiet_audio_above_the_silence_threshold_is_kept() -> None:
     quiet = np.full(RATE, 50, dtype="<i2").tobytes()
     decoded = decode_bytes(quiet, format="pcm", dtype="int16")
     assert decoded.duration == 1.0
+    assert not decoded.is_silent
     assert float(decoded.samples.max()) == pytest.approx(50 / 32768)
+
+
+TOO_SHORT = "Audio file is too short. Minimum audio length is 0.1 seconds."
+
+
+def short_inputs(seconds: float) -> dict[str, AudioSource]:
+    """The same tone, ``seconds`` long, as every kind of input."""
+    tone = mc.sine(440.0, 1.0)[: round(seconds * RATE)]
+    tone44 = mc.sine(440.0, 1.0, 44_100)[: round(seconds * 44_100)]
+    return {
+        "wav": AudioSource(mc.to_wav(tone)),
+        "wav-44k-stereo": AudioSource(
+            mc.encode(tone44, 44_100, "wav", "pcm_s16le", layout="stereo")
+        ),
+        "flac": AudioSource(mc.encode(tone, RATE, "flac", "flac")),
+        "npy": AudioSource(npy_bytes(tone)),
+        "pcm": AudioSource(tone.tobytes(), format="pcm"),
+        "pcm-8k": AudioSource(
+            mc.sine(440.0, 1.0, 8_000)[: round(seconds * 8_000)].tobytes(),
+            format="pcm",
+            sample_rate=8_000,
+        ),
+    }
+
+
+@pytest.mark.parametrize("kind", list(short_inputs(0.05)))
+def test_audio_under_a_tenth_of_a_second_is_too_short(kind: str) -> None:
+    with pytest.raises(AudioTooShortError, match=re.escape(TOO_SHORT)) as info:
+        decode_audio(short_inputs(0.05)[kind])
+    assert info.value.code == "audio_too_short"
+    assert info.value.param == "file"
+
+
+@pytest.mark.parametrize("kind", list(short_inputs(0.1)))
+def test_audio_of_a_tenth_of_a_second_is_accepted(kind: str) -> None:
+    assert decode_audio(short_inputs(0.1)[kind]).duration == pytest.approx(0.1, abs=0.001)
+
+
+def test_too_short_silence_is_too_short_and_the_minimum_is_a_limit() -> None:
+    blip = np.zeros(RATE // 50, dtype=np.float32).tobytes()  # 20 ms
+    with pytest.raises(AudioTooShortError):
+        decode_bytes(blip, format="pcm")
+    assert decode_bytes(blip, format="pcm", limits=DecodeLimits(min_duration_s=0)).duration == 0.02
 
 
 @pytest.mark.parametrize(
@@ -693,6 +864,54 @@ def test_truncated_containers(kind: str, tmp_path: Path) -> None:
     assert decode_bytes(data).duration == pytest.approx(6.0, abs=0.1)
     with pytest.raises(TruncatedAudioError, match=r"declares 6\.\d s"):
         decode_bytes(mc.truncate(data, 0.5))
+
+
+def with_sizes(wav: bytes, riff: int, data: int) -> bytes:
+    """``wav`` with its RIFF and data chunk sizes replaced."""
+    data_at = wav.index(b"data")
+    return (
+        wav[:4]
+        + riff.to_bytes(4, "little")
+        + wav[8 : data_at + 4]
+        + data.to_bytes(4, "little")
+        + wav[data_at + 8 :]
+    )
+
+
+@pytest.mark.parametrize(
+    ("riff", "data"),
+    [(0, 0), (0xFFFFFFFF, 0xFFFFFFFF), (0x7FFFF024, 0x7FFFF000), (0x7FFFFFFF, 0x7FFFFFFF)],
+    ids=["zero", "ffmpeg-pipe", "espeak-stdout", "signed-max"],
+)
+def test_wav_written_to_a_pipe_has_unknown_length_and_is_accepted(riff: int, data: int) -> None:
+    # A writer on a pipe cannot go back to fill in the sizes: these mean "unknown".
+    wav = mc.to_wav(mc.sine(440.0, 2.7))
+    decoded = decode_bytes(with_sizes(wav, riff, data))
+    assert decoded.duration == pytest.approx(2.7, abs=0.01)
+    assert decoded.container == "wav"
+
+
+def test_wav_with_unknown_data_size_but_a_real_riff_size_is_accepted() -> None:
+    wav = mc.to_wav(mc.sine(440.0, 2.7))
+    assert decode_bytes(with_sizes(wav, len(wav) - 8, 0)).duration == pytest.approx(2.7, abs=0.01)
+    assert decode_bytes(with_sizes(wav, 0, len(wav) - 44)).duration == pytest.approx(2.7, abs=0.01)
+
+
+@pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed")
+def test_espeak_ng_stdout_wav_is_accepted() -> None:
+    spoken = subprocess.run(
+        ["espeak-ng", "--stdout", "The weather was cold and windy all day long."],
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert int.from_bytes(spoken[4:8], "little") >= 0x7FFF0000  # the placeholder is there
+    assert decode_bytes(spoken).duration > 2.0
+
+
+def test_a_truthful_wav_header_still_finds_truncation() -> None:
+    wav = mc.to_wav(mc.sine(440.0, 6.0))
+    with pytest.raises(TruncatedAudioError, match=r"declares 6\.0 s"):
+        decode_bytes(mc.truncate(wav, 0.5))
 
 
 def test_cut_file_without_declared_length_decodes_what_is_there() -> None:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 
+from waiting import joined, wait_until
+from whisperd.engine.base import SAMPLE_RATE
+from whisperd.engine.hub import ResolvedModel
 from whisperd.engine.options import TranscribeOptions
-from whisperd.engine.registry import ResolvedModel
 from whisperd.engine.whisper import BatchingConfig, WhisperEngine
 from whisperd.errors import CancelledError
 from whisperd.testing import ScriptedModel
@@ -32,7 +33,7 @@ def engine(scripted_model: ScriptedModel) -> Iterator[WhisperEngine]:
 
 def _noise(seconds: float, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return (rng.standard_normal(int(16000 * seconds)) * 0.1).astype(np.float32)
+    return (rng.standard_normal(int(SAMPLE_RATE * seconds)) * 0.1).astype(np.float32)
 
 
 def _in_parallel(jobs: list[Any]) -> list[Any]:
@@ -47,8 +48,7 @@ def _in_parallel(jobs: list[Any]) -> list[Any]:
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join(120)
+    joined(*threads)
     return results
 
 
@@ -99,12 +99,13 @@ def test_a_short_request_finishes_while_a_long_one_runs(engine: WhisperEngine) -
 
     long_thread = threading.Thread(target=long_job)
     long_thread.start()
-    while engine.batcher.stats.kinds["generate"] < 2:  # the long file is under way
-        time.sleep(0.005)
+    wait_until(
+        lambda: engine.batcher.stats.kinds["generate"] >= 2, "the long file never got under way"
+    )
     engine.transcribe(short_audio, options)
     finished.append("short")
     windows_when_short_done = engine.batcher.stats.kinds["generate"]
-    long_thread.join(300)
+    joined(long_thread, within=300)
     assert finished == ["short", "long"]
     assert windows_when_short_done < 10 + 1  # the long file (10 windows) was not finished
 
@@ -121,10 +122,9 @@ def test_cancel_stops_the_remaining_windows(engine: WhisperEngine) -> None:
 
     thread = threading.Thread(target=job)
     thread.start()
-    while engine.batcher.stats.kinds["generate"] < 2:
-        time.sleep(0.005)
+    wait_until(lambda: engine.batcher.stats.kinds["generate"] >= 2, "the file never got under way")
     cancel.set()
-    thread.join(120)
+    joined(thread)
     assert isinstance(outcome[0], CancelledError)
     assert engine.batcher.stats.kinds["generate"] < 10
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from whisperd.engine.base import Segment, Transcript
+from whisperd.engine.hub import ResolvedModel
 from whisperd.engine.options import TranscribeOptions
-from whisperd.engine.registry import ResolvedModel
 from whisperd.engine.whisper import WhisperEngine, resolve_compute_type, resolve_device
 from whisperd.errors import InvalidOptionError, ModelUnavailableError
 from whisperd.testing import ScriptedModel

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from whisperd.errors import QueueFullError
-from whisperd.scheduler.admission import Admission
+from whisperd.scheduler.admission import _MAX_RETRY_S, _MIN_RETRY_S, Admission
 
 
 def test_request_slots_are_bounded() -> None:
@@ -57,9 +57,25 @@ def test_retry_after_follows_measured_throughput() -> None:
     admission = Admission(4, max_audio_seconds=1000)
     assert admission.retry_after() == 5  # nothing measured yet
     admission._measure(300.0, 1.0)
-    assert 1 <= admission.retry_after() <= 120
+    assert _MIN_RETRY_S <= admission.retry_after() <= _MAX_RETRY_S
 
 
 def test_bad_bounds_are_refused() -> None:
     with pytest.raises(ValueError, match="positive"):
         Admission(0)
+
+
+def test_stream_decodes_count_in_the_budget_and_are_never_refused() -> None:
+    async def scenario() -> None:
+        admission = Admission(10, max_audio_seconds=100)
+        # 30 s of stream audio over the budget: admitted anyway (the stream already was)
+        async with admission.running_work(90), admission.stream_work(30):
+            assert admission.stream_decodes == 1
+            assert admission.audio_seconds == 120
+            with pytest.raises(QueueFullError):  # HTTP work now sees the streams' audio
+                async with admission.running_work(5):
+                    pass
+        assert admission.stream_decodes == 0
+        assert admission.audio_seconds == 0
+
+    asyncio.run(scenario())

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from waiting import DEADLINE_S, joined, wait_until, waited
 from whisperd.errors import CancelledError
 from whisperd.scheduler.batcher import Batcher, Call, Priority, Ticket
 
@@ -24,8 +25,8 @@ class FakeModel:
 
     def __call__(self, kind: str, calls: Sequence[Call]) -> list[Any]:
         self.entered.set()
-        if self.gate is not None:
-            self.gate.wait(10)
+        if self.gate is not None and not self.gate.wait(DEADLINE_S):
+            raise RuntimeError("the test never opened the gate")
         payloads = [call.payload for call in calls]
         self.calls.append((kind, payloads))
         if self.fail_on is not None and self.fail_on in payloads:
@@ -70,8 +71,7 @@ def _start_jobs(
 
 def _in_threads(batcher: Batcher, jobs: list[tuple[str, Any, Any, Ticket]]) -> list[Any]:
     threads, results = _start_jobs(batcher, jobs)
-    for thread in threads:
-        thread.join(10)
+    joined(*threads)
     return results
 
 
@@ -81,14 +81,12 @@ def _queue_while_blocked(batcher: Batcher, model: FakeModel, jobs, blocker_ticke
         target=lambda: batcher.submit("encode", None, "blocker", items=1, ticket=blocker_ticket)
     )
     first.start()
-    assert model.entered.wait(10)  # the worker is inside the blocker call
+    waited(model.entered, "the worker never entered the blocker call")
     threads, out = _start_jobs(batcher, jobs)
-    while batcher.queued < len(jobs):
-        time.sleep(0.001)
+    wait_until(lambda: batcher.queued == len(jobs), f"{len(jobs)} calls were never queued")
     assert model.gate is not None
     model.gate.set()
-    for thread in [first, *threads]:
-        thread.join(10)
+    joined(first, *threads)
     return out
 
 
@@ -184,37 +182,37 @@ def test_cancelled_requests_stop_submitting_and_queued_calls_are_dropped(started
         target=lambda: batcher.submit("encode", None, "blocker", items=1, ticket=batcher.ticket())
     )
     blocker.start()
-    assert model.entered.wait(10)
+    waited(model.entered, "the worker never entered the blocker call")
     waiter = threading.Thread(target=submit)
     waiter.start()
-    while not batcher.queued:
-        time.sleep(0.001)
+    wait_until(lambda: batcher.queued == 1, "the later call was never queued")
     queued.cancel()
     gate.set()
-    for thread in (blocker, waiter):
-        thread.join(10)
+    joined(blocker, waiter)
     assert isinstance(outcome[0], CancelledError)
     assert ("encode", ["later"]) not in model.calls
 
 
 def test_waits_for_active_requests_to_fill_a_batch(started) -> None:
     model = FakeModel()
-    batcher = _start(started, model, max_batch_size=8, max_wait_s=0.5)
+    # Far longer than the test takes: the batch starts because every active request has a call
+    # queued, not because the wait ran out.
+    batcher = _start(started, model, max_batch_size=8, max_wait_s=DEADLINE_S)
     tickets = [batcher.ticket() for _ in range(3)]
     for ticket in tickets:
         batcher.enter(ticket)
-
-    def late(ticket: Ticket, delay: float, payload: str) -> None:
-        time.sleep(delay)
-        batcher.submit("generate", "k", payload, items=1, ticket=ticket)
-
-    threads = [
-        threading.Thread(target=late, args=(t, 0.05 * i, f"w{i}")) for i, t in enumerate(tickets)
-    ]
-    for thread in threads:
+    threads = []
+    for i, ticket in enumerate(tickets):  # the calls arrive one after another
+        thread = threading.Thread(
+            target=batcher.submit,
+            args=("generate", "k", f"w{i}"),
+            kwargs={"items": 1, "ticket": ticket},
+        )
         thread.start()
-    for thread in threads:
-        thread.join(10)
+        threads.append(thread)
+        if i < len(tickets) - 1:
+            wait_until(lambda queued=i + 1: batcher.queued == queued, f"w{i} was never queued")
+    joined(*threads, within=batcher.max_wait_s / 2)
     for ticket in tickets:
         batcher.leave(ticket)
     assert model.calls == [("generate", ["w0", "w1", "w2"])]
@@ -227,9 +225,9 @@ def test_a_lone_request_does_not_wait(started) -> None:
     batcher.enter(ticket)
     began = time.monotonic()
     batcher.submit("encode", None, "solo", items=1, ticket=ticket)
-    waited = time.monotonic() - began
+    elapsed = time.monotonic() - began
     batcher.leave(ticket)
-    assert waited < 5.0  # it did not sit out max_wait_s
+    assert elapsed < batcher.max_wait_s  # it did not sit out max_wait_s
 
 
 def test_stop_fails_what_is_queued(started) -> None:

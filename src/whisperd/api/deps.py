@@ -1,10 +1,11 @@
-"""Typed access to what the lifespan put on the app."""
+"""Typed access to what the lifespan put on the app, for HTTP and WebSocket routes alike."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
+from starlette.requests import HTTPConnection
 
 from whisperd.audio.fetch import AudioFetcher
 from whisperd.config import Settings
@@ -12,18 +13,18 @@ from whisperd.errors import ShuttingDownError
 from whisperd.service import TranscriptionService
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
+def _settings(connection: HTTPConnection) -> Settings:
+    settings: Settings = connection.app.state.settings
     return settings
 
 
-def _service(request: Request) -> TranscriptionService:
-    service: TranscriptionService = request.app.state.service
+def _service(connection: HTTPConnection) -> TranscriptionService:
+    service: TranscriptionService = connection.app.state.service
     return service
 
 
-def _fetcher(request: Request) -> AudioFetcher:
-    fetcher: AudioFetcher = request.app.state.fetcher
+def _fetcher(connection: HTTPConnection) -> AudioFetcher:
+    fetcher: AudioFetcher = connection.app.state.fetcher
     return fetcher
 
 
@@ -32,11 +33,11 @@ ServiceDep = Annotated[TranscriptionService, Depends(_service)]
 FetcherDep = Annotated[AudioFetcher, Depends(_fetcher)]
 
 
-def accepting_work(request: Request) -> None:
+def accepting_work(connection: HTTPConnection) -> None:
     """Refuse new work while the server drains before stopping.
 
     Raises:
         ShuttingDownError: once the server was asked to stop.
     """
-    if getattr(request.app.state, "draining", False):
+    if getattr(connection.app.state, "draining", False):
         raise ShuttingDownError("The server is shutting down; retry on another instance.")

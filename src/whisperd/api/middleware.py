@@ -1,4 +1,4 @@
-"""Pure-ASGI middlewares: request ids, API-key authentication and request-body limits.
+"""Pure-ASGI middlewares: request ids, API-key authentication and slow request bodies.
 
 They are plain ASGI callables rather than ``BaseHTTPMiddleware`` subclasses, so streaming
 responses, WebSockets and context variables pass through them unchanged. Each one hands the
@@ -6,40 +6,40 @@ responses, WebSockets and context variables pass through them unchanged. Each on
 
 Suggested order, outermost first::
 
-    app = RequestIdMiddleware(ApiKeyMiddleware(BodyLimitMiddleware(app, ...), keys=...))
+    app = RequestIdMiddleware(ApiKeyMiddleware(BodyTimeoutMiddleware(app), keys=...))
 
-so that every answer, including the 401, 408 and 413 that the inner two produce themselves,
+so that every answer, including the 401, 400 and 408 that the inner two produce themselves,
 carries an ``x-request-id`` header, and an unauthenticated client cannot make the server read
-its body.
+its body. The size of bodies is not capped here: routes carry FastAPI's ``max_body_size``.
 
-Error answers use OpenAI's envelope (``{"error": {"message", "type", "param", "code"}}``) so
-that the ``openai`` SDK raises its usual exceptions.
+Error answers come in the envelope of the API the path belongs to
+(:func:`whisperd.api.errors.error_content`): OpenAI's under ``/v1``, so that the ``openai`` SDK
+raises its usual exceptions, and the native ``{"detail": ...}`` elsewhere.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import re
 import uuid
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from contextvars import ContextVar
 from typing import Final
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from whisperd.api.errors import api_of, error_response, route_path
+
 __all__ = [
     "DEFAULT_PUBLIC_PATHS",
     "REQUEST_ID",
     "ApiKeyMiddleware",
-    "BodyLimitMiddleware",
+    "BodyTimeoutMiddleware",
     "RequestIdLogFilter",
     "RequestIdMiddleware",
-    "error_body",
-    "send_json_error",
 ]
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("whisperd_request_id", default=None)
@@ -56,76 +56,14 @@ DEFAULT_PUBLIC_PATHS: Final = (
 
 _REQUEST_ID_HEADER: Final = b"x-request-id"
 _VALID_REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
-_CLOSE: Final = ((b"connection", b"close"),)
+_CLOSE: Final = {"connection": "close"}
 _MISSING_KEY: Final = "Missing API key: send it as 'Authorization: Bearer <key>'."
 _WRONG_KEY: Final = "Incorrect API key provided."
-
-
-# --------------------------------------------------------------------------------------------
-# Shared helpers
-
-
-def error_body(message: str, *, type_: str, param: str | None, code: str | None) -> bytes:
-    """Encode an OpenAI-style error envelope.
-
-    Args:
-        message: Text shown to the user as is.
-        type_: Error class, e.g. ``"invalid_request_error"``.
-        param: The request field at fault, or ``None``.
-        code: Stable machine-readable code, or ``None``.
-
-    Returns:
-        The UTF-8 JSON body ``{"error": {"message", "type", "param", "code"}}``.
-    """
-    error = {"message": message, "type": type_, "param": param, "code": code}
-    return json.dumps({"error": error}, separators=(",", ":")).encode()
-
-
-async def send_json_error(
-    send: Send, status: int, body: bytes, headers: Iterable[tuple[bytes, bytes]] = ()
-) -> None:
-    """Send a complete JSON HTTP response through a raw ASGI ``send``.
-
-    Args:
-        send: The ASGI send callable of an ``http`` scope whose response has not started.
-        status: HTTP status code.
-        body: JSON body, typically from :func:`error_body`.
-        headers: Extra headers, as lower-case ``(name, value)`` byte pairs.
-    """
-    await _send_response(send, "http.response", status, body, headers)
-
-
-async def _send_response(
-    send: Send, kind: str, status: int, body: bytes, headers: Iterable[tuple[bytes, bytes]]
-) -> None:
-    """Send a JSON response as ``<kind>.start`` and ``<kind>.body`` messages."""
-    all_headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        *headers,
-    ]
-    await send({"type": f"{kind}.start", "status": status, "headers": all_headers})
-    await send({"type": f"{kind}.body", "body": body})
 
 
 def _header_values(scope: Scope, name: bytes) -> list[bytes]:
     """Every value of the request header ``name`` (lower case), in order."""
     return [value for key, value in scope.get("headers", ()) if key.lower() == name]
-
-
-def _route_path(scope: Scope) -> str:
-    """The path that Starlette routes on: ``scope["path"]`` without ``root_path``.
-
-    This mirrors ``starlette._utils.get_route_path`` so that path checks here agree with the
-    router's idea of which endpoint a request reaches.
-    """
-    path: str = scope["path"]
-    root_path: str = scope.get("root_path", "")
-    if not root_path or not path.startswith(root_path):
-        return path
-    if path == root_path:
-        return ""
-    return path[len(root_path) :] if path[len(root_path)] == "/" else path
 
 
 # --------------------------------------------------------------------------------------------
@@ -224,10 +162,11 @@ class ApiKeyMiddleware:
     is not public) and ``OPTIONS`` requests (CORS preflight). With no keys the middleware does
     nothing.
 
-    A refused HTTP request gets 401 with OpenAI's ``invalid_api_key`` envelope and
-    ``www-authenticate: Bearer``. A refused WebSocket is turned away before the handshake
-    completes: with the same 401 response where the server supports the ASGI
-    ``websocket.http.response`` extension, else with a close frame, code 1008.
+    A refused HTTP request gets 401 and ``www-authenticate: Bearer``, in the envelope of its
+    path's API (OpenAI's with code ``invalid_api_key`` under ``/v1``). A refused WebSocket is
+    turned away before the handshake completes: with the same 401 response where the server
+    supports the ASGI ``websocket.http.response`` extension, else with a close frame, code
+    1008.
 
     Args:
         app: The ASGI app to wrap.
@@ -263,7 +202,7 @@ class ApiKeyMiddleware:
         if problem is None:
             await self.app(scope, receive, send)
         elif scope["type"] == "http":
-            await send_json_error(send, 401, _auth_error(problem), headers=_auth_headers())
+            await _auth_error(scope, problem)(scope, receive, send)
         else:
             await _refuse_websocket(scope, receive, send, problem)
 
@@ -273,7 +212,7 @@ class ApiKeyMiddleware:
             return False
         if scope["type"] == "http" and scope.get("method") == "OPTIONS":
             return False
-        return _route_path(scope) not in self._public_paths
+        return route_path(scope) not in self._public_paths
 
     def _problem(self, scope: Scope) -> str | None:
         """``None`` if a valid key was presented, else the message to answer with."""
@@ -318,12 +257,10 @@ def _subprotocol_token(scope: Scope) -> bytes | None:
     return None
 
 
-def _auth_error(message: str) -> bytes:
-    return error_body(message, type_="invalid_request_error", param=None, code="invalid_api_key")
-
-
-def _auth_headers() -> list[tuple[bytes, bytes]]:
-    return [(b"www-authenticate", b"Bearer")]
+def _auth_error(scope: Scope, message: str) -> ASGIApp:
+    """The 401 for a missing or wrong key."""
+    headers = {"www-authenticate": "Bearer"}
+    return error_response(api_of(scope), 401, message, code="invalid_api_key", headers=headers)
 
 
 async def _refuse_websocket(scope: Scope, receive: Receive, send: Send, message: str) -> None:
@@ -332,48 +269,21 @@ async def _refuse_websocket(scope: Scope, receive: Receive, send: Send, message:
     if first["type"] != "websocket.connect":
         return  # The client left already.
     if "websocket.http.response" in scope.get("extensions", {}):
-        await _send_response(
-            send, "websocket.http.response", 401, _auth_error(message), _auth_headers()
-        )
+        await _auth_error(scope, message)(scope, receive, send)
     else:
         await send({"type": "websocket.close", "code": 1008, "reason": message})
 
 
 # --------------------------------------------------------------------------------------------
-# Request body limits
+# Slow request bodies
 
 
-class _BodyReadError(Exception):
-    """Raised into the app from ``receive`` to stop it; carries the answer to send."""
-
-    status: int
-
-    def __init__(self, message: str, body: bytes) -> None:
-        super().__init__(message)
-        self.body = body
-
-
-class _BodyTooLargeError(_BodyReadError):
-    status = 413
-
-    def __init__(self, cap: int, seen: int) -> None:
-        super().__init__(f"body over {cap} bytes", _too_large_body(cap, seen))
-
-
-class _ReceiveTimeoutError(_BodyReadError):
-    status = 408
+class _ReceiveTimeoutError(Exception):
+    """Raised into the app from ``receive`` to stop it once the body stalled."""
 
     def __init__(self, timeout: float) -> None:
-        message = f"No request body data received for {timeout:g} s."
-        body = error_body(
-            message, type_="invalid_request_error", param=None, code="request_timeout"
-        )
-        super().__init__(message, body)
-
-
-def _too_large_body(cap: int, seen: int) -> bytes:
-    message = f"Maximum content size limit ({cap}) exceeded ({seen} bytes read)."
-    return error_body(message, type_="invalid_request_error", param="file", code="file_too_large")
+        self.message = f"No request body data received for {timeout:g} s."
+        super().__init__(self.message)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -393,95 +303,70 @@ def _content_length(scope: Scope) -> int | None:
     return int(value)
 
 
-class BodyLimitMiddleware:
-    """Cap the size of HTTP request bodies and the wait between their chunks.
+class BodyTimeoutMiddleware:
+    """Bound the wait for each chunk of an HTTP request body, and refuse bad body framing.
 
-    The cap for a request is ``limits[path]`` (exact match on the routed path), else
-    ``max_bytes``. It is enforced twice:
+    FastAPI caps the *size* of bodies (``max_body_size``); what no layer bounds is the *time*
+    between chunks (a slowloris defence; uvicorn has none). While the body is still arriving,
+    each wait in ``receive`` is bounded by ``receive_timeout`` seconds and running out gives
+    408. ``receive`` then raises a private exception into the app so it unwinds; anything the
+    app sends after that is dropped, and if no response had started the middleware answers
+    itself, with ``connection: close``. If one had started, the response is left unfinished
+    and the server closes the connection.
 
-    * before the app runs, from ``Content-Length``: over the cap gives 413, a malformed or
-      negative value 400;
-    * while the app reads, by counting ``http.request`` chunks, which also covers chunked
-      bodies without ``Content-Length``.
+    A ``Content-Length`` that is malformed, negative or repeated with different values gets
+    400 before the app runs, as the body's length could not be trusted.
 
-    While the body is still arriving, each wait in ``receive`` is bounded by
-    ``receive_timeout`` seconds (a slowloris defence; uvicorn has none) and running out gives
-    408. When a read goes over the cap or times out, ``receive`` raises a private exception
-    into the app so it unwinds; anything the app sends after that is dropped, and if no
-    response had started the middleware answers itself, with ``connection: close``. If one had
-    started, the response is left unfinished and the server closes the connection.
-
-    WebSocket and lifespan scopes pass through (``--ws-max-size`` caps WebSocket messages).
+    WebSocket and lifespan scopes pass through.
 
     Args:
         app: The ASGI app to wrap.
-        max_bytes: Default cap in bytes.
-        limits: Caps for particular paths, overriding ``max_bytes``.
-        receive_timeout: Longest wait in seconds for the next body chunk; ``None`` waits
-            forever.
+        receive_timeout: Longest wait in seconds for the next body chunk.
 
     Raises:
-        ValueError: A cap is negative or the timeout is not positive.
+        ValueError: The timeout is not positive.
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        max_bytes: int,
-        limits: Mapping[str, int] | None = None,
-        receive_timeout: float | None = 30.0,
-    ) -> None:
-        self._limits = dict(limits or {})
-        if max_bytes < 0 or any(cap < 0 for cap in self._limits.values()):
-            raise ValueError("body size limits must not be negative")
-        if receive_timeout is not None and receive_timeout <= 0:
-            raise ValueError("receive_timeout must be positive or None")
+    def __init__(self, app: ASGIApp, *, receive_timeout: float = 30.0) -> None:
+        if receive_timeout <= 0:
+            raise ValueError("receive_timeout must be positive")
         self.app = app
-        self._max_bytes = max_bytes
         self._receive_timeout = receive_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Refuse an oversized declared body at once, else run the app with a capped receive."""
+        """Refuse a malformed declared length, else run the app with a bounded receive."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        cap = self._limits.get(_route_path(scope), self._max_bytes)
         try:
-            declared = _content_length(scope)
+            _content_length(scope)
         except ValueError:
-            body = error_body(
+            refusal = error_response(
+                api_of(scope),
+                400,
                 "Invalid Content-Length header.",
-                type_="invalid_request_error",
-                param=None,
                 code="invalid_content_length",
+                headers=_CLOSE,
             )
-            await send_json_error(send, 400, body, headers=_CLOSE)
+            await refusal(scope, receive, send)
             return
-        if declared is not None and declared > cap:
-            await send_json_error(send, 413, _too_large_body(cap, declared), headers=_CLOSE)
-            return
-        await _LimitedRequest(self.app, cap, self._receive_timeout, receive, send).run(scope)
+        await _TimedRequest(self.app, self._receive_timeout, receive, send).run(scope)
 
 
-class _LimitedRequest:
-    """One request's run of the app under a body cap and receive timeout."""
+class _TimedRequest:
+    """One request's run of the app under a receive timeout."""
 
-    def __init__(
-        self, app: ASGIApp, cap: int, timeout: float | None, receive: Receive, send: Send
-    ) -> None:
+    def __init__(self, app: ASGIApp, timeout: float, receive: Receive, send: Send) -> None:
         self._app = app
-        self._cap = cap
         self._timeout = timeout
         self._receive = receive
         self._send = send
-        self._received = 0
         self._body_done = False
         self._started = False
-        self._failure: _BodyReadError | None = None
+        self._failure: _ReceiveTimeoutError | None = None
 
     async def run(self, scope: Scope) -> None:
-        """Run the app; answer for it if a read failed before its response started."""
+        """Run the app; answer for it if a read timed out before its response started."""
         try:
             await self._app(scope, self.receive, self.send)
         except Exception:
@@ -490,35 +375,29 @@ class _LimitedRequest:
             if self._failure is None:
                 raise
         if self._failure is not None and not self._started:
-            failure = self._failure
-            await send_json_error(self._send, failure.status, failure.body, headers=_CLOSE)
+            timeout = error_response(
+                api_of(scope),
+                408,
+                self._failure.message,
+                code="request_timeout",
+                headers=_CLOSE,
+            )
+            await timeout(scope, self._receive, self._send)
 
     async def receive(self) -> Message:
-        """The server's ``receive``, counting body bytes and bounding waits."""
+        """The server's ``receive``, bounding waits while the body is incomplete."""
         if self._failure is not None:
             raise self._failure
-        message = await self._next_message()
-        if message["type"] == "http.request":
-            self._received += len(message.get("body", b""))
-            if self._received > self._cap:
-                raise self._fail(_BodyTooLargeError(self._cap, self._received))
-            self._body_done = not message.get("more_body", False)
-        else:
-            self._body_done = True
-        return message
-
-    async def _next_message(self) -> Message:
-        if self._body_done or self._timeout is None:
+        if self._body_done:
             return await self._receive()
         try:
             with anyio.fail_after(self._timeout):
-                return await self._receive()
+                message = await self._receive()
         except TimeoutError:
-            raise self._fail(_ReceiveTimeoutError(self._timeout)) from None
-
-    def _fail(self, failure: _BodyReadError) -> _BodyReadError:
-        self._failure = failure
-        return failure
+            self._failure = _ReceiveTimeoutError(self._timeout)
+            raise self._failure from None
+        self._body_done = message["type"] != "http.request" or not message.get("more_body", False)
+        return message
 
     async def send(self, message: Message) -> None:
         """The server's ``send``, muted once a read has failed."""

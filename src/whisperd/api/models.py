@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from whisperd.engine.registry import KNOWN_MODELS, known_model, list_models
+from whisperd.engine.catalogue import KNOWN_MODELS, known_model
+from whisperd.engine.hub import list_models
 from whisperd.languages import LANGUAGES
 from whisperd.schemas.openai import ModelCapabilities, ModelObject, request_schema
 

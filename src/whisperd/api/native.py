@@ -10,31 +10,37 @@ import binascii
 import time
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, Request
 
 from whisperd import __version__
 from whisperd.api.deps import ServiceDep, SettingsDep, accepting_work
-from whisperd.audio.decode import AudioFormat, AudioSource, PcmDtype
-from whisperd.engine.registry import KNOWN_MODELS
+from whisperd.api.disconnect import until_disconnected
+from whisperd.api.responses import native_errors, openai_errors
+from whisperd.audio.decode import AudioSource
+from whisperd.engine.catalogue import KNOWN_MODELS
 from whisperd.errors import AudioError, EmptyAudioError, UnknownModelError
 from whisperd.schemas.native import (
-    Device,
     NativeModel,
     NativeSegment,
     NativeSettings,
     NativeStatus,
     NativeTranscription,
     NativeWord,
-    Quantization,
     RawTranscribeRequest,
-    TaskMode,
+    TranscribeForm,
 )
+from whisperd.service import TranscriptionRequest
 
 if TYPE_CHECKING:
     from whisperd.engine.base import Segment, Transcript
     from whisperd.service import TranscriptionService
 
 router = APIRouter(tags=["native"])
+raw_router = APIRouter(tags=["native"])
+"""``/transcribe/raw`` alone: its body, base64 in JSON, is a third larger than the audio, so
+the app gives it a larger body limit."""
+
+_TRANSCRIBE_ERRORS = (400, 401, 408, 413, 500, 503)
 
 SEED_DISTIL_NAMES = {
     "distil-large-v3": "distil-whisper-large-v3",
@@ -83,24 +89,26 @@ def _result(
 
 
 async def _run(
-    service: TranscriptionService, source: AudioSource, settings: NativeSettings
+    request: Request, service: TranscriptionService, source: AudioSource, native: NativeSettings
 ) -> NativeTranscription:
     began = time.perf_counter()
-    options = settings.options()
-    device, compute_type = await service.hardware(settings.device, settings.quantization)
-    async with service.admission.slot():
-        try:
-            engine, audio = await service.prepare(
-                source, options, model=settings.model, device=device, compute_type=compute_type
-            )
-        except UnknownModelError:
-            raise UnknownModelError(
-                f"Unknown model '{settings.model}'. Available: {native_model_names()}"
-            ) from None
-        transcript = await service.run(engine, audio, options)
-    name = settings.model or service.settings.model
-    model_used = f"{name} - {engine.info.compute_type}"
-    return _result(transcript, settings, model_used, began)
+    wanted = TranscriptionRequest(
+        source,
+        native.options(),
+        model=native.model,
+        device=native.device or service.settings.device,
+        compute_type=native.quantization,
+    )
+    try:
+        transcription = await service.open(wanted)
+    except UnknownModelError:
+        raise UnknownModelError(
+            f"Unknown model '{native.model}'. Available: {native_model_names()}"
+        ) from None
+    transcript = await until_disconnected(request, lambda cancel: transcription.run(cancel=cancel))
+    name = native.model or service.settings.model
+    model_used = f"{name} - {transcription.model.compute_type}"
+    return _result(transcript, native, model_used, began)
 
 
 def _source(data: bytes, settings: NativeSettings) -> AudioSource:
@@ -111,84 +119,48 @@ def _source(data: bytes, settings: NativeSettings) -> AudioSource:
     )
 
 
-def _doc(name: str) -> str:
-    return " ".join((NativeSettings.model_fields[name].description or "").split())
-
-
-def form_settings(
-    model: Annotated[str | None, Form(description=_doc("model"))] = None,
-    quantization: Annotated[Quantization | None, Form(description=_doc("quantization"))] = None,
-    device: Annotated[Device | None, Form(description=_doc("device"))] = None,
-    language: Annotated[str | None, Form(description=_doc("language"))] = None,
-    task_mode: Annotated[TaskMode | None, Form(description=_doc("task_mode"))] = None,
-    include_timestamps: Annotated[bool | None, Form(description=_doc("include_timestamps"))] = None,
-    word_timestamps: Annotated[bool | None, Form(description=_doc("word_timestamps"))] = None,
-    beam_size: Annotated[int | None, Form(ge=1, le=20, description=_doc("beam_size"))] = None,
-    vad_filter: Annotated[bool | None, Form(description=_doc("vad_filter"))] = None,
-    condition_on_previous_text: Annotated[
-        bool | None, Form(description=_doc("condition_on_previous_text"))
-    ] = None,
-    batch_size: Annotated[int | None, Form(ge=1, le=128, description=_doc("batch_size"))] = None,
-    audio_format: Annotated[AudioFormat, Form(description=_doc("audio_format"))] = "auto",
-    sample_rate: Annotated[
-        int | None, Form(ge=1000, le=768_000, description=_doc("sample_rate"))
-    ] = None,
-    dtype: Annotated[PcmDtype | None, Form(description=_doc("dtype"))] = None,
-) -> NativeSettings:
-    """The multipart settings of ``/transcribe``, each documented in the API docs."""
-    return NativeSettings(
-        model=model,
-        quantization=quantization,
-        device=device,
-        language=language,
-        task_mode=task_mode,
-        include_timestamps=include_timestamps,
-        word_timestamps=word_timestamps,
-        beam_size=beam_size,
-        vad_filter=vad_filter,
-        condition_on_previous_text=condition_on_previous_text,
-        batch_size=batch_size,
-        audio_format=audio_format,
-        sample_rate=sample_rate,
-        dtype=dtype,
-    )
-
-
 @router.post(
-    "/transcribe", response_model=NativeTranscription, dependencies=[Depends(accepting_work)]
+    "/transcribe",
+    dependencies=[Depends(accepting_work)],
+    responses=native_errors(*_TRANSCRIBE_ERRORS),
 )
 async def transcribe(
-    audio: Annotated[UploadFile, File(description="Audio or video file, .npy, .pt or raw PCM.")],
-    settings: Annotated[NativeSettings, Depends(form_settings)],
+    request: Request,
+    form: Annotated[TranscribeForm, Form(media_type="multipart/form-data")],
     service: ServiceDep,
 ) -> NativeTranscription:
     """Transcribe an uploaded file (multipart field ``audio``) with optional settings."""
-    return await _run(service, _source(await audio.read(), settings), settings)
+    return await _run(request, service, _source(await form.audio.read(), form), form)
 
 
-@router.post(
-    "/transcribe/raw", response_model=NativeTranscription, dependencies=[Depends(accepting_work)]
+@raw_router.post(
+    "/transcribe/raw",
+    dependencies=[Depends(accepting_work)],
+    responses=native_errors(*_TRANSCRIBE_ERRORS),
 )
-async def transcribe_raw(body: RawTranscribeRequest, service: ServiceDep) -> NativeTranscription:
+async def transcribe_raw(
+    request: Request, body: RawTranscribeRequest, service: ServiceDep
+) -> NativeTranscription:
     """Transcribe base64 audio sent in a JSON body (``audio_data`` plus the same settings)."""
     try:
         data = base64.b64decode(body.audio_data, validate=True)
     except (binascii.Error, ValueError):
         raise AudioError("audio_data is not valid base64.", param="audio_data") from None
-    return await _run(service, _source(data, body), body)
+    return await _run(request, service, _source(data, body), body)
 
 
-@router.get("/status")
-@router.get("/v1/status", tags=["openai"])
+@router.get("/status", responses=native_errors(401))
+@router.get("/v1/status", tags=["openai"], responses=openai_errors(401))
 async def status(request: Request, service: ServiceDep, settings: SettingsDep) -> NativeStatus:
     """Queue depth, whether a transcription is running, loaded models and uptime."""
     admission = service.admission
     return NativeStatus(
         queue_depth=admission.waiting,
-        transcription_active=admission.running > 0,
+        transcription_active=admission.running + admission.stream_decodes > 0,
         requests_in_flight=admission.in_flight,
         queued_audio_seconds=round(admission.audio_seconds, 1),
         active_streams=admission.streams,
+        stream_decodes=admission.stream_decodes,
         loaded_models=[f"{m.name} - {m.compute_type}" for m in service.models.loaded()],
         default_model=settings.model,
         uptime_seconds=round(time.monotonic() - request.app.state.started_monotonic, 1),
@@ -196,7 +168,7 @@ async def status(request: Request, service: ServiceDep, settings: SettingsDep) -
     )
 
 
-@router.get("/models")
+@router.get("/models", responses=native_errors(401))
 async def models() -> dict[str, NativeModel]:
     """Every model name, keyed by name, with whether it can translate."""
     entries = {}

@@ -5,47 +5,48 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable
-from contextlib import AsyncExitStack
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.background import BackgroundTask
 
 from whisperd.api.deps import FetcherDep, ServiceDep, SettingsDep, accepting_work
-from whisperd.api.errors import error_body, error_response, status_of
+from whisperd.api.disconnect import until_disconnected
+from whisperd.api.errors import error_content, status_of
 from whisperd.api.inputs import audio_source, parse_form
 from whisperd.api.models import find_entry, model_entries
+from whisperd.api.responses import openai_errors, transcription_responses
 from whisperd.audio.formats import render, to_json, to_verbose_json
-from whisperd.errors import CancelledError, WhisperdError
+from whisperd.engine.base import Transcript
+from whisperd.errors import UnknownModelError, WhisperdError
 from whisperd.schemas.openai import (
+    DurationUsage,
     ModelList,
     ModelObject,
     OpenAIFields,
+    TranscriptionJson,
+    TranscriptionVerbose,
+    TranscriptTextDelta,
+    TranscriptTextDone,
     decoding_options,
     request_schema,
-    usage_seconds,
 )
-from whisperd.service import Cancellation
+from whisperd.service import TranscriptionRequest
 
 if TYPE_CHECKING:
-    from whisperd.audio.decode import DecodedAudio
     from whisperd.config import Settings
-    from whisperd.engine.base import Engine, Segment, Transcript
-    from whisperd.engine.options import TranscribeOptions
-    from whisperd.service import TranscriptionService
+    from whisperd.service import Transcription, TranscriptionService
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(accepting_work)])
 
-T = TypeVar("T")
-
 _DEFAULT_ALIASES = frozenset(
     {"", "whisper-1", "whisper-large-v3-turbo", "openai/whisper-large-v3-turbo"}
 )
 """Ids OpenAI clients and hosted-Whisper scripts send that mean "the server's model"."""
-_DISCONNECT_POLL_S = 0.25
 
 
 def _form_doc() -> dict[str, Any]:
@@ -69,92 +70,45 @@ def _form_limits(settings: Settings) -> dict[str, int]:
     return {"max_files": 2, "max_fields": 256, "max_part_size": limit * 4 // 3 + 1024}
 
 
-async def _until_disconnected(request: Request, work: Awaitable[T], cancel: Cancellation) -> T:
-    """Await ``work``; if the client goes away first, cancel it and raise CancelledError."""
-    task = asyncio.ensure_future(work)
-    try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=_DISCONNECT_POLL_S)
-            if done:
-                return task.result()
-            if await request.is_disconnected():
-                cancel.cancel()
-                raise CancelledError("The client disconnected; the transcription was stopped.")
-    finally:
-        if not task.done():
-            cancel.cancel()
-            task.cancel()
-
-
 def _render(transcript: Transcript, fields: OpenAIFields) -> Response:
     fmt = fields.response_format
     if fmt == "json":
-        return JSONResponse(to_json(transcript))
+        body = TranscriptionJson.model_validate(to_json(transcript))
+        return JSONResponse(body.model_dump())
     if fmt == "verbose_json":
         granularities = fields.timestamp_granularities or ("segment",)
-        return JSONResponse(to_verbose_json(transcript, granularities=granularities))
+        verbose = to_verbose_json(transcript, granularities=granularities)
+        return JSONResponse(
+            TranscriptionVerbose.model_validate(verbose).model_dump(exclude_none=True)
+        )
     media = "text/vtt" if fmt == "vtt" else "text/plain"
     return PlainTextResponse(render(transcript, fmt), media_type=f"{media}; charset=utf-8")
 
 
-def _sse(payload: dict[str, Any]) -> bytes:
-    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
+def _sse(payload: TranscriptTextDelta | TranscriptTextDone | dict[str, Any]) -> bytes:
+    content = payload if isinstance(payload, dict) else payload.model_dump()
+    return f"data: {json.dumps(content, ensure_ascii=False)}\n\n".encode()
 
 
-async def _stream_events(
-    service: TranscriptionService,
-    engine: Engine,
-    audio: DecodedAudio,
-    options: TranscribeOptions,
-    held: AsyncExitStack,
-) -> AsyncIterator[bytes]:
-    """Yield a delta per decoded segment as soon as it exists, then the done event.
-
-    ``held`` keeps the request's admission slot until the stream ends.
-    """
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[Segment] = asyncio.Queue()
-    cancel = Cancellation()
-
-    def on_segment(segment: Segment) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, segment)
-
-    work = asyncio.ensure_future(
-        service.run(engine, audio, options, on_segment=on_segment, cancel=cancel)
-    )
+async def _events(transcription: Transcription) -> AsyncIterator[bytes]:
+    """A delta per decoded segment as soon as it exists, then the done event."""
     try:
-        while not (work.done() and queue.empty()):
-            getter = asyncio.ensure_future(queue.get())
-            await asyncio.wait({getter, work}, return_when=asyncio.FIRST_COMPLETED)
-            if getter.done():
-                yield _sse({"type": "transcript.text.delta", "delta": getter.result().text})
+        async for event in transcription.events():
+            if isinstance(event, Transcript):
+                yield _sse(
+                    TranscriptTextDone(text=event.text, usage=DurationUsage.of(event.duration))
+                )
             else:
-                getter.cancel()
-        transcript = work.result()
-        yield _sse(
-            {
-                "type": "transcript.text.done",
-                "text": transcript.text,
-                "usage": {"type": "duration", "seconds": usage_seconds(transcript.duration)},
-            }
-        )
+                yield _sse(TranscriptTextDelta(delta=event.text))
     except WhisperdError as exc:
         _, type_ = status_of(exc)
-        yield _sse(error_body(exc.message, type_=type_, param=exc.param, code=exc.code))
+        yield _sse(
+            error_content("openai", exc.message, type_=type_, param=exc.param, code=exc.code)
+        )
     except Exception:
         logger.exception("transcription stream failed")
-        yield _sse(
-            error_body(
-                "The transcription failed on the server.",
-                type_="server_error",
-                code="internal_error",
-            )
-        )
-    finally:
-        if not work.done():
-            cancel.cancel()
-            work.cancel()
-        await held.aclose()
+        message = "The transcription failed on the server."
+        yield _sse(error_content("openai", message, type_="server_error", code="internal_error"))
 
 
 async def _transcribe(
@@ -164,29 +118,31 @@ async def _transcribe(
     fetcher: FetcherDep,
     settings: Settings,
 ) -> Response:
-    held = AsyncExitStack()
-    async with held:
-        async with request.form(**_form_limits(settings)) as raw_form:
-            form = parse_form(raw_form)
-            fields = OpenAIFields.model_validate(form.fields)
-            options = decoding_options(fields, form.fields, task=task)
-            model = _model_name(fields.model, settings)
-            await held.enter_async_context(service.admission.slot())
-            async with audio_source(form, fetcher) as source:
-                engine, audio = await service.prepare(source, options, model=model)
-        if fields.stream:
-            events = _stream_events(service, engine, audio, options, held.pop_all())
-            return StreamingResponse(
-                events, media_type="text/event-stream", headers={"cache-control": "no-cache"}
+    async with request.form(**_form_limits(settings)) as raw_form:
+        form = parse_form(raw_form)
+        fields = OpenAIFields.model_validate(form.fields)
+        options = decoding_options(fields, form.fields, task=task)
+        async with audio_source(form, fetcher) as source:
+            transcription = await service.open(
+                TranscriptionRequest(source, options, model=_model_name(fields.model, settings))
             )
-        cancel = Cancellation()
-        transcript = await _until_disconnected(
-            request, service.run(engine, audio, options, cancel=cancel), cancel
+    if fields.stream:
+        return StreamingResponse(
+            _events(transcription),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache"},
+            background=BackgroundTask(transcription.aclose),
         )
+    transcript = await until_disconnected(request, lambda cancel: transcription.run(cancel=cancel))
     return _render(transcript, fields)
 
 
-@router.post("/audio/transcriptions", openapi_extra=_form_doc(), response_model=None)
+@router.post(
+    "/audio/transcriptions",
+    openapi_extra=_form_doc(),
+    response_model=None,
+    responses=transcription_responses(),
+)
 async def create_transcription(
     request: Request, service: ServiceDep, fetcher: FetcherDep, settings: SettingsDep
 ) -> Response:
@@ -194,7 +150,12 @@ async def create_transcription(
     return await _transcribe(request, "transcribe", service, fetcher, settings)
 
 
-@router.post("/audio/translations", openapi_extra=_form_doc(), response_model=None)
+@router.post(
+    "/audio/translations",
+    openapi_extra=_form_doc(),
+    response_model=None,
+    responses=transcription_responses(),
+)
 async def create_translation(
     request: Request, service: ServiceDep, fetcher: FetcherDep, settings: SettingsDep
 ) -> Response:
@@ -202,22 +163,22 @@ async def create_translation(
     return await _transcribe(request, "translate", service, fetcher, settings)
 
 
-@router.get("/models")
+@router.get("/models", responses=openai_errors(401, 500))
 async def list_models(request: Request, settings: SettingsDep) -> ModelList:
     """Every model this server can serve, with capabilities and accepted parameters."""
     entries = await asyncio.to_thread(model_entries, settings, request.app.state.started)
     return ModelList(data=entries)
 
 
-@router.get("/models/{model_id:path}", response_model=None)
-async def retrieve_model(
-    model_id: str, request: Request, settings: SettingsDep
-) -> ModelObject | JSONResponse:
-    """One model by id (ids with ``/`` may come raw or percent-encoded)."""
+@router.get("/models/{model_id:path}", responses=openai_errors(401, 404, 500))
+async def retrieve_model(model_id: str, request: Request, settings: SettingsDep) -> ModelObject:
+    """One model by id (ids with ``/`` may come raw or percent-encoded).
+
+    Raises:
+        UnknownModelError: no model has that id (404).
+    """
     entries = await asyncio.to_thread(model_entries, settings, request.app.state.started)
     entry = find_entry(entries, model_id)
-    if entry is not None:
-        return entry
-    return error_response(
-        404, f"The model '{model_id}' does not exist.", param="model", code="model_not_found"
-    )
+    if entry is None:
+        raise UnknownModelError(f"The model '{model_id}' does not exist.")
+    return entry

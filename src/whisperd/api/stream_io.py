@@ -5,13 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
 from whisperd.errors import QueueFullError
-from whisperd.streaming.session import StreamSession
+from whisperd.schemas.stream_messages import ErrorBody, ErrorMessage
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from whisperd.service import TranscriptionService
+    from whisperd.streaming.session import StreamSession
 
 
 class StreamClosed(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -44,16 +50,15 @@ async def refuse(websocket: WebSocket, code: int, reason: str) -> None:
     if websocket.client_state != WebSocketState.CONNECTED:
         return
     with contextlib.suppress(Exception):
-        await websocket.send_json(
-            {"type": "error", "body": {"error": reason, "recoverable": False}}
-        )
+        refusal = ErrorMessage(body=ErrorBody(error=reason, recoverable=False))
+        await websocket.send_json(refusal.model_dump(mode="json"))
         await websocket.close(code=code, reason=reason[:120])
 
 
 async def run_stream(
     websocket: WebSocket,
     session: StreamSession,
-    outbox: asyncio.Queue[dict[str, Any]],
+    outbox: asyncio.Queue[BaseModel],
     on_message: Callable[[dict[str, Any]], Awaitable[None]],
 ) -> None:
     """Run the session until the client leaves: messages in, events out, nothing left behind.
@@ -69,7 +74,8 @@ async def run_stream(
 
     async def send() -> None:
         while True:
-            await websocket.send_json(await outbox.get())
+            message = await outbox.get()
+            await websocket.send_json(message.model_dump(mode="json"))
 
     session.start()
     try:
@@ -86,7 +92,9 @@ async def run_stream(
         await session.close()
 
 
-async def serve_stream(websocket: WebSocket, run: Callable[[], Awaitable[None]]) -> None:
+async def serve_stream(
+    websocket: WebSocket, service: TranscriptionService, run: Callable[[], Awaitable[None]]
+) -> None:
     """Run an accepted stream under a stream slot; every way it can end closes it cleanly.
 
     Draining servers answer 1012, a full server 1013, a :class:`StreamClosed` its own code; a
@@ -96,7 +104,7 @@ async def serve_stream(websocket: WebSocket, run: Callable[[], Awaitable[None]])
         await refuse(websocket, 1012, "The server is shutting down.")
         return
     try:
-        async with websocket.app.state.service.admission.stream_slot():
+        async with service.stream_capacity():
             await run()
     except QueueFullError as exc:
         await refuse(websocket, 1013, exc.message)

@@ -39,6 +39,7 @@ __all__ = [
     "to_tsv",
     "to_verbose_json",
     "to_vtt",
+    "usage_seconds",
 ]
 
 OutputFormat = Literal["text", "json", "verbose_json", "srt", "vtt", "tsv"]
@@ -161,14 +162,22 @@ def to_text(t: Transcript) -> str:
     return t.text + "\n"
 
 
+def usage_seconds(duration: float) -> int:
+    """The seconds OpenAI bills for ``duration`` seconds of audio: whole, rounded up.
+
+    Returns:
+        ``ceil(duration)``, or 0 for a duration that is not finite or not positive.
+    """
+    return math.ceil(duration) if math.isfinite(duration) and duration > 0 else 0
+
+
 def _usage(duration: float) -> dict[str, object]:
-    """OpenAI's duration usage: whole seconds, rounded up (0 for a non-finite duration)."""
-    seconds = math.ceil(duration) if math.isfinite(duration) and duration > 0 else 0
-    return {"type": "duration", "seconds": seconds}
+    """OpenAI's duration usage (``DurationUsage`` in :mod:`whisperd.schemas.openai`)."""
+    return {"type": "duration", "seconds": usage_seconds(duration)}
 
 
 def to_json(t: Transcript) -> dict[str, object]:
-    """Build OpenAI's ``json`` response body.
+    """Build OpenAI's ``json`` response body (``TranscriptionJson`` in the OpenAI schemas).
 
     Args:
         t: The transcript.
@@ -220,7 +229,7 @@ def to_verbose_json(
     granularities: Sequence[Granularity] = _DEFAULT_GRANULARITIES,
     include_tokens: bool = True,
 ) -> dict[str, object]:
-    """Build OpenAI's ``verbose_json`` response body.
+    """Build OpenAI's ``verbose_json`` response body (``TranscriptionVerbose`` in the schemas).
 
     Keys, in order: ``task``, ``language`` (full lower-case English name), ``duration``,
     ``text`` (trimmed), ``segments`` (with ``"segment"``), ``words`` (with ``"word"``; ``[]`` if

@@ -1,1 +1,2 @@
-"""Speech-to-text engines behind one protocol, the model registry and the decoding options."""
+"""Speech-to-text engines behind one protocol, the model catalogue, Hub downloads, the model
+manager and the decoding options."""

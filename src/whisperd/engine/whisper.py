@@ -12,8 +12,10 @@ import ctranslate2
 import faster_whisper
 from faster_whisper.feature_extractor import FeatureExtractor as FeatureExtractor  # re-exported
 
-from whisperd.engine.base import ModelInfo, Segment, SegmentCallback, Transcript, Word
+from whisperd.engine.base import ModelInfo, Segment, SegmentCallback, Transcript
 from whisperd.engine.ct2_batch import PromptTokens, ScheduledModel, run_batch
+from whisperd.engine.prompts import BudgetedPrompt, check_room
+from whisperd.engine.results import to_segment
 from whisperd.errors import InvalidOptionError, ModelUnavailableError, TranscriptionError
 from whisperd.scheduler.batcher import Batcher, Priority, Ticket
 
@@ -24,8 +26,8 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from whisperd.engine.hub import ResolvedModel
     from whisperd.engine.options import TranscribeOptions
-    from whisperd.engine.registry import ResolvedModel
 
 logger = logging.getLogger(__name__)
 
@@ -98,32 +100,6 @@ def nearest_supported(device: str, compute_type: str) -> tuple[str, str]:
         fallback = _NEAREST_ON_CPU.get(compute_type, "auto")
         compute_type = fallback if fallback in supported else "auto"
     return device, compute_type
-
-
-def _word(word: Any) -> Word:
-    return Word(
-        start=float(word.start),
-        end=float(word.end),
-        word=str(word.word),
-        probability=float(word.probability),
-    )
-
-
-def _segment(segment: Any) -> Segment:
-    words = None if segment.words is None else tuple(_word(w) for w in segment.words)
-    return Segment(
-        id=int(segment.id) - 1,
-        seek=int(segment.seek),
-        start=float(segment.start),
-        end=float(segment.end),
-        text=str(segment.text),
-        tokens=tuple(int(t) for t in segment.tokens),
-        temperature=float(segment.temperature or 0.0),
-        avg_logprob=float(segment.avg_logprob),
-        compression_ratio=float(segment.compression_ratio),
-        no_speech_prob=float(segment.no_speech_prob),
-        words=words,
-    )
 
 
 def batched_kwargs(options: TranscribeOptions, default_chunk_length: int) -> dict[str, Any]:
@@ -227,10 +203,28 @@ class FasterWhisperEngine:
 
         Raises:
             InvalidOptionError: on translation, multilingual decoding or a non-English
-                language asked of an English-only model.
+                language asked of an English-only model; on a prefix or ``max_new_tokens``
+                that leaves the decoder no room (:func:`~whisperd.engine.prompts.check_room`).
         """
-        if self._info.multilingual:
-            return
+        if not self._info.multilingual:
+            self._check_english(options)
+        check_room(
+            int(self._model.max_length),
+            sot_length=3 if self._info.multilingual else 1,
+            without_timestamps=options.without_timestamps,
+            prefix_tokens=self._prefix_tokens(options.prefix),
+            max_new_tokens=options.max_new_tokens,
+        )
+
+    def _prefix_tokens(self, prefix: str | None) -> int:
+        """How many tokens faster-whisper's prompt gives ``prefix`` (0 without one)."""
+        if not prefix:
+            return 0
+        encoded = self._model.hf_tokenizer.encode(" " + prefix.strip(), add_special_tokens=False)
+        return len(encoded.ids)
+
+    def _check_english(self, options: TranscribeOptions) -> None:
+        """Refuse what an English-only model cannot do."""
         name = self._info.name
         if options.task == "translate":
             raise InvalidOptionError(
@@ -276,9 +270,9 @@ class FasterWhisperEngine:
             ticket.cancelled = cancel
         self.batcher.enter(ticket)
         try:
-            view = self._request_model(ticket, trim=options.encoder_context == "audio")
+            view = self._request_model(ticket, options)
             raw_segments, info = self._start(view, audio, options)
-            segments = self._collect(raw_segments, on_segment)
+            segments = self._collect(raw_segments, float(info.duration), on_segment)
         except (RuntimeError, MemoryError) as exc:
             raise TranscriptionError(f"Transcription failed: {exc}") from exc
         except ValueError as exc:
@@ -295,12 +289,16 @@ class FasterWhisperEngine:
             model=self._info.name,
         )
 
-    def _request_model(self, ticket: Ticket, *, trim: bool) -> faster_whisper.WhisperModel:
+    def _request_model(
+        self, ticket: Ticket, options: TranscribeOptions
+    ) -> faster_whisper.WhisperModel:
         """A per-request view of the model: its own feature extractor (faster-whisper mutates
-        it per call) and a CTranslate2 stand-in that routes calls through the scheduler."""
+        it per call), a CTranslate2 stand-in that routes calls through the scheduler, and
+        window prompts that leave the decoder room (:mod:`whisperd.engine.prompts`)."""
         view = copy.copy(self._model)
         view.feature_extractor = copy.copy(self._model.feature_extractor)
-        view.model = self._stand_in(ticket, trim=trim)
+        view.model = self._stand_in(ticket, trim=options.encoder_context == "audio")
+        view.get_prompt = BudgetedPrompt(int(view.max_length), options.max_new_tokens)
         return view
 
     def _start(
@@ -316,11 +314,12 @@ class FasterWhisperEngine:
 
     @staticmethod
     def _collect(
-        raw_segments: Iterable[Any], on_segment: SegmentCallback | None
+        raw_segments: Iterable[Any], duration: float, on_segment: SegmentCallback | None
     ) -> tuple[Segment, ...]:
+        """Convert (and clamp to ``duration``) each segment, calling ``on_segment`` with it."""
         segments = []
         for raw in raw_segments:
-            segment = _segment(raw)
+            segment = to_segment(raw, duration)
             segments.append(segment)
             if on_segment is not None:
                 on_segment(segment)

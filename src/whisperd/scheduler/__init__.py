@@ -1,6 +1,6 @@
-"""Scheduling of model work: the bounded executor every model call runs on."""
+"""Scheduling of model work: admission of requests and the batching scheduler of model calls."""
 
 from whisperd.scheduler.admission import Admission
-from whisperd.scheduler.executor import ModelExecutor
+from whisperd.scheduler.batcher import Batcher, Priority
 
-__all__ = ["Admission", "ModelExecutor"]
+__all__ = ["Admission", "Batcher", "Priority"]

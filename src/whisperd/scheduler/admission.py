@@ -34,6 +34,7 @@ class Admission:
         self.capacity = capacity
         self.max_streams = max_streams
         self._streams = 0
+        self._stream_decodes = 0
         self.max_audio_seconds = max_audio_seconds
         self._in_flight = 0
         self._running = 0
@@ -60,6 +61,11 @@ class Admission:
     def streams(self) -> int:
         """Real-time streams open."""
         return self._streams
+
+    @property
+    def stream_decodes(self) -> int:
+        """Stream decodes (partials and finals) running or waiting for the model."""
+        return self._stream_decodes
 
     @asynccontextmanager
     async def stream_slot(self) -> AsyncIterator[None]:
@@ -136,6 +142,18 @@ class Admission:
             self._running -= 1
             self._audio -= audio_seconds
             self._measure(audio_seconds, time.monotonic() - began)
+
+    @asynccontextmanager
+    async def stream_work(self, audio_seconds: float) -> AsyncIterator[None]:
+        """Count one stream decode of ``audio_seconds`` while it runs; never refused (the
+        stream was admitted when it opened)."""
+        self._audio += audio_seconds
+        self._stream_decodes += 1
+        try:
+            yield
+        finally:
+            self._stream_decodes -= 1
+            self._audio -= audio_seconds
 
     def _measure(self, audio_seconds: float, elapsed: float) -> None:
         if audio_seconds <= 0 or elapsed <= 0:

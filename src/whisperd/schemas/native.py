@@ -1,12 +1,14 @@
 """Wire models of the Faster-Whisper Transcriber's native API (``/transcribe`` and friends).
 
-Every setting is optional; one left out takes the server's configured default.
+Every setting is optional; one left out takes the server's configured default. Errors are
+``{"detail": "..."}`` (:class:`NativeError`).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+from fastapi import UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from whisperd.audio.decode import AudioFormat, PcmDtype
@@ -77,6 +79,13 @@ class NativeSettings(BaseModel):
         return TranscribeOptions.model_validate(values)
 
 
+class TranscribeForm(NativeSettings):
+    """``POST /transcribe``: a multipart form with the audio file and the settings."""
+
+    audio: UploadFile
+    """Audio or video file, .npy, .pt or raw PCM."""
+
+
 class RawTranscribeRequest(NativeSettings):
     """``POST /transcribe/raw``: base64 audio in a JSON body, plus the same settings."""
 
@@ -139,9 +148,24 @@ class NativeStatus(BaseModel):
     """Audio admitted and not yet transcribed (the queue bound is measured in it)."""
     active_streams: int
     """Real-time WebSocket streams open."""
-    """Audio admitted and not yet transcribed (the queue bound is measured in it)."""
+    stream_decodes: int
+    """Stream decodes (partials and finals) running or waiting for the model."""
     loaded_models: list[str]
     """Loaded models as "name - compute type"."""
     default_model: str
     uptime_seconds: float
     version: str
+
+
+class Health(BaseModel):
+    """``GET /health``: whether the server accepts work."""
+
+    status: Literal["ok", "shutting_down"]
+    """``ok`` (200) while the server accepts work, ``shutting_down`` (503) once it drains."""
+
+
+class NativeError(BaseModel):
+    """The native API's error envelope."""
+
+    detail: str
+    """What went wrong, meant to be shown as is."""

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from whisperd.engine.base import SAMPLE_RATE
 from whisperd.streaming.pcm import Encoding
 
 
@@ -62,7 +63,7 @@ class StreamingParams(_Strict):
 
     encoding: Encoding = "pcm_s16le"
     """pcm_s16le, pcm_mulaw or pcm_f32le, mono."""
-    sample_rate: Annotated[int, Field(ge=8000, le=48000)] = 16000
+    sample_rate: Annotated[int, Field(ge=8000, le=48000)] = SAMPLE_RATE
     """Sample rate of the PCM (resampled to 16 kHz)."""
     enable_partial_transcripts: bool = False
     """Send partial transcripts while speech goes on."""

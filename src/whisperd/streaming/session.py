@@ -1,20 +1,34 @@
 """One stream's state machine: VAD endpointing, partial and final decodes, stable text.
 
 Audio (16 kHz mono float32) is fed as it arrives and scored by a per-stream VAD in 32 ms
-windows. Speech opens an utterance (with ``speech_pad_ms`` of lead-in); ``min_silence_ms`` of
-silence closes it and queues a final of the whole utterance. While speech goes on, a partial of
-the utterance so far is due every ``partial_interval_s`` of new audio; at most one partial is
-pending per stream (the cadence stretches under load) and finals always go first. Partials are
-decoded greedily with the committed words as a forced prefix and stabilised with
-LocalAgreement-2; finals are re-decoded from scratch with temperature fallback. An utterance
-reaching ``max_utterance_s`` is cut at its last segment boundary and the rest carried on. Audio
-never marked as speech is never decoded.
+windows. Speech opens an utterance, numbered in order (every event of an utterance carries its
+number); ``min_silence_ms`` of silence closes it and queues its final. While speech goes on, a
+partial of the utterance so far is due every ``partial_interval_s`` of new audio; at most one
+partial is pending per stream (the cadence stretches under load) and finals always go first.
+An utterance reaching ``max_utterance_s`` is cut at its last segment boundary and the rest
+carried on as the next utterance. Audio never marked as speech is never decoded.
+
+How decodes keep the batch path's accuracy (the choices of whisper_streaming, Machacek et al.
+2023, adapted to utterances):
+
+- every decode is conditioned on the stream's own finals so far, as Whisper conditions a
+  window on the previous one (``DecodeRequest.prompt``), so a sentence cut by a short pause
+  keeps its context;
+- every decode starts ``DECODE_LEAD_S`` before the VAD onset (never before the previous
+  final's audio) and a final runs ``DECODE_TRAIL_S`` past the speech end when that audio has
+  arrived, so a word the VAD caught late is not cut;
+- partials are greedy with the stable words forced as decoder prefix; a word becomes stable
+  once two consecutive partials agree on it and it is not the newest partial's last word
+  (LocalAgreement-2; the last word may be cut mid-way);
+- finals use the stream's beam width and temperature fallback, with the stable words forced as
+  prefix: nothing shown as stable is ever taken back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -25,12 +39,26 @@ import numpy as np
 
 from whisperd.engine.base import SAMPLE_RATE, Transcript
 from whisperd.errors import WhisperdError
+from whisperd.streaming.context import (
+    CONTEXT_S,
+    Committed,
+    Context,
+    choose_context,
+    drop_leading_text,
+)
 from whisperd.streaming.stabilizer import LocalAgreement
 
 logger = logging.getLogger(__name__)
 
 WINDOW = 512
-_IDLE_KEEP_S = 1.0
+"""Samples per VAD window (32 ms, Silero's window at 16 kHz)."""
+DECODE_LEAD_S = 0.3
+"""Audio decoded before the VAD onset, so a word whose start the VAD missed is kept."""
+DECODE_TRAIL_S = 0.3
+"""Audio decoded after the speech end of a final, when it has arrived."""
+PROMPT_CHARACTERS = 200
+"""Most characters of the stream's earlier finals given as the prompt (whisper_streaming's
+choice: enough context, little decoding cost)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +76,8 @@ class StreamConfig:
     vad_threshold: float = 0.5
     min_silence_ms: int = 300
     speech_pad_ms: int = 30
+    beam_size: int = 5
+    """Beam width of finals (partials are greedy), as the batch routes' default."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +126,15 @@ Event = SpeechStarted | SpeechStopped | Result | Failed
 
 @dataclass(frozen=True, slots=True)
 class DecodeRequest:
-    """What the decoder is asked: a final (fallback, no prefix) or a partial (greedy, prefix)."""
+    """What the decoder is asked: a final (beam, fallback) or a partial (greedy)."""
 
     final: bool
     prefix: str | None
+    """Words to force at the start of the decode: the utterance's stable text."""
+    prompt: str | None = None
+    """The stream's previous finals (their last characters), to condition the decode on."""
+    word_timestamps: bool = False
+    """Word timings are needed (to cut a forced context off), whatever the client asked."""
 
 
 Decoder = Callable[[np.ndarray[Any, Any], DecodeRequest], Awaitable[Transcript]]
@@ -109,10 +144,12 @@ Vad = Callable[[np.ndarray[Any, Any]], Awaitable[np.ndarray[Any, Any]]]
 
 @dataclass
 class _Final:
+    number: int
     start: int
     end: int
     cut: bool
     end_of_audio: bool
+    stable: str
     queued_at: float = field(default_factory=time.monotonic)
 
 
@@ -139,13 +176,19 @@ class StreamSession:
         self._idle.set()
         self._worker: asyncio.Task[None] | None = None
         self._stability = LocalAgreement()
-        self.number = 1
-        """Number of the utterance in progress (Baseten's ``transcription_num``)."""
+        self._committed: collections.deque[Committed] = collections.deque(maxlen=64)
+        self._next_number = 1
+        self._open: int | None = None  # number of the utterance in progress
 
     @property
     def audio_seconds(self) -> float:
         """Audio received so far."""
         return (self._now + len(self._pending)) / SAMPLE_RATE
+
+    @property
+    def number(self) -> int:
+        """Number of the utterance in progress, or of the next one (``transcription_num``)."""
+        return self._open if self._open is not None else self._next_number
 
     def start(self) -> None:
         """Run the decode worker."""
@@ -190,6 +233,7 @@ class StreamSession:
         self._finalized = self._utterance = self._now + len(self._pending)
         self._speaking = False
         self._silence_from = None
+        self._open = None
         self._stability.reset()
         self._trim()
 
@@ -230,19 +274,32 @@ class StreamSession:
     def _pad(self) -> int:
         return self.config.speech_pad_ms * SAMPLE_RATE // 1000
 
+    @property
+    def _lead(self) -> int:
+        """Samples decoded before an utterance's start, on top of the client's pad."""
+        return max(0, round(DECODE_LEAD_S * SAMPLE_RATE) - self._pad)
+
+    def _open_utterance(self) -> int:
+        if self._open is None:
+            self._open = self._next_number
+            self._next_number += 1
+        return self._open
+
     async def _start_speech(self, start: int) -> None:
         self._speaking = True
         self._silence_from = None
         self._utterance = max(self._finalized, start - self._pad, self._base)
         self._last_partial = self._utterance
-        await self._emit(SpeechStarted(self._utterance / SAMPLE_RATE, self.number))
+        number = self._open_utterance()
+        await self._emit(SpeechStarted(self._utterance / SAMPLE_RATE, number))
 
     async def _end_speech(self, end: int) -> None:
         end = min(end, self._now)
         self._speaking = False
         self._silence_from = None
-        await self._emit(SpeechStopped(end / SAMPLE_RATE, self.number))
-        self._queue_final(end)
+        await self._emit(SpeechStopped(end / SAMPLE_RATE, self._open_utterance()))
+        trail = max(end, min(self._now, end - self._pad + round(DECODE_TRAIL_S * SAMPLE_RATE)))
+        self._queue_final(trail)
 
     def _partial_if_due(self) -> None:
         due = self._now - self._last_partial >= self.config.partial_interval_s * SAMPLE_RATE
@@ -256,23 +313,39 @@ class StreamSession:
         if cut and self._finals and self._finals[-1].cut:
             return  # one cut at a time; the next window re-checks
         start = self._utterance if self.config.vad else self._finalized
-        self._finals.append(_Final(start, end, cut, end_of_audio))
+        number = self._open_utterance()
+        self._finals.append(_Final(number, start, end, cut, end_of_audio, self._stability.prefix))
+        self._open = None
+        if cut:
+            self._open_utterance()  # the rest of the speech goes on as the next utterance
+        self._stability.reset()
         self._partial_due = None
         self._idle.clear()
         self._wake.set()
 
     def _trim(self) -> None:
+        """Drop audio no decode can need: before every pending final and the open utterance,
+        less the lead-in and the context of previous finals."""
         pending = [job.start for job in self._finals]
         if self._speaking or not self.config.vad:
             pending.append(max(self._utterance, self._finalized))
-        keep_from = min(pending, default=self._now - int(_IDLE_KEEP_S * SAMPLE_RATE))
-        drop = min(keep_from, self._now) - self._base
+        keep = self._lead + round(CONTEXT_S * SAMPLE_RATE)
+        drop = min(min(pending, default=self._now) - keep, self._now) - self._base
         if drop > 0:
             self._samples = self._samples[drop:]
             self._base += drop
 
+    def _decode_start(self, start: int) -> int:
+        """Where a decode of an utterance starting at ``start`` begins (lead-in included)."""
+        return max(start - self._lead, self._finalized, self._base)
+
     def _audio(self, start: int, end: int) -> np.ndarray[Any, Any]:
         return self._samples[max(start - self._base, 0) : max(end - self._base, 0)]
+
+    def _prompt(self, before: int | None = None) -> str | None:
+        """The text of the finals before stream sample ``before`` (all if None), its tail."""
+        texts = [c.text for c in self._committed if before is None or c.end <= before]
+        return " ".join(texts)[-PROMPT_CHARACTERS:].lstrip() or None
 
     # -- decode worker ------------------------------------------------------------------
 
@@ -281,6 +354,7 @@ class StreamSession:
             await self._wake.wait()
             self._wake.clear()
             while self._finals or self._partial_due is not None:
+                number = self._finals[0].number if self._finals else self.number
                 try:
                     if self._finals:
                         await self._run_final(self._finals.popleft())
@@ -288,30 +362,33 @@ class StreamSession:
                         await self._run_partial()
                 except Exception as exc:
                     logger.exception("stream decode failed")
-                    await self._emit_failure(exc)
+                    await self._emit_failure(number, exc)
             self._idle.set()
 
-    async def _emit_failure(self, exc: Exception) -> None:
+    async def _emit_failure(self, number: int, exc: Exception) -> None:
         if isinstance(exc, WhisperdError):
-            await self._emit(Failed(self.number, exc.message, exc.code))
+            await self._emit(Failed(number, exc.message, exc.code))
         else:
-            await self._emit(Failed(self.number, "The transcription failed.", "internal_error"))
+            await self._emit(Failed(number, "The transcription failed.", "internal_error"))
 
     async def _run_partial(self) -> None:
         queued, self._partial_due = self._partial_due, None
-        start, end = max(self._utterance, self._finalized), self._now
+        number = self._open
+        utterance = max(self._utterance, self._finalized)
+        start, end = self._decode_start(utterance), self._now
         audio = self._audio(start, end)
-        if len(audio) < WINDOW or queued is None:
+        if len(audio) < WINDOW or queued is None or number is None:
             return
-        prefix = self._stability.prefix or None
-        transcript = await self._decode(audio, DecodeRequest(final=False, prefix=prefix))
-        if self._finals or start != max(self._utterance, self._finalized):
+        request = DecodeRequest(
+            final=False, prefix=self._stability.prefix or None, prompt=self._prompt()
+        )
+        transcript = await self._decode(audio, request)
+        if self._finals or self._open != number:
             return  # a final overtook this partial
-        words = transcript.text.split()
-        stable, unstable = self._stability.update(words)
+        stable, unstable = self._stability.update(transcript.text.split())
         await self._emit(
             Result(
-                self.number,
+                number,
                 False,
                 start / SAMPLE_RATE,
                 len(audio) / SAMPLE_RATE,
@@ -323,29 +400,23 @@ class StreamSession:
         )
 
     async def _run_final(self, job: _Final) -> None:
-        start = max(job.start, self._finalized)
-        audio = self._audio(start, job.end)
-        if len(audio) == 0:
+        utterance = self._decode_start(max(job.start, self._finalized))
+        if job.end <= utterance:
             return
-        transcript = await self._decode(audio, DecodeRequest(final=True, prefix=None))
-        consumed = job.end
-        if job.cut and len(transcript.segments) > 1:
-            last = transcript.segments[-1]
-            transcript = Transcript(
-                transcript.segments[:-1],
-                transcript.language,
-                transcript.language_probability,
-                transcript.duration,
-                transcript.task,
-                model=transcript.model,
-            )
-            consumed = start + int(last.start * SAMPLE_RATE)
+        context = choose_context(
+            self._committed, utterance_start=utterance, utterance_end=job.end, kept_from=self._base
+        )
+        start, transcript = await self._final_decode(job, utterance, context)
+        if context is not None and not transcript.text:
+            # The decoder sometimes ends right after a forced context: hear the utterance alone.
+            start, transcript = await self._final_decode(job, utterance, None)
+        transcript, consumed = self._cut(job, transcript, start)
         self._finalized = max(self._finalized, consumed)
-        self._stability.reset()
         self._last_partial = max(self._last_partial, self._finalized)
+        self._committed.append(Committed(utterance, consumed, transcript.text))
         await self._emit(
             Result(
-                self.number,
+                job.number,
                 True,
                 start / SAMPLE_RATE,
                 (consumed - start) / SAMPLE_RATE,
@@ -356,4 +427,40 @@ class StreamSession:
                 job.end_of_audio,
             )
         )
-        self.number += 1
+
+    async def _final_decode(
+        self, job: _Final, utterance: int, context: Context | None
+    ) -> tuple[int, Transcript]:
+        """Decode a final from ``utterance`` (or from its context's start, with the context's
+        words forced and then cut off); returns where the decode began and its transcript."""
+        start = utterance if context is None else context.start
+        prefix = " ".join(p for p in (context and context.text, job.stable) if p)
+        transcript = await self._decode(
+            self._audio(start, job.end),
+            DecodeRequest(
+                final=True,
+                prefix=prefix or None,
+                prompt=self._prompt(before=start),
+                word_timestamps=context is not None,
+            ),
+        )
+        if context is None:
+            return start, transcript
+        try:
+            kept = drop_leading_text(
+                transcript, context.text, keep_words=self.config.word_timestamps
+            )
+        except ValueError:  # a decoder without word timings: hear the utterance alone
+            return await self._final_decode(job, utterance, None)
+        return start, kept
+
+    @staticmethod
+    def _cut(job: _Final, transcript: Transcript, start: int) -> tuple[Transcript, int]:
+        """A cut utterance keeps all but its last segment (carried on), unless that would drop
+        stable words; returns the transcript kept and the stream sample consumed."""
+        if not job.cut or len(transcript.segments) < 2:
+            return transcript, job.end
+        kept, rest = transcript.segments[:-1], transcript.segments[-1]
+        if len("".join(s.text for s in kept).split()) < len(job.stable.split()):
+            return transcript, job.end
+        return dataclasses.replace(transcript, segments=kept), start + int(rest.start * SAMPLE_RATE)

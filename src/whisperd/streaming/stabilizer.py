@@ -1,4 +1,8 @@
-"""LocalAgreement-2: a partial's words are committed once two consecutive decodes agree."""
+"""LocalAgreement-2: a partial's words are committed once two consecutive decodes agree.
+
+The rule is whisper_streaming's (Machacek et al. 2023), with one guard: the newest decode's last
+word is never committed, since the audio may end inside it ("Re" of "Really").
+"""
 
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ class LocalAgreement:
         done = len(self.committed)
         tail = words[done:] if words[:done] == self.committed else []
         previous = self._previous[done:] if self._previous[:done] == self.committed else []
-        agreed = _common_prefix(tail, previous)
+        agreed = min(_common_prefix(tail, previous), max(len(tail) - 1, 0))
         self.committed.extend(tail[:agreed])
         self._previous = list(words)
         return " ".join(self.committed), " ".join(tail[agreed:])

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 
+from whisperd.engine.base import SAMPLE_RATE
 from whisperd.testing.vocab import Vocabulary, build_vocabulary, make_words, write_tokenizer
 
 if TYPE_CHECKING:
@@ -309,7 +310,7 @@ def build_test_model(
     write_tokenizer(vocab, directory)
     preprocessor = {
         "feature_size": shape.n_mels,
-        "sampling_rate": 16000,
+        "sampling_rate": SAMPLE_RATE,
         "hop_length": 160,
         "chunk_length": 30,
         "n_fft": 400,

@@ -12,9 +12,11 @@ import pytest
 from whisperd.config import Settings
 from whisperd.engine import selection
 from whisperd.engine.base import Transcript
+from whisperd.engine.catalogue import HUGGINGFACE, KNOWN_MODELS
+from whisperd.engine.hub import ResolvedModel
+from whisperd.engine.manager import ModelManager
 from whisperd.engine.options import TranscribeOptions
 from whisperd.engine.pytorch.engine import TorchEngine, torch_compute_type, torch_device
-from whisperd.engine.registry import HUGGINGFACE, KNOWN_MODELS, ModelManager, ResolvedModel
 from whisperd.engine.whisper import WhisperEngine
 from whisperd.errors import InvalidOptionError, ModelUnavailableError, UnknownModelError
 from whisperd.service import TranscriptionService, whisper_loader
@@ -87,6 +89,28 @@ def test_transcripts_equal_the_ctranslate2_engines(engines, case: dict[str, Any]
     _assert_same(
         torch_engine.transcribe(_speech(), options), ct2_engine.transcribe(_speech(), options)
     )
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_both_engines_end_a_short_clip_within_it(engines, batch_size: int) -> None:
+    # The scripted decoder always closes its segment with <|2.00|>, past this 1.3 s clip.
+    clip = _speech()[16000 : 16000 + 20800]
+    options = TranscribeOptions(vad_filter=batch_size > 1, batch_size=batch_size)
+    for engine in engines:
+        transcript = engine.transcribe(clip, options)
+        assert transcript.duration == 1.3
+        (segment,) = transcript.segments
+        assert (segment.start, segment.end) == (0.0, 1.3)
+
+
+def test_both_engines_keep_their_text_under_a_long_prompt_and_hotwords(engines) -> None:
+    # faster-whisper alone would fill the 448-token context with both, leaving no text.
+    words = " ".join(f"term{index}" for index in range(400))
+    plain = TranscribeOptions(vad_filter=False, beam_size=1)
+    prompted = plain.model_copy(update={"initial_prompt": words, "hotwords": words})
+    for engine in engines:
+        expected = engine.transcribe(_speech()[: 16000 * 40], plain).text
+        assert engine.transcribe(_speech()[: 16000 * 40], prompted).text == expected
 
 
 def test_info_names_the_engine(engines, scripted_pair) -> None:

@@ -12,9 +12,9 @@ import pytest
 import torch
 from faster_whisper.feature_extractor import FeatureExtractor
 
+from whisperd.engine.hub import ResolvedModel
 from whisperd.engine.pytorch.engine import TorchEngine
 from whisperd.engine.pytorch.features import TorchFeatureExtractor
-from whisperd.engine.registry import ResolvedModel
 
 RATE = 16000
 MAX_ABS = 3e-4

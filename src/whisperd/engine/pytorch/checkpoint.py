@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from whisperd.engine.registry import HUGGINGFACE
+from whisperd.engine.catalogue import HUGGINGFACE
 from whisperd.errors import ModelUnavailableError
 
 if TYPE_CHECKING:

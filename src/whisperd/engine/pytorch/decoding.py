@@ -4,10 +4,10 @@ Every ``generate`` call of every request becomes groups of rows (one row per gre
 per beam, one per sampled hypothesis) in a preallocated key/value cache. One thread runs the
 loop: admit waiting groups into free rows (highest scheduling priority first) and run their
 prompts through the decoder, advance every other row by one token, apply Whisper's token rules
-to all rows at once, pick tokens (greedy, sampled, or per-group beam search), and release the
-rows of finished groups, compacting the cache so the running batch stays dense. A window that
-decodes 200 tokens never holds back one that ends after 10: the short one's rows are reused
-at the next step.
+to all rows at once, pick tokens (greedy, sampled, or per-group beam search; the choices are
+the pure functions of :mod:`whisperd.engine.pytorch.search`), and release the rows of finished
+groups, compacting the cache so the running batch stays dense. A window that decodes 200 tokens
+never holds back one that ends after 10: the short one's rows are reused at the next step.
 """
 
 from __future__ import annotations
@@ -26,6 +26,14 @@ from whisperd.engine.pytorch.graphs import FixedSteps
 from whisperd.engine.pytorch.modeling import KVCache
 from whisperd.engine.pytorch.options import GenerateOptions, PromptPlan, plan_prompt
 from whisperd.engine.pytorch.rules import RowState, SuppressTable, Vocab, apply_rules
+from whisperd.engine.pytorch.search import (
+    beam_candidates,
+    best_hypotheses,
+    choose_beams,
+    penalize,
+    pick_tokens,
+    rank_beams,
+)
 from whisperd.errors import CancelledError
 
 if TYPE_CHECKING:
@@ -35,9 +43,6 @@ if TYPE_CHECKING:
     from whisperd.scheduler.batcher import Ticket
 
 logger = logging.getLogger(__name__)
-
-_BEAM_FLOOR = -1e10
-"""Score CTranslate2 gives candidates it rules out (forced prefix, early end)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,12 +128,6 @@ def _row_state(row: _Row) -> RowState:
         suppress=group.suppress,
         suppress_blank=group.options.suppress_blank,
     )
-
-
-def _normalized(tokens: list[int], score: float, penalty: float) -> float:
-    if tokens:
-        return score / float(len(tokens) ** penalty)
-    return score if penalty == 0 else -math.inf
 
 
 class ContinuousDecoder:
@@ -441,7 +440,7 @@ class ContinuousDecoder:
 
     def _select(self, logits: torch.Tensor) -> None:
         rows = self._rows
-        logits = self._penalize(logits)
+        logits = penalize(logits, [r.tokens for r in rows], [r.group.options for r in rows])
         processed = apply_rules(logits, [_row_state(r) for r in rows], self._vocab, self._table)
         single = [i for i, row in enumerate(rows) if row.group.options.beam_size == 1]
         # Each beam group's rows in beam order (compaction may have reordered their slots).
@@ -451,77 +450,20 @@ class ContinuousDecoder:
             for row in rows
             if row.group.options.beam_size > 1
         }
-        picked = self._pick_single(processed, single)
-        ranked = self._rank_beams(processed, beams)
+        groups = list(beams)
+        picked = pick_tokens(processed, single, [rows[i].group.options for i in single])
+        ranked = rank_beams(
+            processed, [beams[g] for g in groups], [self._beam_scores(g, beams[g]) for g in groups]
+        )
         for i, (token, logprob) in zip(single, picked, strict=True):
             self._extend_single(rows[i], token, logprob)
         moves: list[tuple[int, int]] = []
-        for group, (values, indices) in ranked.items():
-            moves.extend(self._extend_beams(group, values, indices))
+        for index, (values, indices) in ranked.items():
+            moves.extend(self._extend_beams(groups[index], values, indices))
         if moves and self._cache is not None:
             source = torch.tensor([m[0] for m in moves], device=self._device)
             target = torch.tensor([m[1] for m in moves], device=self._device)
             self._cache.move(source, target, audio=False)
-
-    def _penalize(self, logits: torch.Tensor) -> torch.Tensor:
-        """Repetition penalty and n-gram blocking for the rows that ask for them."""
-        for i, row in enumerate(self._rows):
-            options = row.group.options
-            if options.repetition_penalty == 1 and options.no_repeat_ngram_size == 0:
-                continue
-            history = row.tokens
-            if options.repetition_penalty != 1 and history:
-                seen = torch.tensor(sorted(set(history)), device=self._device, dtype=torch.long)
-                values = logits[i, seen]
-                penalty = options.repetition_penalty
-                logits[i, seen] = torch.where(values < 0, values * penalty, values / penalty)
-            size = options.no_repeat_ngram_size
-            if size > 0 and len(row.tokens) + 1 >= size:
-                banned = _repeated_ngram_tokens(row.tokens, size)
-                if banned:
-                    logits[i, sorted(banned)] = torch.finfo(torch.float32).min
-        return logits
-
-    def _pick_single(self, processed: torch.Tensor, indices: list[int]) -> list[tuple[int, float]]:
-        if not indices:
-            return []
-        rows = [self._rows[i] for i in indices]
-        chosen = processed[torch.tensor(indices, device=self._device)]
-        temperature = torch.tensor(
-            [
-                r.group.options.sampling_temperature if r.group.options.sampling else 1.0
-                for r in rows
-            ],
-            device=self._device,
-        )
-        logprobs = torch.log_softmax(chosen / temperature[:, None], dim=-1)
-        tokens = logprobs.argmax(dim=-1)
-        sampled = [j for j, r in enumerate(rows) if r.group.options.sampling]
-        if sampled:
-            tokens[sampled] = _sample(logprobs[sampled], [rows[j] for j in sampled])
-        scores = logprobs.gather(1, tokens[:, None])[:, 0]
-        return list(zip(tokens.tolist(), scores.tolist(), strict=True))
-
-    def _rank_beams(
-        self, processed: torch.Tensor, beams: dict[_Group, list[int]]
-    ) -> dict[_Group, tuple[list[float], list[int]]]:
-        """The ``2 * beam_size`` best (score, beam * V + token) candidates of each beam group,
-        all groups of one beam size in one batched top-k."""
-        by_size: dict[int, list[_Group]] = {}
-        for group in beams:
-            by_size.setdefault(group.options.beam_size, []).append(group)
-        ranked = {}
-        for size, groups in by_size.items():
-            members = torch.tensor([beams[g] for g in groups], device=self._device)
-            scores = torch.tensor([self._beam_scores(g, beams[g]) for g in groups])
-            logprobs = torch.log_softmax(processed[members], dim=-1)  # [G, K, V]
-            total = (logprobs + scores.to(self._device)[:, :, None]).flatten(1)
-            top = torch.topk(total, 2 * size, dim=-1)
-            for group, values, indices in zip(
-                groups, top.values.tolist(), top.indices.tolist(), strict=True
-            ):
-                ranked[group] = (values, indices)
-        return ranked
 
     def _beam_scores(self, group: _Group, members: list[int]) -> list[float]:
         """The running scores of a group's beams; at its first step only the first beam
@@ -552,32 +494,19 @@ class ContinuousDecoder:
         self, group: _Group, values: list[float], indices: list[int]
     ) -> list[tuple[int, int]]:
         """Advance one beam group; the cache moves (source slot, target slot) it needs."""
-        size, eot, vocab = group.options.beam_size, self._vocab.eot, self._vocab.size
-        step, begin = group.step, len(group.plan.prefix)
-        candidates = [(i // vocab, i % vocab, v) for v, i in zip(values, indices, strict=True)]
-        if step < begin:
-            forced = group.plan.prefix[step]
-            candidates = [(0, forced, 0.0 if k == 0 else _BEAM_FLOOR) for k in range(2 * size)]
-        elif step == begin:
-            candidates = [
-                (b, 0, _BEAM_FLOOR) if k > 0 and t == eot else (b, t, s)
-                for k, (b, t, s) in enumerate(candidates)
-            ]
+        eot, step, prefix = self._vocab.eot, group.step, group.plan.prefix
+        candidates = beam_candidates(
+            values, indices, vocab_size=self._vocab.size, eot=eot, prefix=prefix, step=step
+        )
         last = step + 1 == group.plan.max_steps
-        chosen, spare = [], size
-        for k in range(size):
-            pick = k
-            parent, token, score = candidates[k]
-            if (token == eot and step >= begin) or last:
-                group.top_finished |= k == 0
-                tokens = group.rows[parent].tokens
-                group.hypotheses.append(([*tokens] if token == eot else [*tokens, token], score))
-                for j in range(spare, 2 * size):
-                    if candidates[j][1] != eot:
-                        pick, spare = j, j + 1
-                        break
-            chosen.append(candidates[pick])
         options = group.options
+        chosen, finished = choose_beams(
+            candidates, options.beam_size, eot=eot, can_end=step >= len(prefix), last=last
+        )
+        for k, (parent, token, score) in finished:
+            group.top_finished |= k == 0
+            tokens = group.rows[parent].tokens
+            group.hypotheses.append(([*tokens] if token == eot else [*tokens, token], score))
         if last or (
             group.top_finished and len(group.hypotheses) >= options.num_hypotheses
             if options.length_penalty == 0
@@ -612,11 +541,10 @@ class ContinuousDecoder:
 
     def _finish(self, group: _Group) -> None:
         group.done = True
-        penalty = group.options.length_penalty
-        ranked = sorted(
-            ((tokens, _normalized(tokens, score, penalty)) for tokens, score in group.hypotheses),
-            key=lambda item: -item[1],
-        )[: group.options.num_hypotheses]
+        options = group.options
+        ranked = best_hypotheses(
+            group.hypotheses, length_penalty=options.length_penalty, count=options.num_hypotheses
+        )
         request = group.request
         request.results[group.index] = GenerationResult(
             sequences_ids=[tokens for tokens, _ in ranked],
@@ -666,28 +594,3 @@ def _rank(group: _Group) -> tuple[int, int, int, int]:
 
 def _cancelled() -> CancelledError:
     return CancelledError("The request was cancelled; its remaining audio was skipped.")
-
-
-def _sample(logprobs: torch.Tensor, rows: Sequence[_Row]) -> torch.Tensor:
-    """Draw one token per row from ``exp(logprobs)``, within each row's top-k (0: all)."""
-    topk = [row.group.options.sampling_topk for row in rows]
-    if all(k == 0 for k in topk):
-        return torch.multinomial(logprobs.exp(), 1)[:, 0]
-    out = []
-    for j, k in enumerate(topk):
-        values, ids = logprobs[j].topk(k) if k > 0 else (logprobs[j], None)
-        draw = torch.multinomial(values.exp(), 1)
-        out.append(ids[draw] if ids is not None else draw)
-    return torch.cat(out)
-
-
-def _repeated_ngram_tokens(tokens: list[int], size: int) -> set[int]:
-    """Tokens that would repeat an n-gram of ``size`` already in ``tokens``."""
-    if size == 1:
-        return set(tokens)
-    tail = tuple(tokens[len(tokens) - size + 1 :])
-    return {
-        tokens[i + size - 1]
-        for i in range(len(tokens) - size + 1)
-        if tuple(tokens[i : i + size - 1]) == tail
-    }

@@ -22,9 +22,9 @@ from whisperd.scheduler.batcher import Batcher
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from whisperd.engine.hub import ResolvedModel
     from whisperd.engine.pytorch.checkpoint import Checkpoint
     from whisperd.engine.pytorch.modeling import WhisperNet
-    from whisperd.engine.registry import ResolvedModel
     from whisperd.scheduler.batcher import Ticket
 
 logger = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Tests of the model table, model resolution, the cache listing and the ModelManager.
+"""Tests of model resolution through the Hugging Face Hub, the cache, and the cache listing.
 
 No test touches the network: Hub models come from a fake Hugging Face cache laid out as
 huggingface_hub writes it, and failures are provoked against closed or stub local ports.
@@ -6,39 +6,21 @@ huggingface_hub writes it, and failures are provoked against closed or stub loca
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import http.server
 import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
 
 import pytest
 from huggingface_hub import constants as hf_constants
 
-from whisperd.engine.base import ModelInfo, Transcript
-from whisperd.engine.registry import (
-    DEFAULT_MODEL,
-    KNOWN_MODELS,
-    ModelManager,
-    ResolvedModel,
-    known_model,
-    list_models,
-    resolve_model,
-)
+from whisperd.engine.catalogue import KNOWN_MODELS
+from whisperd.engine.hub import ResolvedModel, list_models, resolve_model
 from whisperd.errors import ModelUnavailableError, UnknownModelError
-
-if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
-
-    from whisperd.engine.base import SegmentCallback
-    from whisperd.engine.options import TranscribeOptions
 
 TINY_REPO = "Systran/faster-whisper-tiny"
 MODEL_FILES = (
@@ -48,43 +30,6 @@ MODEL_FILES = (
     "preprocessor_config.json",
     "vocabulary.json",
 )
-
-
-def add_to_cache(cache: Path, repo_id: str) -> Path:
-    """Lay out a model as huggingface_hub's cache does and return its snapshot directory.
-
-    ``models--{org}--{name}/blobs/<sha256>`` hold the bytes, ``snapshots/<commit>/<file>`` are
-    relative symlinks to them, and ``refs/main`` holds the commit hash (no trailing newline).
-    """
-    repo_dir = cache / ("models--" + repo_id.replace("/", "--"))
-    commit = hashlib.sha1(repo_id.encode()).hexdigest()
-    snapshot = repo_dir / "snapshots" / commit
-    (repo_dir / "blobs").mkdir(parents=True)
-    snapshot.mkdir(parents=True)
-    for filename in MODEL_FILES:
-        content = f"{repo_id}/{filename}".encode()
-        blob = repo_dir / "blobs" / hashlib.sha256(content).hexdigest()
-        blob.write_bytes(content)
-        (snapshot / filename).symlink_to(Path("..", "..", "blobs", blob.name))
-    (repo_dir / "refs").mkdir()
-    (repo_dir / "refs" / "main").write_text(commit)
-    return snapshot
-
-
-def make_model_dir(path: Path) -> Path:
-    """A local CTranslate2 model directory (contents are placeholders)."""
-    path.mkdir(parents=True)
-    for filename in MODEL_FILES:
-        (path / filename).write_text("{}")
-    return path
-
-
-@pytest.fixture
-def cache(tmp_path: Path) -> Path:
-    """A Hub cache holding only tiny."""
-    root = tmp_path / "hub"
-    add_to_cache(root, TINY_REPO)
-    return root
 
 
 def closed_port() -> int:
@@ -178,77 +123,6 @@ def _sha1(content: bytes) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# The table
-
-
-def test_every_faster_whisper_name_is_known_with_its_repo_id() -> None:
-    # Parity check against faster-whisper's own table; only tests read it.
-    from faster_whisper.utils import _MODELS
-
-    for name, repo_id in _MODELS.items():
-        model = known_model(name)
-        assert model is not None, name
-        assert model.repo_id == repo_id, name
-
-
-def test_default_model_is_turbo() -> None:
-    assert DEFAULT_MODEL == "large-v3-turbo"
-    assert DEFAULT_MODEL in KNOWN_MODELS
-
-
-@pytest.mark.parametrize(
-    ("alias", "canonical"),
-    [
-        ("turbo", "large-v3-turbo"),
-        ("whisper-1", "large-v3-turbo"),
-        ("whisper-large-v3-turbo", "large-v3-turbo"),
-        ("large", "large-v3"),
-        ("distil-whisper-large-v3", "distil-large-v3"),
-        ("distil-whisper-medium.en", "distil-medium.en"),
-        ("distil-whisper-small.en", "distil-small.en"),
-        ("Large-V3", "large-v3"),
-    ],
-)
-def test_aliases(alias: str, canonical: str) -> None:
-    model = known_model(alias)
-    assert model is not None
-    assert model.name == canonical
-    assert model is KNOWN_MODELS[canonical]
-
-
-def test_aliases_are_not_canonical_names() -> None:
-    aliases = [alias for model in KNOWN_MODELS.values() for alias in model.aliases]
-    assert len(aliases) == len(set(aliases))
-    assert not set(aliases) & set(KNOWN_MODELS)
-
-
-@pytest.mark.parametrize(
-    ("name", "english_only", "translates"),
-    [
-        ("tiny", False, True),
-        ("tiny.en", True, False),
-        ("medium.en", True, False),
-        ("large-v3", False, True),
-        ("large-v3-turbo", False, True),
-        ("distil-large-v3", False, False),
-        ("distil-large-v3.5", False, False),
-        ("distil-small.en", True, False),
-    ],
-)
-def test_capability_flags(name: str, english_only: bool, translates: bool) -> None:
-    model = KNOWN_MODELS[name]
-    assert model.english_only is english_only
-    assert model.supports_translation is translates
-
-
-def test_table_is_read_only() -> None:
-    with pytest.raises(TypeError):
-        KNOWN_MODELS["mine"] = KNOWN_MODELS["tiny"]  # type: ignore[index]
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        KNOWN_MODELS["tiny"].repo_id = "x/y"  # type: ignore[misc]
-
-
-# --------------------------------------------------------------------------------------------
 # Resolution from the cache
 
 
@@ -262,7 +136,7 @@ def test_resolves_cached_model_offline(cache: Path, name: str) -> None:
     assert (resolved.path / "model.bin").is_file()
 
 
-def test_resolves_alias_offline(tmp_path: Path) -> None:
+def test_resolves_alias_offline(tmp_path: Path, add_to_cache: Callable[[Path, str], Path]) -> None:
     cache = tmp_path / "hub"
     add_to_cache(cache, KNOWN_MODELS["large-v3-turbo"].repo_id)
     resolved = resolve_model("whisper-1", models_dir=cache, offline=True)
@@ -270,7 +144,9 @@ def test_resolves_alias_offline(tmp_path: Path) -> None:
     assert resolved.known is KNOWN_MODELS["large-v3-turbo"]
 
 
-def test_resolves_unknown_repo_id_offline(tmp_path: Path) -> None:
+def test_resolves_unknown_repo_id_offline(
+    tmp_path: Path, add_to_cache: Callable[[Path, str], Path]
+) -> None:
     cache = tmp_path / "hub"
     snapshot = add_to_cache(cache, "someone/whisper-ct2")
     resolved = resolve_model("someone/whisper-ct2", models_dir=cache, offline=True)
@@ -402,14 +278,16 @@ def test_unknown_name(tmp_path: Path, name: str) -> None:
     assert caught.value.param == "model"
 
 
-def test_local_directory_is_used_as_is(tmp_path: Path) -> None:
+def test_local_directory_is_used_as_is(
+    tmp_path: Path, make_model_dir: Callable[[Path], Path]
+) -> None:
     model_dir = make_model_dir(tmp_path / "my-model")
     resolved = resolve_model(str(model_dir), models_dir=None, offline=True)
     assert resolved == ResolvedModel(name=str(model_dir), path=model_dir, repo_id=None, known=None)
 
 
 def test_local_directory_wins_over_a_repo_shaped_name(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_model_dir: Callable[[Path], Path]
 ) -> None:
     make_model_dir(tmp_path / "org" / "name")
     monkeypatch.chdir(tmp_path)
@@ -464,180 +342,3 @@ def test_list_models_without_cache_dir(tmp_path: Path) -> None:
     assert len(listings) == len(KNOWN_MODELS)
     assert not any(listing.present for listing in listings)
     assert not (tmp_path / "absent").exists()
-
-
-# --------------------------------------------------------------------------------------------
-# ModelManager
-
-
-class FakeEngine:
-    """Stands in for a loaded model."""
-
-    def __init__(self, resolved: ResolvedModel, device: str, compute_type: str) -> None:
-        self._info = ModelInfo(
-            name=resolved.name,
-            path=str(resolved.path),
-            multilingual=True,
-            languages=("en",),
-            device=device,
-            compute_type=compute_type,
-        )
-        self.closed = False
-
-    @property
-    def info(self) -> ModelInfo:
-        return self._info
-
-    def check(self, options: TranscribeOptions) -> None:
-        pass
-
-    def transcribe(
-        self,
-        audio: npt.NDArray[np.float32],
-        options: TranscribeOptions,
-        on_segment: SegmentCallback | None = None,
-    ) -> Transcript:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        self.closed = True
-
-
-class CountingLoader:
-    """Builds FakeEngines, counting calls; optionally slow, to widen race windows."""
-
-    delay: ClassVar[float] = 0.05
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, str]] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, resolved: ResolvedModel, device: str, compute_type: str) -> FakeEngine:
-        with self._lock:
-            self.calls.append((resolved.name, device, compute_type))
-        time.sleep(self.delay)
-        return FakeEngine(resolved, device, compute_type)
-
-
-def test_manager_reuses_engines(cache: Path) -> None:
-    loader = CountingLoader()
-    manager = ModelManager(loader, models_dir=cache, offline=True)
-    first = manager.get("tiny", device="cpu", compute_type="int8")
-    assert manager.get("tiny", device="cpu", compute_type="int8") is first
-    assert manager.get(TINY_REPO, device="cpu", compute_type="int8") is first
-    assert loader.calls == [("tiny", "cpu", "int8")]
-    assert [info.name for info in manager.loaded()] == ["tiny"]
-
-
-def test_manager_loads_once_from_many_threads(cache: Path) -> None:
-    loader = CountingLoader()
-    manager = ModelManager(loader, models_dir=cache, offline=True)
-    barrier = threading.Barrier(8)
-
-    def get(_: int) -> object:
-        barrier.wait()
-        return manager.get("tiny", device="cpu", compute_type="int8")
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        engines = list(pool.map(get, range(8)))
-    assert len(loader.calls) == 1
-    assert all(engine is engines[0] for engine in engines)
-
-
-def test_manager_keys_by_device_and_compute_type(tmp_path: Path) -> None:
-    model_dir = make_model_dir(tmp_path / "model")
-    loader = CountingLoader()
-    manager = ModelManager(loader)
-    keys = [("cpu", "int8"), ("cpu", "float32"), ("cuda", "int8")]
-    engines = {
-        (device, compute_type): manager.get(
-            str(model_dir), device=device, compute_type=compute_type
-        )
-        for device, compute_type in keys
-    }
-    assert len({id(engine) for engine in engines.values()}) == 3
-    assert len(loader.calls) == 3
-    assert {(info.device, info.compute_type) for info in manager.loaded()} == set(engines)
-
-
-def test_manager_loads_different_models_concurrently(tmp_path: Path) -> None:
-    first_dir = make_model_dir(tmp_path / "first")
-    second_dir = make_model_dir(tmp_path / "second")
-    second_started = threading.Event()
-
-    def loader(resolved: ResolvedModel, device: str, compute_type: str) -> FakeEngine:
-        if resolved.path == first_dir:
-            # Completes only if the second model loads while this one is still loading.
-            assert second_started.wait(timeout=10)
-        else:
-            second_started.set()
-        return FakeEngine(resolved, device, compute_type)
-
-    manager = ModelManager(loader)
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        first = pool.submit(manager.get, str(first_dir), device="cpu", compute_type="int8")
-        second = pool.submit(manager.get, str(second_dir), device="cpu", compute_type="int8")
-        assert first.result(timeout=20).info.path == str(first_dir)
-        assert second.result(timeout=20).info.path == str(second_dir)
-
-
-def test_manager_retries_after_a_failed_load(tmp_path: Path) -> None:
-    model_dir = make_model_dir(tmp_path / "model")
-    attempts: list[int] = []
-
-    def flaky(resolved: ResolvedModel, device: str, compute_type: str) -> FakeEngine:
-        attempts.append(1)
-        if len(attempts) == 1:
-            raise ModelUnavailableError("first load fails")
-        return FakeEngine(resolved, device, compute_type)
-
-    manager = ModelManager(flaky)
-    with pytest.raises(ModelUnavailableError, match="first load fails"):
-        manager.get(str(model_dir), device="cpu", compute_type="int8")
-    assert manager.loaded() == []
-    manager.get(str(model_dir), device="cpu", compute_type="int8")
-    assert len(attempts) == 2
-
-
-def test_manager_unload_by_alias(tmp_path: Path) -> None:
-    cache = tmp_path / "hub"
-    add_to_cache(cache, KNOWN_MODELS["large-v3-turbo"].repo_id)
-    add_to_cache(cache, TINY_REPO)
-    manager = ModelManager(CountingLoader(), models_dir=cache, offline=True)
-    turbo_cpu = manager.get("large-v3-turbo", device="cpu", compute_type="int8")
-    turbo_cuda = manager.get("large-v3-turbo", device="cuda", compute_type="float16")
-    tiny = manager.get("tiny", device="cpu", compute_type="int8")
-    assert manager.unload("whisper-1") == 2
-    assert isinstance(turbo_cpu, FakeEngine)
-    assert isinstance(turbo_cuda, FakeEngine)
-    assert isinstance(tiny, FakeEngine)
-    assert turbo_cpu.closed
-    assert turbo_cuda.closed
-    assert not tiny.closed
-    assert [info.name for info in manager.loaded()] == ["tiny"]
-    assert manager.unload("whisper-1") == 0
-
-
-def test_manager_close_closes_every_engine(tmp_path: Path) -> None:
-    first_dir = make_model_dir(tmp_path / "first")
-    second_dir = make_model_dir(tmp_path / "second")
-    manager = ModelManager(CountingLoader())
-    engines = [
-        manager.get(str(first_dir), device="cpu", compute_type="int8"),
-        manager.get(str(second_dir), device="cpu", compute_type="int8"),
-        manager.get(str(second_dir), device="cuda", compute_type="float16"),
-    ]
-    manager.close()
-    assert all(isinstance(engine, FakeEngine) and engine.closed for engine in engines)
-    assert manager.loaded() == []
-    with pytest.raises(ModelUnavailableError, match="closed"):
-        manager.get(str(first_dir), device="cpu", compute_type="int8")
-    manager.close()
-
-
-def test_manager_errors_pass_through(tmp_path: Path) -> None:
-    manager = ModelManager(CountingLoader(), models_dir=tmp_path, offline=True)
-    with pytest.raises(UnknownModelError):
-        manager.get("nope", device="cpu", compute_type="int8")
-    with pytest.raises(ModelUnavailableError, match="offline mode is on"):
-        manager.get("tiny", device="cpu", compute_type="int8")

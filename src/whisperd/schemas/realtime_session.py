@@ -1,0 +1,223 @@
+"""Session settings of OpenAI Realtime transcription sessions, in both protocol generations.
+
+The current (GA) shape nests the input settings under ``session.audio.input``; the older beta
+shape keeps them flat (``input_audio_format``, ``input_audio_transcription``,
+``turn_detection``). Both become one :class:`SessionChanges`. An update is partial: a field left
+out keeps its value, ``turn_detection: null`` switches to manual commits. Unknown fields are
+ignored, as clients send settings meant for OpenAI's own models.
+
+Reference: https://platform.openai.com/docs/api-reference/realtime-client-events/session/update
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+    field_validator,
+)
+
+AudioFormatName = Literal["pcm16", "g711_ulaw"]
+"""The beta names of the input formats served: PCM16 at 24 kHz, G.711 mu-law at 8 kHz."""
+
+PCM_RATE = 24000
+"""The only PCM sample rate of the Realtime API."""
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="ignore", use_attribute_docstrings=True)
+
+
+class AudioFormat(_Settings):
+    """A GA input format: ``{"type": "audio/pcm", "rate": 24000}`` or ``{"type": "audio/pcmu"}``."""
+
+    type: Literal["audio/pcm", "audio/pcmu"]
+    rate: int | None = None
+    """Sample rate of ``audio/pcm``; only 24000 is defined."""
+
+    @field_validator("rate")
+    @classmethod
+    def _only_24k(cls, rate: int | None, info: ValidationInfo) -> int | None:
+        if rate is not None and info.data.get("type") == "audio/pcm" and rate != PCM_RATE:
+            raise ValueError(f"only {PCM_RATE} Hz PCM is supported")
+        return rate
+
+    @property
+    def name(self) -> AudioFormatName:
+        """The beta name of this format."""
+        return "pcm16" if self.type == "audio/pcm" else "g711_ulaw"
+
+
+class Transcription(_Settings):
+    """How the input audio is transcribed."""
+
+    model: str | None = None
+    """Model id; ``whisper-1`` and ``gpt-4o*-transcribe`` all mean the server's model."""
+    language: str | None = None
+    """ISO 639-1 code of the spoken language; empty or absent: detect it."""
+    prompt: str | None = None
+    """Text that guides the transcription (Whisper's initial prompt)."""
+
+
+class TurnDetection(_Settings):
+    """Server-side endpointing; the server commits a turn when speech stops."""
+
+    type: Literal["server_vad", "semantic_vad"] = "server_vad"
+    """Both run the server's VAD (``semantic_vad`` with the ``server_vad`` settings)."""
+    threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    """Speech probability that starts a turn."""
+    prefix_padding_ms: Annotated[int, Field(ge=0)] = 300
+    """Audio kept before speech starts."""
+    silence_duration_ms: Annotated[int, Field(ge=0)] = 500
+    """Silence that ends a turn."""
+    create_response: bool | None = None
+    """Accepted for compatibility; transcription sessions create no responses."""
+    interrupt_response: bool | None = None
+    """Accepted for compatibility; transcription sessions create no responses."""
+    idle_timeout_ms: int | None = None
+    """Accepted for compatibility."""
+    eagerness: Literal["low", "medium", "high", "auto"] | None = None
+    """Accepted for compatibility (``semantic_vad``)."""
+
+
+def _as_sent(turn: TurnDetection | None) -> dict[str, Any] | None:
+    return None if turn is None else turn.model_dump(exclude_unset=True)
+
+
+EchoedTurnDetection = Annotated[TurnDetection | None, PlainSerializer(_as_sent)]
+"""Turn detection as the client set it (the default: every setting)."""
+
+
+def default_turn_detection() -> TurnDetection:
+    """Server VAD with OpenAI's defaults for transcription sessions."""
+    return TurnDetection(
+        type="server_vad", threshold=0.5, prefix_padding_ms=300, silence_duration_ms=500
+    )
+
+
+class NoiseReduction(_Settings):
+    """Accepted for compatibility; the audio is transcribed as it comes."""
+
+    type: Literal["near_field", "far_field"]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionChanges:
+    """What one session update changes, whatever its protocol generation (None: unchanged)."""
+
+    audio_format: AudioFormatName | None
+    transcription: Transcription | None
+    turn_detection: TurnDetection | None
+    sets_turn_detection: bool
+    """The update names ``turn_detection`` (``null`` switches server VAD off)."""
+
+
+class AudioInput(_Settings):
+    """``session.audio.input`` of a GA session."""
+
+    format: AudioFormat | None = None
+    transcription: Transcription | None = None
+    turn_detection: TurnDetection | None = None
+    """Null: no server VAD; the client commits each turn."""
+    noise_reduction: NoiseReduction | None = None
+
+
+class Audio(_Settings):
+    """``session.audio`` of a GA session."""
+
+    input: AudioInput | None = None
+
+
+class Session(_Settings):
+    """The ``session`` of a GA ``session.update``."""
+
+    type: Literal["transcription"] = "transcription"
+    """Only transcription sessions are served."""
+    audio: Audio | None = None
+    include: list[str] | None = None
+    """Accepted for compatibility; Whisper gives no log-probabilities here."""
+
+    def changes(self) -> SessionChanges:
+        """The settings this update changes."""
+        audio_input = (self.audio.input if self.audio else None) or AudioInput()
+        return SessionChanges(
+            audio_format=audio_input.format.name if audio_input.format else None,
+            transcription=audio_input.transcription,
+            turn_detection=audio_input.turn_detection,
+            sets_turn_detection="turn_detection" in audio_input.model_fields_set,
+        )
+
+
+class BetaSession(_Settings):
+    """The ``session`` of a beta ``transcription_session.update``."""
+
+    input_audio_format: AudioFormatName | None = None
+    input_audio_transcription: Transcription | None = None
+    turn_detection: TurnDetection | None = None
+    """Null: no server VAD; the client commits each turn."""
+    input_audio_noise_reduction: NoiseReduction | None = None
+    include: list[str] | None = None
+    """Accepted for compatibility; Whisper gives no log-probabilities here."""
+
+    def changes(self) -> SessionChanges:
+        """The settings this update changes."""
+        return SessionChanges(
+            audio_format=self.input_audio_format,
+            transcription=self.input_audio_transcription,
+            turn_detection=self.turn_detection,
+            sets_turn_detection="turn_detection" in self.model_fields_set,
+        )
+
+
+class PcmFormat(BaseModel):
+    """The GA description of PCM16 input."""
+
+    type: Literal["audio/pcm"] = "audio/pcm"
+    rate: int = PCM_RATE
+
+
+class PcmuFormat(BaseModel):
+    """The GA description of G.711 mu-law input."""
+
+    type: Literal["audio/pcmu"] = "audio/pcmu"
+
+
+class AudioInputDescription(BaseModel):
+    """``session.audio.input`` as the server describes it."""
+
+    format: PcmFormat | PcmuFormat
+    transcription: Transcription
+    turn_detection: EchoedTurnDetection
+    noise_reduction: None = None
+
+
+class AudioDescription(BaseModel):
+    """``session.audio`` as the server describes it."""
+
+    input: AudioInputDescription
+
+
+class SessionDescription(BaseModel):
+    """A GA transcription session, as sent in ``session.created`` / ``session.updated``."""
+
+    id: str
+    object: Literal["realtime.transcription_session"] = "realtime.transcription_session"
+    type: Literal["transcription"] = "transcription"
+    audio: AudioDescription
+
+
+class BetaSessionDescription(BaseModel):
+    """A beta transcription session, as sent in ``transcription_session.created`` / ``.updated``."""
+
+    id: str
+    object: Literal["realtime.transcription_session"] = "realtime.transcription_session"
+    input_audio_format: AudioFormatName
+    input_audio_transcription: Transcription
+    turn_detection: EchoedTurnDetection
+    modalities: tuple[Literal["text"], ...] = ("text",)

@@ -1,0 +1,83 @@
+"""How a real-time stream's utterances are decoded and its audio scored for speech."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from whisperd.engine.base import SAMPLE_RATE
+from whisperd.engine.options import DEFAULT_TEMPERATURES, TranscribeOptions
+from whisperd.scheduler.batcher import Priority
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from whisperd.engine.base import Engine, Transcript
+    from whisperd.scheduler.admission import Admission
+    from whisperd.service.pools import WorkerPool
+    from whisperd.streaming.session import Decoder, DecodeRequest, StreamConfig, Vad
+
+
+def utterance_options(
+    config: StreamConfig,
+    request: DecodeRequest,
+    *,
+    hotwords: str | None,
+    final_context: Literal["window", "audio"],
+) -> TranscribeOptions:
+    """Decoding options of one stream decode.
+
+    Finals: the stream's beam width, temperature fallback and word timings when asked; partials:
+    greedy at temperature 0. Both force the utterance's stable words as prefix and are
+    conditioned on the client's prompt followed by the stream's previous finals. Partials encode
+    only the utterance's length; finals ``final_context`` (the whole 30 s window by default, as
+    Whisper was trained).
+    """
+    prompt = " ".join(part for part in (config.prompt, request.prompt) if part)
+    return TranscribeOptions(
+        language=config.language,
+        initial_prompt=prompt or None,
+        hotwords=hotwords or None,
+        prefix=request.prefix,
+        word_timestamps=request.word_timestamps or (config.word_timestamps and request.final),
+        vad_filter=False,
+        condition_on_previous_text=False,
+        beam_size=config.beam_size if request.final else 1,
+        temperature=DEFAULT_TEMPERATURES if request.final else (0.0,),
+        encoder_context=final_context if request.final else "audio",
+    )
+
+
+def stream_decoder(
+    engine: Engine,
+    config: StreamConfig,
+    *,
+    hotwords: str | None,
+    final_context: Literal["window", "audio"],
+    pool: WorkerPool,
+    admission: Admission,
+) -> Decoder:
+    """A decoder for one stream's utterances, on the stream pool, at stream priorities.
+
+    Finals are scheduled before partials, and both before HTTP requests; every decode counts
+    in the admission's stream work while it runs.
+    """
+
+    async def decode(audio: np.ndarray[Any, Any], request: DecodeRequest) -> Transcript:
+        options = utterance_options(config, request, hotwords=hotwords, final_context=final_context)
+        priority = Priority.STREAM_FINAL if request.final else Priority.STREAMING
+        async with admission.stream_work(len(audio) / SAMPLE_RATE):
+            return await pool.run(engine.transcribe, audio, options, None, priority=priority)
+
+    return decode
+
+
+def stream_vad(pool: WorkerPool) -> Vad:
+    """A fresh per-stream VAD (it keeps state between calls) scoring on the VAD pool."""
+    from whisperd.engine.vad import StreamingVad
+
+    vad = StreamingVad()
+
+    async def score(audio: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        return await pool.run(vad, audio)
+
+    return score

@@ -1,0 +1,110 @@
+"""Audio context for stream finals: the previous finals' audio, decoded again with their words
+forced, so a short utterance is heard the way the batch path hears it, inside a longer window.
+
+Whisper transcribes a short clip on its own much worse than the same words inside a 30 s
+window (it was trained on such windows). A final is therefore decoded over the audio of the
+stream's last finals (up to :data:`CONTEXT_S`) followed by the new utterance, with the last
+finals' text forced as the decoder prefix; the words after that prefix are the new utterance's,
+and :func:`drop_leading_text` cuts the forced part off by the word timings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from whisperd.engine.base import SAMPLE_RATE, Segment, Transcript, Word
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+CONTEXT_S = 5.0
+"""Most seconds of previous finals' audio decoded again before a new utterance."""
+WINDOW_S = 28.0
+"""Context and utterance together stay within one 30 s Whisper window (with a margin)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """A final of the stream: its audio span (stream samples) and its text."""
+
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """The previous finals to decode again before an utterance."""
+
+    start: int
+    """Stream sample where the context audio begins."""
+    text: str
+    """Their words, forced as the decoder prefix."""
+
+
+def choose_context(
+    committed: Sequence[Committed], *, utterance_start: int, utterance_end: int, kept_from: int
+) -> Context | None:
+    """The latest finals whose audio is kept and fits before the utterance, or None.
+
+    Finals are taken newest first while the context stays within :data:`CONTEXT_S`, the whole
+    decode within :data:`WINDOW_S`, and the audio is still in the stream's buffer.
+    """
+    earliest = max(
+        kept_from,
+        utterance_start - round(CONTEXT_S * SAMPLE_RATE),
+        utterance_end - round(WINDOW_S * SAMPLE_RATE),
+    )
+    chosen: list[Committed] = []
+    for final in reversed(committed):
+        if final.start < earliest or final.end > utterance_start or not final.text.strip():
+            break
+        chosen.append(final)
+    if not chosen:
+        return None
+    chosen.reverse()
+    return Context(chosen[0].start, " ".join(final.text.strip() for final in chosen))
+
+
+def _letters(text: str) -> int:
+    return len("".join(text.split()))
+
+
+def drop_leading_text(transcript: Transcript, text: str, *, keep_words: bool) -> Transcript:
+    """``transcript`` without the words that spell ``text`` at its start (the forced context).
+
+    The split is found by counting non-space characters over the word timings, so it does not
+    depend on how words were split. Segments wholly inside the context are dropped; a segment
+    that straddles it keeps its later words (and loses its token ids, which no longer match).
+    Without ``keep_words``, word timings are removed from the result.
+
+    Raises:
+        ValueError: if the transcript has no word timings (decode with word timestamps).
+    """
+    remaining = _letters(text)
+    segments: list[Segment] = []
+    for segment in transcript.segments:
+        if segment.words is None:
+            raise ValueError("dropping a forced context needs word timestamps")
+        kept: list[Word] = []
+        for word in segment.words:
+            if remaining > 0:
+                remaining -= _letters(word.word)
+            else:
+                kept.append(word)
+        if not kept:
+            continue
+        whole = len(kept) == len(segment.words)
+        segments.append(
+            dataclasses.replace(
+                segment,
+                id=len(segments),
+                start=segment.start if whole else kept[0].start,
+                text=segment.text if whole else "".join(word.word for word in kept),
+                tokens=segment.tokens if whole else (),
+                words=tuple(kept) if keep_words else None,
+            )
+        )
+    return dataclasses.replace(transcript, segments=tuple(segments))
