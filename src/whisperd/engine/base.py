@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from whisperd.errors import InvalidOptionError
+
 if TYPE_CHECKING:
     import threading
 
@@ -95,6 +97,31 @@ class ModelInfo:
     def supports_translation(self) -> bool:
         """Only multilingual models can translate."""
         return self.multilingual
+
+
+def check_english_only(name: str, options: TranscribeOptions) -> None:
+    """Refuse what the English-only model ``name`` cannot do.
+
+    Raises:
+        InvalidOptionError: on translation, a language other than English, or multilingual
+            decoding, naming the field at fault.
+    """
+    if options.task == "translate":
+        raise InvalidOptionError(
+            f"Model {name!r} is English-only and cannot translate; use a multilingual "
+            "model such as large-v3 or small.",
+            param="task",
+        )
+    if options.language not in (None, "en"):
+        raise InvalidOptionError(
+            f"Model {name!r} is English-only; language {options.language!r} is not supported.",
+            param="language",
+        )
+    if options.multilingual:
+        raise InvalidOptionError(
+            f"Model {name!r} is English-only; multilingual decoding needs a multilingual model.",
+            param="multilingual",
+        )
 
 
 SegmentCallback = Callable[[Segment], None]

@@ -12,7 +12,7 @@ import ctranslate2
 import faster_whisper
 from faster_whisper.feature_extractor import FeatureExtractor as FeatureExtractor  # re-exported
 
-from whisperd.engine.base import ModelInfo, Segment, SegmentCallback, Transcript
+from whisperd.engine.base import ModelInfo, Segment, SegmentCallback, Transcript, check_english_only
 from whisperd.engine.ct2_batch import PromptTokens, ScheduledModel, run_batch
 from whisperd.engine.prompts import BudgetedPrompt, check_room
 from whisperd.engine.results import to_segment
@@ -225,24 +225,7 @@ class FasterWhisperEngine:
 
     def _check_english(self, options: TranscribeOptions) -> None:
         """Refuse what an English-only model cannot do."""
-        name = self._info.name
-        if options.task == "translate":
-            raise InvalidOptionError(
-                f"Model {name!r} is English-only and cannot translate; use a multilingual "
-                "model such as large-v3 or small.",
-                param="task",
-            )
-        if options.language not in (None, "en"):
-            raise InvalidOptionError(
-                f"Model {name!r} is English-only; language {options.language!r} is not supported.",
-                param="language",
-            )
-        if options.multilingual:
-            raise InvalidOptionError(
-                f"Model {name!r} is English-only; multilingual decoding needs a "
-                "multilingual model.",
-                param="multilingual",
-            )
+        check_english_only(self._info.name, options)
 
     def transcribe(
         self,

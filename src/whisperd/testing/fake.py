@@ -20,8 +20,15 @@ import math
 import threading
 from typing import TYPE_CHECKING
 
-from whisperd.engine.base import SAMPLE_RATE, ModelInfo, Segment, Transcript, Word
-from whisperd.errors import CancelledError, InvalidOptionError, TranscriptionError
+from whisperd.engine.base import (
+    SAMPLE_RATE,
+    ModelInfo,
+    Segment,
+    Transcript,
+    Word,
+    check_english_only,
+)
+from whisperd.errors import CancelledError, TranscriptionError
 from whisperd.languages import LANGUAGES
 from whisperd.scheduler.batcher import Priority
 
@@ -102,24 +109,7 @@ class FakeEngine:
         """
         if self._info.multilingual:
             return
-        name = self._info.name
-        if options.task == "translate":
-            raise InvalidOptionError(
-                f"Model {name!r} is English-only and cannot translate; use a multilingual "
-                "model such as large-v3 or small.",
-                param="task",
-            )
-        if options.language not in (None, "en"):
-            raise InvalidOptionError(
-                f"Model {name!r} is English-only; language {options.language!r} is not supported.",
-                param="language",
-            )
-        if options.multilingual:
-            raise InvalidOptionError(
-                f"Model {name!r} is English-only; multilingual decoding needs a "
-                "multilingual model.",
-                param="multilingual",
-            )
+        check_english_only(self._info.name, options)
 
     def transcribe(
         self,
