@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,6 +17,7 @@ import uvicorn
 from fastapi import FastAPI, Response
 
 from whisperd import __version__
+from whisperd.api.draining import Drain, DrainMiddleware
 from whisperd.api.errors import install_error_handlers
 from whisperd.api.middleware import (
     DEFAULT_PUBLIC_PATHS,
@@ -22,15 +28,19 @@ from whisperd.api.middleware import (
 from whisperd.api.native import raw_router as native_raw_router
 from whisperd.api.native import router as native_router
 from whisperd.api.openai import router as openai_router
-from whisperd.api.openapi import install_openapi
+from whisperd.api.openapi import install_docs, install_openapi
 from whisperd.api.realtime import router as realtime_router
 from whisperd.api.stream import router as stream_router
 from whisperd.audio.fetch import AudioFetcher, FetchLimits
 from whisperd.schemas.native import Health
 from whisperd.service import TranscriptionService
+from whisperd.service.loading import check_default_model
 
 if TYPE_CHECKING:
     from whisperd.config import Settings
+    from whisperd.errors import ModelError
+
+logger = logging.getLogger(__name__)
 
 _MULTIPART_OVERHEAD = 64 * 1024
 """Room in a body limit for what wraps the audio: multipart boundaries, headers, form fields."""
@@ -47,7 +57,12 @@ def _body_limits(settings: Settings) -> tuple[int, int]:
 
 
 def create_app(settings: Settings, *, service: TranscriptionService | None = None) -> FastAPI:
-    """Build the app; the lifespan creates the service (unless one is given) and closes it."""
+    """Build the app; the lifespan creates the service (unless one is given) and closes it.
+
+    With ``preload_model`` on, the lifespan starts loading the default model in the background
+    and the server listens at once: ``/health`` answers 503 ``loading`` until the model is
+    ready (then 200 ``ok``), or 503 ``failed`` if it cannot be had.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,7 +71,11 @@ def create_app(settings: Settings, *, service: TranscriptionService | None = Non
         app.state.started = int(time.time())
         app.state.started_monotonic = time.monotonic()
         app.state.draining = False
-        app.state.service = service or TranscriptionService.create(settings)
+        app.state.service = service or await asyncio.to_thread(
+            TranscriptionService.create, settings
+        )
+        if settings.preload_model:
+            app.state.service.preload()
         app.state.fetcher = AudioFetcher(
             FetchLimits(max_bytes=_upload_limit(settings)),
             allow_private_networks=settings.allow_private_networks,
@@ -73,6 +92,8 @@ def create_app(settings: Settings, *, service: TranscriptionService | None = Non
         version=__version__,
         summary="Self-hosted Whisper speech-to-text with OpenAI-compatible APIs.",
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs, without a CDN
+        redoc_url=None,
     )
     install_error_handlers(app, upload_limit_mb=settings.max_upload_mb)
     # Body limits go on the routes that read bodies, inside the middlewares: an app-wide one
@@ -84,50 +105,111 @@ def create_app(settings: Settings, *, service: TranscriptionService | None = Non
     app.include_router(stream_router)
     app.include_router(realtime_router)
 
-    @app.get("/health", responses={503: {"model": Health, "description": "Shutting down."}})
+    @app.get(
+        "/health",
+        responses={
+            503: {
+                "model": Health,
+                "description": "Loading the default model, unable to load it, or shutting down.",
+            }
+        },
+    )
     async def health(response: Response) -> Health:
-        """Readiness: 200 while the server accepts work, 503 once it drains to stop."""
+        """Readiness: 200 while the server accepts work; 503 ``loading`` while the default
+        model loads, ``failed`` if it cannot be had, ``shutting_down`` once it drains to stop."""
         if app.state.draining:
             response.status_code = 503
             return Health(status="shutting_down")
+        readiness = app.state.service.readiness
+        if readiness != "ready":
+            response.status_code = 503
+            return Health(status=readiness)
         return Health(status="ok")
 
-    # Added innermost first: request ids wrap everything and auth runs before any body is read.
+    # Added innermost first: request ids wrap everything, a draining server refuses new work
+    # before anything else runs, and auth runs before any body is read.
     keys = [key.get_secret_value() for key in settings.api_keys]
+    app.state.drain = Drain()
     app.add_middleware(BodyTimeoutMiddleware)
     app.add_middleware(ApiKeyMiddleware, keys=keys, public_paths=DEFAULT_PUBLIC_PATHS)
+    app.add_middleware(DrainMiddleware, drain=app.state.drain, open_paths=DEFAULT_PUBLIC_PATHS)
     app.add_middleware(RequestIdMiddleware)
     install_openapi(app, public_paths=DEFAULT_PUBLIC_PATHS, key_required=bool(keys))
+    install_docs(app)
     return app
 
 
-class DrainingServer(uvicorn.Server):
-    """A uvicorn server that flips the app to "draining" the moment it is asked to stop.
+_UVICORN_GRACE_S = 5
+"""uvicorn's own bound on closing connections once the drain is over (only a backstop)."""
 
-    uvicorn tells the app about shutdown only after in-flight requests finished; meanwhile new
-    requests on open connections get 503 "Server shutting down" and ``/health`` turns 503, so
-    a load balancer stops sending work at once.
+
+class DrainingServer(uvicorn.Server):
+    """A uvicorn server that drains the app before it stops (:mod:`whisperd.api.draining`).
+
+    On its own, uvicorn closes the listener at the first SIGTERM or SIGINT, cancels the
+    requests still running after its timeout (a plain 500 and a logged traceback), and raises
+    the signal again once stopped (a non-zero exit). Here the first signal only marks the app
+    as draining: the listener stays open, ``/health`` answers 503 ``shutting_down``, new work
+    gets 503 in its API's envelope, and the work in flight has ``shutdown_timeout_s`` seconds
+    to finish before it is stopped and answered. uvicorn then stops as usual and the process
+    exits with 0. A second signal quits at once, with 128 + the signal's number.
     """
 
-    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
-        """Serve ``app`` with ``config``."""
+    def __init__(self, config: uvicorn.Config, app: FastAPI, *, shutdown_timeout_s: float) -> None:
+        """Serve ``app`` with ``config``; drain for at most ``shutdown_timeout_s`` seconds."""
         super().__init__(config)
         self._app = app
+        self._timeout_s = shutdown_timeout_s
+        self._stop_signal: int | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        """Mark the app as draining, then let uvicorn stop as usual."""
+        """First signal: start draining (the main loop does the rest). Second: quit now."""
+        if self._stop_signal is not None:
+            logger.warning("Second %s: quitting at once", signal.Signals(sig).name)
+            sys.stderr.flush()
+            os._exit(128 + sig)
+        self._stop_signal = sig
         self._app.state.draining = True
-        super().handle_exit(sig, frame)
+
+    async def on_tick(self, counter: int) -> bool:
+        """Stop once drained, once the default model failed to load, or as uvicorn would."""
+        if _model_failure(self._app) is not None:
+            return True
+        if self._app.state.draining:
+            drain: Drain = self._app.state.drain
+            drain.begin(self._timeout_s)
+            if drain.poll():
+                return True
+        return await super().on_tick(counter)
+
+
+def _model_failure(app: FastAPI) -> ModelError | None:
+    """Why the default model could not be loaded at startup, if it could not."""
+    service: TranscriptionService | None = getattr(app.state, "service", None)
+    if service is None or service.readiness != "failed":
+        return None
+    return service.default_failure
 
 
 def run_server(settings: Settings) -> None:
-    """Serve the app on the settings' host and port until interrupted."""
+    """Serve the app on the settings' host and port until interrupted.
+
+    The default model is checked before the port is opened (quickly, without the network);
+    with ``preload_model`` on, a model that then fails to download or load stops the server.
+
+    Raises:
+        ModelError: if the default model cannot be had (the CLI exits with 2).
+    """
+    check_default_model(settings)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=_UVICORN_GRACE_S,
     )
-    DrainingServer(config, app).run()
+    DrainingServer(config, app, shutdown_timeout_s=settings.shutdown_timeout_s).run()
+    failure = _model_failure(app)
+    if failure is not None:
+        raise failure

@@ -97,12 +97,23 @@ def models(models_dir: Path | None) -> None:
 @cli.command()
 @settings_options
 def serve(**flags: Any) -> None:
-    """Run the HTTP server. Every setting is a flag here and an environment variable."""
+    """Run the HTTP server. Every setting is a flag here and an environment variable.
+
+    The default model is loaded at startup (GET /health answers 503 "loading" until it is
+    ready); a model that cannot be had stops the server with exit code 2.
+
+    SIGTERM or Ctrl-C drains the server: new work gets 503, work in flight has
+    --shutdown-timeout-s to finish, then the server exits with 0; a second one quits at once.
+    """
     from whisperd.app import run_server
 
     settings = _settings(**given_settings(flags))
     _setup_logging(settings.log_level, request_ids=True)
-    run_server(settings)
+    try:
+        run_server(settings)
+    except WhisperdError as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {exc.message}", soft_wrap=True)
+        raise SystemExit(2) from None
 
 
 def _formats(values: tuple[str, ...]) -> tuple[OutputFormat, ...]:

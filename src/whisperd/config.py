@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     """Where downloaded models are cached (default: the Hugging Face cache)."""
     offline: bool = False
     """Never reach the network: use only models already cached or local directories."""
+    preload_model: bool = True
+    """Load the default model when the server starts: ``/health`` answers 503 ``loading``
+    until it is ready, and a model that cannot be had stops the server (exit code 2). Off:
+    the first request that needs it loads it, and ``/health`` answers ``ok`` at once."""
     hf_endpoint: str | None = None
     """Hugging Face Hub endpoint (a mirror); default: the public Hub."""
     max_audio_seconds: Annotated[float, Field(gt=0)] = 4 * 3600.0
@@ -97,6 +101,10 @@ class Settings(BaseSettings):
     """Address the server listens on."""
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
     """Port the server listens on."""
+    shutdown_timeout_s: Annotated[float, Field(ge=0)] = 25.0
+    """On SIGTERM or SIGINT, how long requests and streams in flight get to finish before
+    they are stopped (503, or close code 1012 on a stream); the server then exits with 0.
+    25 s keeps the whole shutdown within the 30 s Kubernetes waits before it kills a pod."""
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     """API keys accepted as ``Authorization: Bearer``; empty disables auth (comma-separated
     in the environment)."""

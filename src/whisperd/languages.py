@@ -1,8 +1,11 @@
-"""Whisper's languages: ISO 639-1 (or 639-3) codes and their English names, in token order."""
+"""Whisper's languages: ISO 639-1 (or 639-3) codes and their English names, in token order,
+and the one reader of a language as users write it (codes, names, BCP 47 tags, locales)."""
 
 from __future__ import annotations
 
 from types import MappingProxyType
+
+import langcodes
 
 LANGUAGES = MappingProxyType(
     {
@@ -31,7 +34,31 @@ LANGUAGES = MappingProxyType(
 )  # fmt: skip
 """Language code -> lower-case English name, as OpenAI's verbose_json ``language`` field uses."""
 
-_NAME_TO_CODE = MappingProxyType({name: code for code, name in LANGUAGES.items()})
+_WHISPER_ALIASES = MappingProxyType(
+    {
+        "burmese": "my", "valencian": "ca", "flemish": "nl", "haitian": "ht",
+        "letzeburgesch": "lb", "pushto": "ps", "panjabi": "pa", "moldavian": "ro",
+        "moldovan": "ro", "sinhalese": "si", "castilian": "es", "mandarin": "zh",
+    }
+)  # fmt: skip
+"""More English names Whisper itself accepts (``TO_LANGUAGE_CODE`` in openai-whisper's
+``whisper/tokenizer.py``)."""
+
+_NAME_TO_CODE = MappingProxyType(
+    {**{name: code for code, name in LANGUAGES.items()}, **_WHISPER_ALIASES}
+)
+
+_STANDARD_TO_WHISPER = MappingProxyType({"jv": "jw", "fil": "tl", "nb": "no"})
+"""Standard codes whose language Whisper knows under another code: Javanese is ``jv`` in
+ISO 639-1 but ``jw`` in Whisper; the IANA registry (and so :mod:`langcodes`) folds ``tl`` into
+``fil`` (Filipino) and Whisper's Norwegian is ``no``, of which Bokmål (``nb``) is the
+written standard."""
+
+_EXAMPLES = "a code such as 'en', a BCP 47 tag such as 'en-US', or a name such as 'english'"
+
+
+class UnknownLanguageError(ValueError):
+    """A value that names no language Whisper knows; its message says why, for users."""
 
 
 def language_name(code: str) -> str:
@@ -40,12 +67,45 @@ def language_name(code: str) -> str:
 
 
 def normalize_language(value: str) -> str:
-    """Map a code or English name (any case) to the Whisper code.
+    """Map a language, however it is spelled, to Whisper's code for it.
+
+    Accepted spellings, any case, surrounding spaces ignored:
+
+    - Whisper's own codes (``en``, ``haw``, ``yue``, ``jw``) and English names (``english``,
+      ``haitian creole``), with the extra names openai-whisper accepts (``mandarin``);
+    - BCP 47 language tags (RFC 5646): ``en-US``, ``zh-Hant-TW``, ``pt-BR``, ``sr-Latn``,
+      three-letter and deprecated codes (``eng``, ``ger``, ``iw``) and individual languages
+      of a macrolanguage Whisper knows (``cmn`` -> ``zh``, ``nb`` -> ``no``);
+    - POSIX locale names: ``en_US``, ``de_DE.UTF-8``, ``ca_ES@valencia``.
+
+    Only the language counts: a region or script (``zh-CN`` and ``zh-TW`` alike) gives the
+    language's code, since Whisper has one token per language.
+
+    Returns:
+        A key of :data:`LANGUAGES`.
 
     Raises:
-        KeyError: if ``value`` names no Whisper language.
+        UnknownLanguageError: if ``value`` is no language tag or name, or names a language
+            Whisper does not know (``tlh``, Klingon).
     """
     key = value.strip().lower()
     if key in LANGUAGES:
         return key
-    return _NAME_TO_CODE[key]
+    if key in _NAME_TO_CODE:
+        return _NAME_TO_CODE[key]
+    locale = key.split(".", 1)[0].split("@", 1)[0]  # POSIX: lang_TERRITORY.codeset@modifier
+    try:
+        tag = langcodes.Language.get(locale)
+    except ValueError:  # langcodes' LanguageTagError: not BCP 47
+        raise UnknownLanguageError(
+            f"{value.strip()!r} is not a language; use {_EXAMPLES}."
+        ) from None
+    code = tag.language
+    if code is not None:
+        for candidate in (code, tag.prefer_macrolanguage().language or code):
+            whisper = _STANDARD_TO_WHISPER.get(candidate, candidate)
+            if whisper in LANGUAGES:
+                return whisper
+    raise UnknownLanguageError(
+        f"Whisper does not know the language {value.strip()!r}; use {_EXAMPLES}."
+    )

@@ -59,6 +59,8 @@ def _serve(
     thread.start()
     wait_until(lambda: server.started or not thread.is_alive(), "the test server did not start")
     assert server.started, "the test server stopped while it started"
+    # The default model loads in the background (preload_model); tests start on a ready server.
+    wait_until(lambda: app.state.service.readiness != "loading", "the default model did not load")
     port = server.servers[0].sockets[0].getsockname()[1]
     running = RunningServer(f"http://127.0.0.1:{port}", app)
     try:

@@ -157,7 +157,7 @@ def test_work_finishing_first_is_returned() -> None:
             400,
             "Unknown model 'X'. Available: []",
         ),
-        (ModelUnavailableError("offline"), 400, "offline"),
+        (ModelUnavailableError("offline"), 503, "offline"),
         (
             TranscriptionError("Transcription failed: CUDA out of memory"),
             500,

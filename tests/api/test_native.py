@@ -536,10 +536,10 @@ def test_the_server_flips_to_draining_when_asked_to_stop(settings_for) -> None:
 
     app = create_app(settings_for())
     app.state.draining = False
-    server = DrainingServer(uvicorn.Config(app), app)
+    server = DrainingServer(uvicorn.Config(app), app, shutdown_timeout_s=1)
     server.handle_exit(signal.SIGTERM, None)
     assert app.state.draining is True
-    assert server.should_exit is True
+    assert server.should_exit is False  # it stops once the work in flight is done
 
 
 def test_docs_describe_every_setting(native_server: RunningServer) -> None:

@@ -191,18 +191,20 @@ def test_serve_command_starts_a_server_and_stops_on_sigterm(
         while True:
             try:
                 health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
+                if health.status_code == 200:
+                    break
+                assert health.json() == {"status": "loading"}  # the model loads after listening
             except httpx.TransportError:
                 assert process.poll() is None, process.stdout.read() if process.stdout else ""
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.1)
+            assert time.monotonic() < deadline, "the server did not become ready"
+            time.sleep(0.1)
         assert health.json() == {"status": "ok"}
         assert health.headers["x-request-id"]
     finally:
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
-    # uvicorn shuts down cleanly, then re-raises the signal it caught, as servers should.
-    assert process.returncode in (0, -signal.SIGTERM), output
+    # An idle server drains at once and exits with 0 (tests/test_serve_shutdown.py).
+    assert process.returncode == 0, output
     assert "Application shutdown complete" in output
 
 

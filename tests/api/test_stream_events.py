@@ -77,32 +77,6 @@ def kinds(messages: Any) -> list[str]:
     return [m["type"] for m in dumped(messages)]
 
 
-@pytest.mark.parametrize(
-    ("beta", "added"), [(False, "conversation.item.added"), (True, "conversation.item.created")]
-)
-def test_realtime_turn(beta: bool, added: str) -> None:
-    renderer = RealtimeRenderer(beta=beta)
-    item = renderer.items[-1]
-    (started,) = dumped(render(renderer, SpeechStarted(1.2345, 1)))
-    partial = dumped(render(renderer, result(final=False, stable="hello")))
-    again = render(renderer, result(final=False, stable="hello"))
-    final = dumped(render(renderer, result(final=True)))
-    (failed,) = dumped(render(renderer, Failed(2, "boom", "decode_failed")))
-    assert started["audio_start_ms"] == 1234
-    assert started["item_id"] == item
-    assert [p["delta"] for p in partial] == ["hello"]
-    assert again == []
-    assert [e["type"] for e in final] == [
-        "input_audio_buffer.committed",
-        added,
-        "conversation.item.input_audio_transcription.completed",
-    ]
-    assert all(e.get("item_id", e.get("item", {}).get("id")) == item for e in final)
-    assert final[-1]["usage"] == {"type": "duration", "seconds": 2}
-    assert failed["item_id"] == renderer.items[-1] != item
-    assert failed["error"]["type"] == "server_error"
-
-
 def test_realtime_final_without_partials_sends_the_text_as_one_delta() -> None:
     renderer = RealtimeRenderer(beta=False)
     events = dumped(render(renderer, result(final=True)))

@@ -21,6 +21,8 @@ from whisperd.schemas.openai import (
     TranscriptionJson,
     TranscriptionVerbose,
     TranscriptTextDone,
+    UnsupportedFieldError,
+    refuse_unsupported,
 )
 from whisperd.schemas.validation import Problem, describe, problems
 
@@ -79,9 +81,13 @@ def test_usage_is_whole_seconds_rounded_up(duration: float, seconds: int) -> Non
 
 
 def test_logprobs_are_refused_rather_than_silently_missing() -> None:
-    with pytest.raises(ValidationError) as info:
-        OpenAIFields.model_validate({"include[]": ("logprobs",)})
-    assert problems(info.value)[0].field == "include[]"
+    with pytest.raises(UnsupportedFieldError) as info:
+        refuse_unsupported({"include[]": ("logprobs",)})
+    assert info.value.param == "include[]"
+    assert "not supported" in info.value.message
+    with pytest.raises(ValidationError) as invalid:
+        OpenAIFields.model_validate({"include[]": ("nonsense",)})
+    assert problems(invalid.value)[0].field == "include[]"
     assert OpenAIFields.model_validate({}).include == ()
 
 

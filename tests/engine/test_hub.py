@@ -19,7 +19,13 @@ import pytest
 from huggingface_hub import constants as hf_constants
 
 from whisperd.engine.catalogue import KNOWN_MODELS
-from whisperd.engine.hub import ResolvedModel, list_models, resolve_model
+from whisperd.engine.hub import (
+    ResolvedModel,
+    check_model,
+    list_models,
+    local_copy,
+    resolve_model,
+)
 from whisperd.errors import ModelUnavailableError, UnknownModelError
 
 TINY_REPO = "Systran/faster-whisper-tiny"
@@ -342,3 +348,38 @@ def test_list_models_without_cache_dir(tmp_path: Path) -> None:
     assert len(listings) == len(KNOWN_MODELS)
     assert not any(listing.present for listing in listings)
     assert not (tmp_path / "absent").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# The quick check before a server listens, and the local copy a listing reports
+
+
+def test_check_model_refuses_names_that_select_nothing_without_the_network(
+    tmp_path: Path,
+) -> None:
+    for name in ("bogus", "", str(tmp_path / "missing")):
+        with pytest.raises(UnknownModelError):
+            check_model(name, models_dir=tmp_path, offline=False)
+
+
+def test_check_model_lets_a_download_pass_online_and_wants_the_cache_offline(
+    cache: Path, tmp_path: Path, make_model_dir: Callable[[Path], Path]
+) -> None:
+    check_model("small", models_dir=tmp_path / "empty", offline=False)  # downloaded later
+    check_model("tiny", models_dir=cache, offline=True)
+    check_model(str(make_model_dir(tmp_path / "dir")), models_dir=None, offline=True)
+    with pytest.raises(ModelUnavailableError, match="offline mode is on"):
+        check_model("small", models_dir=cache, offline=True)
+
+
+def test_local_copy_is_the_directory_or_the_cached_snapshot(
+    cache: Path, tmp_path: Path, make_model_dir: Callable[[Path], Path]
+) -> None:
+    model_dir = make_model_dir(tmp_path / "dir")
+    assert local_copy(str(model_dir), models_dir=None) == model_dir
+    snapshot = local_copy("tiny", models_dir=cache)
+    assert snapshot is not None
+    assert (snapshot / "model.bin").is_file()
+    assert local_copy("small", models_dir=cache) is None
+    with pytest.raises(UnknownModelError):
+        local_copy("bogus", models_dir=cache)

@@ -209,3 +209,14 @@ def test_manager_errors_pass_through(tmp_path: Path) -> None:
         manager.get("nope", device="cpu", compute_type="int8")
     with pytest.raises(ModelUnavailableError, match="offline mode is on"):
         manager.get("tiny", device="cpu", compute_type="int8")
+
+
+def test_peek_sees_only_what_is_loaded_and_never_loads(cache: Path) -> None:
+    loader = CountingLoader()
+    manager = ModelManager(loader, models_dir=cache, offline=True)
+    assert manager.peek("tiny", device="cpu", compute_type="int8") is None
+    engine = manager.get("tiny", device="cpu", compute_type="int8")
+    assert manager.peek("tiny", device="cpu", compute_type="int8") is engine
+    assert manager.peek("tiny", device="cpu", compute_type="float32") is None
+    assert manager.peek("no-such-model", device="cpu", compute_type="int8") is None
+    assert len(loader.calls) == 1

@@ -126,7 +126,7 @@ def test_unknown_fields_are_ignored() -> None:
             "invalid_value",
         ),
         (
-            ga_update({"format": {"type": "audio/pcma"}}),
+            ga_update({"format": {"type": "audio/opus"}}),
             "session.audio.input.format.type",
             "invalid_value",
         ),

@@ -22,7 +22,7 @@ from whisperd.streaming.session import (
     StreamConfig,
     StreamSession,
 )
-from whisperd.streaming.stabilizer import LocalAgreement
+from whisperd.streaming.stabilizer import LocalAgreement, doubtful
 
 
 def loud(seconds: float) -> np.ndarray:
@@ -168,10 +168,45 @@ def test_manual_commit_without_vad() -> None:
 
 def test_local_agreement_commits_what_two_decodes_agree_on() -> None:
     agreement = LocalAgreement()
-    assert agreement.update(["the", "cat"]) == ("", "the cat")
-    assert agreement.update(["the", "cat", "sat"]) == ("the cat", "sat")
+    assert agreement.update(["the", "cat", "sat"]) == ("", "the cat sat")
+    # The newest decode's last four words are held back: they may still change.
+    assert agreement.update(["the", "cat", "sat", "on", "the", "mat"]) == (
+        "the cat",
+        "sat on the mat",
+    )
     assert agreement.prefix == "the cat"
-    assert agreement.update(["the", "cat", "sits", "down"]) == ("the cat", "sits down")
+    assert agreement.update(["the", "cat", "sits", "down", "on", "it"]) == (
+        "the cat",
+        "sits down on it",
+    )
     assert agreement.update(["a", "dog"]) == ("the cat", "")  # ignored prefix: nothing retracted
     agreement.reset()
     assert agreement.prefix == ""
+
+
+def test_a_doubtful_decode_commits_nothing_and_is_not_agreed_with() -> None:
+    agreement = LocalAgreement()
+    agreement.update(["thank", "you", "for", "watching"], trusted=False)
+    assert agreement.update(["thank", "you", "for", "watching"]) == ("", "thank you for watching")
+    words = ["thank", "you", "for", "watching", "and", "bye", "now"]
+    assert agreement.update(words) == ("thank you for", "watching and bye now")
+
+
+def test_no_more_words_are_committed_than_the_audio_can_hold() -> None:
+    words = ["one", "two", "three", "four", "five", "six", "seven", "eight"]
+    agreement = LocalAgreement()
+    agreement.update(words, heard_s=1.0)
+    stable, _ = agreement.update(words, heard_s=1.0)
+    assert stable == "one two three four"  # 4 words per second; the last 4 held back anyway
+
+
+def test_doubtful_is_whispers_own_quality_check() -> None:
+    def transcript(**values: float) -> Transcript:
+        fields = {"avg_logprob": -0.3, "compression_ratio": 1.5, "no_speech_prob": 0.1} | values
+        segment = Segment(0, 0, 0.0, 1.0, " hi", (), 0.0, **fields)
+        return Transcript((segment,), "en", 1.0, 1.0)
+
+    assert not doubtful(transcript())
+    assert doubtful(transcript(avg_logprob=-1.2))
+    assert doubtful(transcript(compression_ratio=2.6))
+    assert doubtful(transcript(no_speech_prob=0.8))

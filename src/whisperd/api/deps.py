@@ -34,10 +34,12 @@ FetcherDep = Annotated[AudioFetcher, Depends(_fetcher)]
 
 
 def accepting_work(connection: HTTPConnection) -> None:
-    """Refuse new work while the server drains before stopping.
+    """Refuse work that arrived while the server drains before stopping; a request that
+    arrived before (its upload still coming in) is served (:mod:`whisperd.api.draining`).
 
     Raises:
-        ShuttingDownError: once the server was asked to stop.
+        ShuttingDownError: if the request arrived after the server was asked to stop.
     """
-    if getattr(connection.app.state, "draining", False):
+    draining = getattr(connection.app.state, "draining", False)
+    if getattr(connection.state, "arrived_draining", draining):
         raise ShuttingDownError("The server is shutting down; retry on another instance.")

@@ -74,13 +74,15 @@ _STATUS: tuple[tuple[type[WhisperdError], int, str], ...] = (
     (TranscriptionError, 500, "server_error"),
 )
 
-# (class, status, how the detail is written); the first match in order wins.
+# (class, status, how the detail is written); the first match in order wins. A model the
+# client named that does not exist stays a 400 (this API's contract); a model the server cannot
+# have is a 503 here as on the OpenAI API.
 _NATIVE: tuple[tuple[type[WhisperdError], int, str], ...] = (
     (EmptyAudioError, 400, "Empty audio data"),
     (AudioError, 400, "Failed to process audio: {message}"),
     (InvalidOptionError, 400, "Transcription failed: {message}"),
     (UnknownModelError, 400, "{message}"),
-    (ModelUnavailableError, 400, "{message}"),
+    (ModelUnavailableError, 503, "{message}"),
     (ShuttingDownError, 503, "Server shutting down"),
     (QueueFullError, 503, "{message}"),
     (TranscriptionError, 500, "{message}"),

@@ -1,43 +1,97 @@
-"""Turn a request's form into an audio source: an upload, a URL or base64 bytes."""
+"""Read a request's form: its fields in every spelling, the fields it ignores, and its audio
+source (an upload, a file part without a filename, a URL or base64 bytes)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import contextlib
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Collection, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from starlette.datastructures import FormData, UploadFile
 
 from whisperd.audio.decode import AudioSource
 from whisperd.errors import AudioError, EmptyAudioError
+from whisperd.schemas.form_fields import ArrayField, looks_like_text, part_bytes, read_fields
 
 if TYPE_CHECKING:
+    from starlette.responses import Response
+
     from whisperd.audio.fetch import AudioFetcher
+
+logger = logging.getLogger(__name__)
+
+IGNORED_FIELDS_HEADER: Final = "X-Whisperd-Ignored-Fields"
+"""Response header naming, comma-separated, the request fields whisperd ignored."""
 
 
 @dataclass(frozen=True, slots=True)
 class ParsedForm:
-    """A multipart form split into its scalar fields and its file part."""
+    """A multipart form split into its text fields and its file part."""
 
     fields: dict[str, Any]
-    """Scalar fields; ``name[]`` fields become tuples under the same name."""
+    """Text fields by name (see :func:`~whisperd.schemas.form_fields.read_fields`): arrays as
+    tuples under their ``name[]`` wire names, objects as dicts, others as their last value."""
     file: UploadFile | str | None
+    """The ``file`` part: an upload, or text (a URL, or a part sent without a filename)."""
+
+    def unknown(self, known: Collection[str]) -> tuple[str, ...]:
+        """The fields, by the names sent, that are not in ``known``, sorted."""
+        return tuple(sorted(name for name in self.fields if name not in known))
 
 
-def parse_form(form: FormData) -> ParsedForm:
-    """Split ``form``; the last value wins for repeated scalar fields."""
-    fields: dict[str, Any] = {}
-    for key in set(form.keys()):
-        values = [v for v in form.getlist(key) if not isinstance(v, UploadFile)]
-        if key.endswith("[]"):
-            fields[key] = tuple(str(v) for v in values)
-        elif values:
-            fields[key] = str(values[-1])
-    file = form.get("file")
-    return ParsedForm(fields, file)
+def parse_form(
+    form: FormData,
+    *,
+    file_field: str = "file",
+    arrays: Iterable[ArrayField] = (),
+    objects: Iterable[str] = (),
+) -> ParsedForm:
+    """Split ``form`` into its fields and its ``file_field`` part.
+
+    Raises:
+        InvalidOptionError: if an array or object field is malformed.
+    """
+    items = [
+        (key, value)
+        for key, value in form.multi_items()
+        if key != file_field and not isinstance(value, UploadFile)
+    ]
+    fields = read_fields(items, arrays=arrays, objects=objects)
+    return ParsedForm(fields, form.get(file_field))
+
+
+def report_ignored(response: Response, names: Iterable[str], *, route: str) -> Response:
+    """Name the ``names`` of fields whisperd ignored in a response header and a log line.
+
+    The header lets a client see at once that a field it relies on did nothing, without a
+    request failing for a field meant for another server; the log line tells the operator.
+    """
+    ignored = sorted(set(names))
+    if ignored:
+        response.headers[IGNORED_FIELDS_HEADER] = ", ".join(ignored)
+        logger.info("%s: ignored request fields: %s", route, ", ".join(ignored))
+    return response
+
+
+def file_bytes(value: str, *, param: str) -> bytes:
+    """The audio of a file part that arrived as text because it had no ``filename`` (or only
+    RFC 5987's ``filename*``, which forms may not use).
+
+    Raises:
+        AudioError: if the part holds short printable text, not audio.
+    """
+    if looks_like_text(value):
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        raise AudioError(
+            f"{param} holds the text {shown!r}, not audio: send the audio bytes as the "
+            f"{param} part (a filename is optional), or an http(s) URL.",
+            param=param,
+        )
+    return part_bytes(value)
 
 
 def _is_url(value: str) -> bool:
@@ -64,13 +118,14 @@ async def audio_source(form: ParsedForm, fetcher: AudioFetcher) -> AsyncIterator
     """
     url = form.fields.get("audio_url") or None
     encoded = form.fields.get("audio_base64") or None
-    upload = form.file
-    if isinstance(upload, str):
-        if not _is_url(upload.strip()):
-            raise AudioError(
-                "file must be an uploaded file or an http(s) URL string.", param="file"
-            )
-        url, upload = upload.strip(), None
+    upload: UploadFile | bytes | None = None
+    if isinstance(form.file, str):
+        if _is_url(form.file.strip()):
+            url = form.file.strip()
+        elif form.file:  # an empty text part is no file at all
+            upload = file_bytes(form.file, param="file")
+    else:
+        upload = form.file
     given = [
         name
         for name, v in (("file", upload), ("audio_url", url), ("audio_base64", encoded))
@@ -84,7 +139,9 @@ async def audio_source(form: ParsedForm, fetcher: AudioFetcher) -> AsyncIterator
         )
     if len(given) > 1:
         raise AudioError(f"Send only one audio source; got {', '.join(given)}.", param=given[1])
-    if upload is not None:
+    if isinstance(upload, bytes):
+        yield AudioSource(upload)
+    elif upload is not None:
         yield AudioSource(await upload.read())
     elif encoded is not None:
         yield AudioSource(_base64_audio(encoded))

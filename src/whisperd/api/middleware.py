@@ -32,6 +32,8 @@ import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from whisperd.api.errors import api_of, error_response, route_path
+from whisperd.api.openapi import DOCS_PATHS
+from whisperd.scheduler.batcher import BATCH_CONTEXTS
 
 __all__ = [
     "DEFAULT_PUBLIC_PATHS",
@@ -45,13 +47,7 @@ __all__ = [
 REQUEST_ID: ContextVar[str | None] = ContextVar("whisperd_request_id", default=None)
 """The id of the request being served in this context, or ``None`` outside a request."""
 
-DEFAULT_PUBLIC_PATHS: Final = (
-    "/health",
-    "/docs",
-    "/redoc",
-    "/openapi.json",
-    "/docs/oauth2-redirect",
-)
+DEFAULT_PUBLIC_PATHS: Final = ("/health", "/openapi.json", *DOCS_PATHS)
 """Paths that :class:`ApiKeyMiddleware` leaves open unless told otherwise."""
 
 _REQUEST_ID_HEADER: Final = b"x-request-id"
@@ -133,6 +129,10 @@ def _with_header(message: Message, header: tuple[bytes, bytes]) -> Message:
 class RequestIdLogFilter(logging.Filter):
     """Set ``record.request_id`` from :data:`REQUEST_ID`, or ``"-"`` outside a request.
 
+    Pool threads run with their request's context variables, so their records name it too.
+    A scheduler thread running a batched model call names every request of the batch, comma-
+    separated (:data:`~whisperd.scheduler.batcher.BATCH_CONTEXTS`).
+
     Attach it to a *handler* (filters on a logger do not see records from child loggers) and
     use ``%(request_id)s`` in the format. A ``request_id`` passed through ``extra=`` is kept.
     """
@@ -140,8 +140,14 @@ class RequestIdLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         """Annotate the record; never drops it."""
         if not hasattr(record, "request_id"):
-            record.request_id = REQUEST_ID.get() or "-"
+            record.request_id = REQUEST_ID.get() or _batch_request_ids() or "-"
         return True
+
+
+def _batch_request_ids() -> str:
+    """The request ids of the batch this scheduler thread runs, in order, without repeats."""
+    ids = (context.get(REQUEST_ID) for context in BATCH_CONTEXTS.get())
+    return ",".join(dict.fromkeys(request_id for request_id in ids if request_id))
 
 
 # --------------------------------------------------------------------------------------------

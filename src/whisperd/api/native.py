@@ -10,11 +10,12 @@ import binascii
 import time
 from typing import TYPE_CHECKING, Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Request, Response
 
 from whisperd import __version__
 from whisperd.api.deps import ServiceDep, SettingsDep, accepting_work
 from whisperd.api.disconnect import until_disconnected
+from whisperd.api.inputs import report_ignored
 from whisperd.api.responses import native_errors, openai_errors
 from whisperd.audio.decode import AudioSource
 from whisperd.engine.catalogue import KNOWN_MODELS
@@ -41,6 +42,11 @@ raw_router = APIRouter(tags=["native"])
 the app gives it a larger body limit."""
 
 _TRANSCRIBE_ERRORS = (400, 401, 408, 413, 500, 503)
+
+_TEXT_PART_LIMIT = 1 << 40
+"""No limit of its own on a text part: an ``audio`` part sent without a filename arrives as
+one (Starlette's default limit is 1 MiB), and the body limit the app puts on this router
+already bounds it."""
 
 SEED_DISTIL_NAMES = {
     "distil-large-v3": "distil-whisper-large-v3",
@@ -123,14 +129,18 @@ def _source(data: bytes, settings: NativeSettings) -> AudioSource:
     "/transcribe",
     dependencies=[Depends(accepting_work)],
     responses=native_errors(*_TRANSCRIBE_ERRORS),
+    form_limits={"max_part_size": _TEXT_PART_LIMIT},
 )
 async def transcribe(
     request: Request,
+    response: Response,
     form: Annotated[TranscribeForm, Form(media_type="multipart/form-data")],
     service: ServiceDep,
 ) -> NativeTranscription:
     """Transcribe an uploaded file (multipart field ``audio``) with optional settings."""
-    return await _run(request, service, _source(await form.audio.read(), form), form)
+    result = await _run(request, service, _source(await form.audio.read(), form), form)
+    report_ignored(response, form.ignored(), route=request.url.path)
+    return result
 
 
 @raw_router.post(
@@ -139,14 +149,16 @@ async def transcribe(
     responses=native_errors(*_TRANSCRIBE_ERRORS),
 )
 async def transcribe_raw(
-    request: Request, body: RawTranscribeRequest, service: ServiceDep
+    request: Request, response: Response, body: RawTranscribeRequest, service: ServiceDep
 ) -> NativeTranscription:
     """Transcribe base64 audio sent in a JSON body (``audio_data`` plus the same settings)."""
     try:
         data = base64.b64decode(body.audio_data, validate=True)
     except (binascii.Error, ValueError):
         raise AudioError("audio_data is not valid base64.", param="audio_data") from None
-    return await _run(request, service, _source(data, body), body)
+    result = await _run(request, service, _source(data, body), body)
+    report_ignored(response, body.ignored(), route=request.url.path)
+    return result
 
 
 @router.get("/status", responses=native_errors(401))

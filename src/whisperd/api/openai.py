@@ -15,13 +15,15 @@ from starlette.background import BackgroundTask
 from whisperd.api.deps import FetcherDep, ServiceDep, SettingsDep, accepting_work
 from whisperd.api.disconnect import until_disconnected
 from whisperd.api.errors import error_content, status_of
-from whisperd.api.inputs import audio_source, parse_form
-from whisperd.api.models import find_entry, model_entries
+from whisperd.api.inputs import audio_source, parse_form, report_ignored
+from whisperd.api.models import ServedModels, find_entry, missing_model, model_entries
 from whisperd.api.responses import openai_errors, transcription_responses
 from whisperd.audio.formats import render, to_json, to_verbose_json
 from whisperd.engine.base import Transcript
-from whisperd.errors import UnknownModelError, WhisperdError
+from whisperd.errors import WhisperdError
 from whisperd.schemas.openai import (
+    ARRAY_FIELDS,
+    OBJECT_FIELDS,
     DurationUsage,
     ModelList,
     ModelObject,
@@ -31,6 +33,8 @@ from whisperd.schemas.openai import (
     TranscriptTextDelta,
     TranscriptTextDone,
     decoding_options,
+    known_fields,
+    refuse_unsupported,
     request_schema,
 )
 from whisperd.service import TranscriptionRequest
@@ -119,22 +123,28 @@ async def _transcribe(
     settings: Settings,
 ) -> Response:
     async with request.form(**_form_limits(settings)) as raw_form:
-        form = parse_form(raw_form)
+        form = parse_form(raw_form, arrays=ARRAY_FIELDS, objects=OBJECT_FIELDS)
+        refuse_unsupported(form.fields)
         fields = OpenAIFields.model_validate(form.fields)
         options = decoding_options(fields, form.fields, task=task)
         async with audio_source(form, fetcher) as source:
             transcription = await service.open(
                 TranscriptionRequest(source, options, model=_model_name(fields.model, settings))
             )
+    ignored = (*form.unknown(known_fields()), *fields.ignored())
     if fields.stream:
-        return StreamingResponse(
+        response: Response = StreamingResponse(
             _events(transcription),
             media_type="text/event-stream",
             headers={"cache-control": "no-cache"},
             background=BackgroundTask(transcription.aclose),
         )
-    transcript = await until_disconnected(request, lambda cancel: transcription.run(cancel=cancel))
-    return _render(transcript, fields)
+    else:
+        transcript = await until_disconnected(
+            request, lambda cancel: transcription.run(cancel=cancel)
+        )
+        response = _render(transcript, fields)
+    return report_ignored(response, ignored, route=request.url.path)
 
 
 @router.post(
@@ -164,21 +174,26 @@ async def create_translation(
 
 
 @router.get("/models", responses=openai_errors(401, 500))
-async def list_models(request: Request, settings: SettingsDep) -> ModelList:
+async def list_models(request: Request, settings: SettingsDep, service: ServiceDep) -> ModelList:
     """Every model this server can serve, with capabilities and accepted parameters."""
-    entries = await asyncio.to_thread(model_entries, settings, request.app.state.started)
+    served = ServedModels.of(service)
+    entries = await asyncio.to_thread(model_entries, settings, request.app.state.started, served)
     return ModelList(data=entries)
 
 
-@router.get("/models/{model_id:path}", responses=openai_errors(401, 404, 500))
-async def retrieve_model(model_id: str, request: Request, settings: SettingsDep) -> ModelObject:
+@router.get("/models/{model_id:path}", responses=openai_errors(401, 404, 500, 503))
+async def retrieve_model(
+    model_id: str, request: Request, settings: SettingsDep, service: ServiceDep
+) -> ModelObject:
     """One model by id (ids with ``/`` may come raw or percent-encoded).
 
     Raises:
         UnknownModelError: no model has that id (404).
+        ModelUnavailableError: the id names the default model, which failed to load (503).
     """
-    entries = await asyncio.to_thread(model_entries, settings, request.app.state.started)
+    served = ServedModels.of(service)
+    entries = await asyncio.to_thread(model_entries, settings, request.app.state.started, served)
     entry = find_entry(entries, model_id)
     if entry is None:
-        raise UnknownModelError(f"The model '{model_id}' does not exist.")
+        raise missing_model(model_id, settings, served)
     return entry

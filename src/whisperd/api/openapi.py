@@ -10,22 +10,54 @@ their models. Three things are added once, when the document is first asked for:
   paths, so that ``/docs`` offers "Authorize" and sends the key;
 * under ``/v1`` a request that fails validation is a 400 in OpenAI's envelope, never FastAPI's
   422, so the 422 FastAPI adds there is dropped.
+
+:func:`install_docs` serves the interactive pages, ``/docs`` (Swagger UI) and ``/redoc``, with
+their scripts and styles from this server (the ``fastapi-offline`` package ships them) rather
+than from a CDN, so they work on a host without internet access.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
+from importlib.resources import files
 from typing import Any, Final
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse
 
-__all__ = ["SECURITY_SCHEME", "install_openapi"]
+__all__ = ["DOCS_PATHS", "SECURITY_SCHEME", "install_docs", "install_openapi"]
 
 SECURITY_SCHEME: Final = "ApiKey"
 """Name of the API-key scheme in ``components.securitySchemes``."""
 
 _LOCAL_DEFINITION: Final = "#/$defs/"
 _COMPONENT: Final = "#/components/schemas/"
+
+_ASSETS: Final = {
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+    "redoc.standalone.js": "text/javascript",
+    "favicon.png": "image/png",
+}
+"""The files of the docs pages, by name in ``fastapi_offline/static``, and their media types."""
+_ASSETS_PREFIX: Final = "/docs/assets/"
+_SWAGGER_UI: Final = "/docs"
+_OAUTH2_REDIRECT: Final = "/docs/oauth2-redirect"
+_REDOC: Final = "/redoc"
+
+DOCS_PATHS: Final = (
+    _SWAGGER_UI,
+    _OAUTH2_REDIRECT,
+    _REDOC,
+    *(_ASSETS_PREFIX + name for name in _ASSETS),
+)
+"""Every path of the docs pages and their assets (served without an API key)."""
 
 
 def install_openapi(app: FastAPI, *, public_paths: Collection[str], key_required: bool) -> None:
@@ -102,3 +134,65 @@ def _drop_validation_422(document: dict[str, Any], *, prefix: str) -> None:
         if path.startswith(prefix):
             for operation in item.values():
                 operation.get("responses", {}).pop("422", None)
+
+
+def install_docs(app: FastAPI) -> None:
+    """Serve ``/docs`` (Swagger UI) and ``/redoc`` with assets from this server, not a CDN.
+
+    The app must be built with ``docs_url=None`` and ``redoc_url=None`` (FastAPI's own pages
+    load their scripts from a CDN). Asset URLs carry the ASGI ``root_path``, so the pages also
+    work behind a proxy that mounts the server under a path prefix.
+
+    Args:
+        app: The app whose OpenAPI document the pages show.
+    """
+    static = files("fastapi_offline") / "static"
+    favicon = _asset_url("favicon.png")
+
+    @app.get(_SWAGGER_UI, include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=_under_root(request, app.openapi_url or ""),
+            title=f"{app.title} - Swagger UI",
+            oauth2_redirect_url=_under_root(request, _OAUTH2_REDIRECT),
+            swagger_js_url=_under_root(request, _asset_url("swagger-ui-bundle.js")),
+            swagger_css_url=_under_root(request, _asset_url("swagger-ui.css")),
+            swagger_favicon_url=_under_root(request, favicon),
+        )
+
+    @app.get(_OAUTH2_REDIRECT, include_in_schema=False)
+    async def oauth2_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get(_REDOC, include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=_under_root(request, app.openapi_url or ""),
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=_under_root(request, _asset_url("redoc.standalone.js")),
+            redoc_favicon_url=_under_root(request, favicon),
+            with_google_fonts=False,
+        )
+
+    for name, media_type in _ASSETS.items():
+        endpoint = _asset(str(static / name), media_type)
+        app.add_api_route(_asset_url(name), endpoint, methods=["GET"], include_in_schema=False)
+
+
+def _asset(path: str, media_type: str) -> Callable[[], Awaitable[FileResponse]]:
+    """An endpoint that serves the file at ``path`` (read off the event loop)."""
+
+    async def asset() -> FileResponse:
+        return FileResponse(path, media_type=media_type)
+
+    return asset
+
+
+def _asset_url(name: str) -> str:
+    return _ASSETS_PREFIX + name
+
+
+def _under_root(request: Request, path: str) -> str:
+    """``path`` under the prefix a proxy mounts the server at (ASGI ``root_path``)."""
+    root: str = request.scope.get("root_path", "")
+    return root.rstrip("/") + path

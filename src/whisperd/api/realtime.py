@@ -3,27 +3,37 @@
 Both protocol generations are spoken on one endpoint: the current one (``session.update`` with
 ``session.audio.input``) and the older beta one (``transcription_session.update``, chosen by
 an ``OpenAI-Beta: realtime=v1`` header or by the first update the client sends). Audio comes as
-base64 ``input_audio_buffer.append`` (PCM16 at 24 kHz, or G.711 mu-law); with server VAD the
-server commits turns itself, otherwise the client sends ``input_audio_buffer.commit``. Deltas
-carry newly stable words as the person speaks; ``completed`` carries the final transcript.
+base64 ``input_audio_buffer.append`` (PCM16 at 24 kHz, G.711 mu-law or A-law at 8 kHz); with
+server VAD the server commits turns itself, otherwise the client sends
+``input_audio_buffer.commit``. Deltas carry newly stable words as the person speaks;
+``completed`` carries the final transcript (:mod:`whisperd.api.realtime_render`).
+
+The input buffer is the audio appended since the last commit (the client's, or server VAD's
+at the end of a turn) or clear; a commit needs at least 100 ms of it, and with server VAD a turn
+in progress, else it is answered with ``input_audio_buffer_commit_empty`` (OpenAI's "Error if
+the buffer is empty"). A ``session.update`` applies from then on and keeps the buffer and any
+speech in progress, as OpenAI's does. Every refusal, of an event or of the whole connection,
+is an ``error`` event (a refused connection is then closed with a WebSocket code).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, WebSocket
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel
+from starlette.websockets import WebSocketState
 
 from whisperd.api.deps import ServiceDep
+from whisperd.api.draining import SHUTTING_DOWN
 from whisperd.api.realtime_config import RealtimeConfig
 from whisperd.api.realtime_render import RealtimeRenderer
 from whisperd.api.stream_events import emitter
-from whisperd.api.stream_io import StreamClosed, refuse, run_stream, serve_stream
-from whisperd.engine.base import SAMPLE_RATE
-from whisperd.errors import WhisperdError
+from whisperd.api.stream_io import StreamClosed, run_stream
+from whisperd.errors import QueueFullError, WhisperdError
 from whisperd.schemas.client_messages import Rejection, read_message
 from whisperd.schemas.realtime_client import (
     ClientMessage,
@@ -41,15 +51,28 @@ from whisperd.schemas.realtime_server import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from whisperd.schemas.realtime_session import SessionChanges
     from whisperd.service import TranscriptionService
     from whisperd.streaming.session import StreamSession
 
 router = APIRouter()
 
-_MIN_COMMIT_S = 0.1
+MIN_COMMIT_S = 0.1
+"""Least audio a commit takes (OpenAI: "Expected at least 100ms of audio")."""
+COMMIT_EMPTY = "input_audio_buffer_commit_empty"
 
 _Handler = Callable[[Any], Awaitable[None]]
+
+
+class RealtimeClosed(StreamClosed):
+    """End the session with an ``error`` event, then a close code."""
+
+    def __init__(self, code: int, error: ErrorDetail) -> None:
+        """Close with WebSocket ``code`` after sending ``error``."""
+        super().__init__(code, error.message)
+        self.error = error
 
 
 class RealtimeStream:
@@ -63,9 +86,10 @@ class RealtimeStream:
         self.renderer = RealtimeRenderer(beta=beta)
         self.session_id = new_id("sess")
         self.outbox: asyncio.Queue[BaseModel] = asyncio.Queue()
-        self.buffered = 0.0
         self.pcm = self.config.pcm()
-        self.session: StreamSession | None = None
+        self._session: StreamSession | None = None
+        self._buffer_from = 0.0
+        """Stream time (s) where the client's last commit or clear left the buffer empty."""
         self._handlers: dict[type[BaseModel], _Handler] = {
             SessionUpdate: self._update,
             TranscriptionSessionUpdate: self._update_beta,
@@ -74,21 +98,36 @@ class RealtimeStream:
             InputAudioBufferClear: self._clear,
         }
 
-    async def run(self) -> None:
-        """Announce the session, then run it until the client leaves."""
-        await self.outbox.put(self.renderer.session(self.config, self.session_id, created=True))
-        self.session = await self._new_session()
-        try:
-            await run_stream(self.websocket, self.session, self.outbox, self._on_message)
-        finally:
-            await self.session.close()  # the one a session.update may have put in
+    @property
+    def session(self) -> StreamSession:
+        """The stream session (built when the connection starts)."""
+        assert self._session is not None
+        return self._session
 
-    async def _new_session(self) -> StreamSession:
+    @property
+    def buffered_s(self) -> float:
+        """Seconds of audio in the input buffer: appended since the last commit or clear."""
+        committed = max(self._buffer_from, self.renderer.stopped_at or 0.0)
+        return max(0.0, self.session.audio_seconds - committed)
+
+    async def run(self) -> None:
+        """Announce the session, then run it until the client leaves.
+
+        Raises:
+            RealtimeClosed: if the model cannot be had, or the stream reaches its longest.
+        """
+        await self.outbox.put(self.renderer.session(self.config, self.session_id, created=True))
+        self._session = await self._build_session()
+        await run_stream(
+            self.websocket, self.session, self.outbox, self._on_message, on_drain=self._drain
+        )
+
+    async def _build_session(self) -> StreamSession:
         emit = emitter(self.renderer, self.outbox)
         try:
             return await self.service.stream_session(self.config.stream(), emit)
         except WhisperdError as exc:
-            raise StreamClosed(1011, exc.message) from None
+            raise RealtimeClosed(1011, _server_error(exc.code, exc.message)) from None
 
     async def _on_message(self, message: dict[str, Any]) -> None:
         text = message.get("text")
@@ -103,50 +142,107 @@ class RealtimeStream:
             return
         await self._handlers[type(event)](event)
 
+    # -- session.update ---------------------------------------------------------------------
+
     async def _update(self, event: SessionUpdate) -> None:
-        await self._reconfigure(event.session.changes(), beta=False)
+        param = "session.audio.input.noise_reduction"
+        await self._reconfigure(event.session.changes(), event.event_id, param, beta=False)
 
     async def _update_beta(self, event: TranscriptionSessionUpdate) -> None:
-        await self._reconfigure(event.session.changes(), beta=True)
+        param = "session.input_audio_noise_reduction"
+        await self._reconfigure(event.session.changes(), event.event_id, param, beta=True)
 
-    async def _reconfigure(self, changes: SessionChanges, *, beta: bool) -> None:
+    async def _reconfigure(
+        self, changes: SessionChanges, event_id: str | None, noise_param: str, *, beta: bool
+    ) -> None:
+        """Apply an update from now on, keeping the buffer and any speech in progress.
+
+        An update asking for noise reduction is refused whole (nothing of it applies): no
+        noise filter runs, and the session never describes settings other than those that run.
+        """
+        if changes.noise_reduction is not None:
+            message = (
+                "Noise reduction is not supported: the audio is transcribed as it is sent. "
+                f"Set {noise_param.rsplit('.', 1)[-1]} to null or leave it out."
+            )
+            await self._error(message, "unsupported_value", event_id, noise_param)
+            return
         self.renderer.beta = beta
+        audio_format = self.config.audio_format
         self.config.apply(changes)
-        self.pcm = self.config.pcm()
-        assert self.session is not None
-        await self.session.end_audio()
-        await self.session.close()
-        self.session = await self._new_session()
-        self.session.start()
+        if self.config.audio_format != audio_format:
+            await self._feed(self.pcm.decode(b"", last=True))  # the old format's last samples
+            self.pcm = self.config.pcm()
+        self.session.reconfigure(await self._build_session())
         await self.outbox.put(self.renderer.session(self.config, self.session_id, created=False))
 
+    # -- the input buffer -------------------------------------------------------------------
+
     async def _append(self, event: InputAudioBufferAppend) -> None:
-        samples = self.pcm.decode(event.audio)
-        self.buffered += len(samples) / SAMPLE_RATE
-        assert self.session is not None
+        await self._feed(self.pcm.decode(event.audio))
+
+    async def _feed(self, samples: np.ndarray[Any, Any]) -> None:
+        """Feed decoded audio to the session; end it past the stream's longest audio.
+
+        Raises:
+            RealtimeClosed: once the session's audio passes ``stream_max_seconds``.
+        """
         await self.session.feed(samples)
+        longest = self.service.settings.stream_max_seconds
+        if self.session.audio_seconds > longest:
+            error = ErrorDetail(
+                code="session_expired",
+                message=f"The session reached its longest audio, {longest:g} seconds.",
+            )
+            raise RealtimeClosed(1008, error)
 
     async def _commit(self, event: InputAudioBufferCommit) -> None:
-        if self.buffered < _MIN_COMMIT_S:
-            await self._error(
-                "Error committing input audio buffer: buffer too small. Expected at least "
-                f"100ms of audio, but buffer only has {self.buffered * 1000:.0f}ms of audio.",
-                "input_audio_buffer_commit_empty",
-                event.event_id,
-            )
+        refusal = self._commit_refusal()
+        if refusal is not None:
+            await self._error(refusal, COMMIT_EMPTY, event.event_id)
             return
-        assert self.session is not None
+        await self._commit_turn()
+
+    async def _commit_turn(self) -> None:
         if self.config.turn_detection is None:
+            await self._send(self.renderer.commit(self.session.number))
             await self.session.commit()
         else:
-            await self.session.finalize()
-        self.buffered = 0.0
+            await self.session.finalize()  # speech stops here: the renderer commits the turn
+        self._buffer_from = self.session.audio_seconds
+
+    async def _drain(self) -> RealtimeClosed:
+        """The server is shutting down: commit the turn in progress, wait for its transcript
+        (``completed``), then close with 1012."""
+        if self._commit_refusal() is None:
+            await self._commit_turn()
+        await self.session.end_audio()
+        return RealtimeClosed(1012, _server_error("shutting_down", SHUTTING_DOWN))
+
+    def _commit_refusal(self) -> str | None:
+        """Why the buffer cannot be committed now, or None."""
+        buffered = self.buffered_s
+        if buffered < MIN_COMMIT_S:
+            return (
+                "Error committing input audio buffer: buffer too small. Expected at least "
+                f"100ms of audio, but buffer only has {buffered * 1000:.0f}ms of audio."
+            )
+        if self.config.turn_detection is not None and not self.renderer.speaking:
+            return (
+                "Error committing input audio buffer: it holds no speech. Server VAD "
+                "commits each turn when its speech stops, and none has started since."
+            )
+        return None
 
     async def _clear(self, event: InputAudioBufferClear) -> None:
-        assert self.session is not None
         self.session.clear()
-        self.buffered = 0.0
+        self.renderer.cleared()
+        self._buffer_from = self.session.audio_seconds
         await self.outbox.put(InputAudioBufferCleared())
+
+    async def _send(self, events: Sequence[BaseModel]) -> None:
+        for message in events:
+            await self.outbox.put(message)
 
     async def _error(
         self, message: str, code: str, event_id: str | None = None, param: str | None = None
@@ -155,15 +251,51 @@ class RealtimeStream:
         await self.outbox.put(ErrorEvent(error=detail))
 
 
+def _server_error(code: str, message: str) -> ErrorDetail:
+    return ErrorDetail(type="server_error", code=code, message=message)
+
+
+async def _refuse(websocket: WebSocket, code: int, error: ErrorDetail) -> None:
+    """Send ``error`` as an ``error`` event, then close with ``code``."""
+    if websocket.client_state != WebSocketState.CONNECTED:
+        return
+    with contextlib.suppress(Exception):
+        await websocket.send_json(ErrorEvent(error=error).model_dump(mode="json"))
+        await websocket.close(code=code, reason=error.message[:120])
+
+
+async def _serve(
+    websocket: WebSocket, service: TranscriptionService, stream: RealtimeStream
+) -> None:
+    """Run an accepted session under a stream slot; every way it can end closes it cleanly,
+    a refusal always as an ``error`` event first (1012 draining, 1013 full, or the code of a
+    :class:`StreamClosed`); a client that vanished needs no answer."""
+    if websocket.app.state.draining:
+        await _refuse(
+            websocket, 1012, _server_error("shutting_down", "The server is shutting down.")
+        )
+        return
+    try:
+        async with service.stream_capacity():
+            await stream.run()
+    except QueueFullError as exc:
+        await _refuse(websocket, 1013, _server_error(exc.code, exc.message))
+    except RealtimeClosed as exc:
+        await _refuse(websocket, exc.code, exc.error)
+    except StreamClosed as exc:
+        await _refuse(websocket, exc.code, ErrorDetail(code="session_closed", message=exc.reason))
+    except WebSocketDisconnect:
+        return
+
+
 @router.websocket("/v1/realtime")
 async def realtime(websocket: WebSocket, service: ServiceDep) -> None:
     """OpenAI Realtime transcription sessions (``intent=transcription``)."""
     subprotocols = websocket.scope.get("subprotocols") or []
     await websocket.accept(subprotocol="realtime" if "realtime" in subprotocols else None)
     if websocket.query_params.get("intent", "transcription") != "transcription":
-        await refuse(
-            websocket, 1008, "Only transcription sessions (intent=transcription) are served here."
-        )
+        message = "Only transcription sessions (intent=transcription) are served here."
+        await _refuse(websocket, 1008, ErrorDetail(code="invalid_intent", message=message))
         return
     beta = websocket.headers.get("openai-beta", "").startswith("realtime")
-    await serve_stream(websocket, service, RealtimeStream(websocket, service, beta=beta).run)
+    await _serve(websocket, service, RealtimeStream(websocket, service, beta=beta))

@@ -49,12 +49,15 @@ router = APIRouter()
 
 
 def stream_config(metadata: StreamMetadata) -> StreamConfig:
-    """The session settings a stream's metadata asks for."""
+    """The session settings a stream's metadata asks for (sampling fields left out keep
+    :class:`StreamConfig`'s batch-route defaults)."""
     whisper, streaming, vad = (
         metadata.whisper_params,
         metadata.streaming_params,
         metadata.streaming_vad_config,
     )
+    sampling = whisper.whisper_sampling_params
+    finals = StreamConfig()
     language: str | None = whisper.audio_language
     if language == "auto":
         language = whisper.language_options[0] if len(whisper.language_options) == 1 else None
@@ -69,6 +72,13 @@ def stream_config(metadata: StreamMetadata) -> StreamConfig:
         vad_threshold=vad.threshold,
         min_silence_ms=vad.min_silence_duration_ms,
         speech_pad_ms=vad.speech_pad_ms,
+        beam_size=sampling.beam_width or finals.beam_size,
+        temperatures=tuple(sampling.sampling_temperatures or finals.temperatures),
+        length_penalty=(
+            finals.length_penalty if sampling.length_penalty is None else sampling.length_penalty
+        ),
+        repetition_penalty=sampling.repetition_penalty or finals.repetition_penalty,
+        max_new_tokens=sampling.max_new_tokens,
     )
 
 

@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING, Any
 from fastapi import WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
+from whisperd.api.draining import SHUTTING_DOWN
 from whisperd.errors import QueueFullError
 from whisperd.schemas.stream_messages import ErrorBody, ErrorMessage
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from whisperd.api.draining import Drain
     from whisperd.service import TranscriptionService
     from whisperd.streaming.session import StreamSession
 
@@ -55,33 +57,58 @@ async def refuse(websocket: WebSocket, code: int, reason: str) -> None:
         await websocket.close(code=code, reason=reason[:120])
 
 
+OnDrain = Callable[[], Awaitable[StreamClosed]]
+"""Finishes a stream's pending speech when the server drains; returns how to close it."""
+
+
 async def run_stream(
     websocket: WebSocket,
     session: StreamSession,
     outbox: asyncio.Queue[BaseModel],
     on_message: Callable[[dict[str, Any]], Awaitable[None]],
+    *,
+    on_drain: OnDrain | None = None,
 ) -> None:
     """Run the session until the client leaves: messages in, events out, nothing left behind.
 
+    When the server drains, the stream stops reading (after the message in hand), awaits
+    ``on_drain`` (default: the session's pending speech becomes a final, and the stream
+    closes with 1012), sends every event left, then ends as ``on_drain`` says.
+
     Raises:
-        StreamClosed: when a handler or the idle timeout ends the stream.
+        StreamClosed: when a handler, the idle timeout or the server's drain ends the stream.
     """
     idle = websocket.app.state.settings.stream_idle_timeout_s
+    drain: Drain | None = getattr(websocket.app.state, "drain", None)
+    handling = asyncio.Lock()
 
     async def receive() -> None:
         while True:
-            await on_message(await receive_message(websocket, idle))
+            message = await receive_message(websocket, idle)
+            async with handling:
+                await on_message(message)
 
     async def send() -> None:
         while True:
             message = await outbox.get()
             await websocket.send_json(message.model_dump(mode="json"))
+            outbox.task_done()
+
+    async def finish(drain: Drain, receiver: asyncio.Task[None]) -> None:
+        await drain.finishing()
+        async with handling:
+            receiver.cancel()
+        closed = await (on_drain or _end_audio(session))()
+        await outbox.join()
+        raise closed
 
     session.start()
     try:
         async with asyncio.TaskGroup() as group:
-            group.create_task(receive())
+            receiver = group.create_task(receive())
             group.create_task(send())
+            if drain is not None:
+                group.create_task(finish(drain, receiver))
     except* WebSocketDisconnect:
         pass  # the client left: nothing to answer
     except* StreamClosed as closed:
@@ -90,6 +117,16 @@ async def run_stream(
         raise first from None
     finally:
         await session.close()
+
+
+def _end_audio(session: StreamSession) -> OnDrain:
+    """The default drain of a stream: a final for the pending speech, then close 1012."""
+
+    async def end() -> StreamClosed:
+        await session.end_audio()
+        return StreamClosed(1012, SHUTTING_DOWN)
+
+    return end
 
 
 async def serve_stream(

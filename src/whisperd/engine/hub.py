@@ -41,7 +41,14 @@ from whisperd.engine.catalogue import (
 )
 from whisperd.errors import ModelUnavailableError, UnknownModelError
 
-__all__ = ["ModelListing", "ResolvedModel", "list_models", "resolve_model"]
+__all__ = [
+    "ModelListing",
+    "ResolvedModel",
+    "check_model",
+    "list_models",
+    "local_copy",
+    "resolve_model",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -118,17 +125,10 @@ def resolve_model(
         UnknownModelError: if the name is no known model, repo id or model directory.
         ModelUnavailableError: if the model cannot be downloaded or is missing while offline.
     """
-    if not name.strip():
-        raise UnknownModelError(_unknown_message(name, fmt))
     local = _local_model(name, fmt)
     if local is not None:
         return local
-    known = known_model(name)
-    repo_id = known.repo_for(fmt) if known is not None else _as_repo_id(name)
-    if repo_id is None:
-        raise UnknownModelError(_unknown_message(name, fmt))
-    if known is None:
-        known = known_model_by_repo_id(repo_id)
+    known, repo_id = _repository(name, fmt)
     request = _HubRequest(
         label=known.name if known is not None else repo_id,
         repo_id=repo_id,
@@ -140,8 +140,73 @@ def resolve_model(
     return ResolvedModel(name=request.label, path=path, repo_id=repo_id, known=known)
 
 
+def check_model(
+    name: str, *, models_dir: Path | None, offline: bool, fmt: ModelFormat = CTRANSLATE2
+) -> None:
+    """Refuse, without the network, a model that surely cannot be had. Blocking, but quick.
+
+    The name must select a model (a known name, a repo id, or a complete model directory);
+    offline (the setting or ``HF_HUB_OFFLINE``), a Hub model must also be in the cache. A model
+    that is still to be downloaded passes: only the download can tell whether it fails.
+
+    Args:
+        name: What :func:`resolve_model` accepts.
+        models_dir: Hub cache directory instead of the default Hugging Face cache.
+        offline: Never use the network.
+        fmt: The format the engine loads.
+
+    Raises:
+        UnknownModelError: if the name is no known model, repo id or model directory.
+        ModelUnavailableError: if, offline, the model is not in the cache.
+    """
+    if _local_model(name, fmt) is not None:
+        return
+    _repository(name, fmt)
+    if offline or hf_constants.is_offline_mode():
+        resolve_model(name, models_dir=models_dir, offline=True, progress=False, fmt=fmt)
+
+
+def local_copy(
+    name: str, *, models_dir: Path | None, fmt: ModelFormat = CTRANSLATE2
+) -> Path | None:
+    """The complete local copy of a model (its directory, or its cached snapshot). No network.
+
+    Args:
+        name: What :func:`resolve_model` accepts.
+        models_dir: Hub cache directory instead of the default Hugging Face cache.
+        fmt: The format the engine loads.
+
+    Returns:
+        The directory, or None when the model is not on local disk.
+
+    Raises:
+        UnknownModelError: if the name is no known model, repo id or model directory.
+    """
+    local = _local_model(name, fmt)
+    if local is not None:
+        return local.path
+    _, repo_id = _repository(name, fmt)
+    cache_root = models_dir if models_dir is not None else Path(hf_constants.HF_HUB_CACHE)
+    return _cached_snapshot(repo_id, cache_root, fmt)
+
+
+def _repository(name: str, fmt: ModelFormat) -> tuple[KnownModel | None, str]:
+    """The known model (if any) and Hub repo id that a name which is no path selects.
+
+    Raises:
+        UnknownModelError: if the name is neither a known model nor an ``org/name`` repo id.
+    """
+    known = known_model(name)
+    repo_id = known.repo_for(fmt) if known is not None else _as_repo_id(name)
+    if repo_id is None:
+        raise UnknownModelError(_unknown_message(name, fmt))
+    return known or known_model_by_repo_id(repo_id), repo_id
+
+
 def _local_model(name: str, fmt: ModelFormat) -> ResolvedModel | None:
     """The model directory ``name`` names, None when it names no path at all."""
+    if not name.strip():
+        raise UnknownModelError(_unknown_message(name, fmt))
     path = Path(name).expanduser()
     if path.is_dir():
         if not fmt.complete(path):

@@ -136,6 +136,18 @@ class ModelManager:
         engine.close()
         raise _closed_error()
 
+    def peek(self, name: str, *, device: str, compute_type: str) -> Engine | None:
+        """The engine :meth:`get` would return, if it is loaded; never resolves or loads.
+
+        Quick (a look-up under a lock): safe to call on the event loop.
+        """
+        with self._lock:
+            resolved = self._resolved.get(name)
+            if resolved is None:
+                return None
+            entry = self._engines.get((resolved.path, device, compute_type))
+        return entry.engine if entry is not None else None
+
     def loaded(self) -> list[ModelInfo]:
         """Describe every loaded engine, in load order."""
         with self._lock:

@@ -135,10 +135,7 @@ class TranscribeOptions(BaseModel):
         if value is None or (isinstance(value, str) and value.strip() in ("", "auto")):
             return None
         if isinstance(value, str):
-            try:
-                return normalize_language(value)
-            except KeyError:
-                raise ValueError(f"unknown language {value!r}; use an ISO 639-1 code") from None
+            return normalize_language(value)
         return value
 
     @field_validator("temperature", mode="before")

@@ -21,24 +21,45 @@ batch fills under load; with everyone queued, or a single request active, it sta
 
 Failure isolation. If a merged call fails (a bad option, out of memory on a big batch), each
 of its calls is run again alone, so only the call that fails by itself gets the error.
+
+Logging. A worker thread runs calls of several requests at once, so it has no request context
+of its own: while it runs a batch, :data:`BATCH_CONTEXTS` holds the context of each call in it
+(captured when the call was submitted), and a log filter can name every request of the batch.
 """
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import itertools
 import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from whisperd.errors import CancelledError
 
 logger = logging.getLogger(__name__)
+
+BATCH_CONTEXTS: contextvars.ContextVar[tuple[contextvars.Context, ...]] = contextvars.ContextVar(
+    "whisperd_batch_contexts", default=()
+)
+"""The submitters' contexts of the calls this scheduler thread runs now (empty elsewhere)."""
+
+
+@contextmanager
+def batch_contexts(contexts: Iterable[contextvars.Context]) -> Iterator[None]:
+    """Run the block as working for the calls submitted in ``contexts`` (for log lines)."""
+    token = BATCH_CONTEXTS.set(tuple(contexts))
+    try:
+        yield
+    finally:
+        BATCH_CONTEXTS.reset(token)
 
 
 class Priority(enum.IntEnum):
@@ -75,6 +96,8 @@ class Call:
     items: int
     ticket: Ticket
     future: Future[Any] = field(default_factory=Future)
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
+    """The submitter's context variables (its request id among them), for log lines."""
 
     def rank(self) -> tuple[int, int, int]:
         """Order of service under the fairness policy."""
@@ -258,6 +281,10 @@ class Batcher:
         live = [call for call in batch if not self._drop_if_cancelled(call)]
         if not live:
             return
+        with batch_contexts(call.context for call in live):
+            self._run_live(live)
+
+    def _run_live(self, live: list[Call]) -> None:
         try:
             results = self._runner(live[0].kind, live)
         except Exception as exc:
@@ -270,6 +297,7 @@ class Batcher:
             for call in live:
                 self._run([call])
             return
+        logger.debug("ran %d %s call(s) in one model call", len(live), live[0].kind)
         self._record(live)
         for call, result in zip(live, results, strict=True):
             call.future.set_result(result)

@@ -1,18 +1,21 @@
 """Wire models of the Faster-Whisper Transcriber's native API (``/transcribe`` and friends).
 
-Every setting is optional; one left out takes the server's configured default. Errors are
+Every setting is optional; one left out takes the server's configured default. Fields the API
+does not know are kept in ``model_extra``, so the route can report them. Errors are
 ``{"detail": "..."}`` (:class:`NativeError`).
 """
 
 from __future__ import annotations
 
+import io
 from typing import Annotated, Any, Literal
 
 from fastapi import UploadFile
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from whisperd.audio.decode import AudioFormat, PcmDtype
 from whisperd.engine.options import TranscribeOptions
+from whisperd.schemas.form_fields import looks_like_text, part_bytes
 
 Quantization = Literal[
     "float32", "float16", "bfloat16", "int8", "int8_float16", "int8_bfloat16", "int8_float32"
@@ -24,7 +27,7 @@ TaskMode = Literal["transcribe", "translate"]
 class NativeSettings(BaseModel):
     """The per-request settings of ``POST /transcribe`` and ``POST /transcribe/raw``."""
 
-    model_config = ConfigDict(extra="ignore", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
 
     model: str | None = None
     """Whisper checkpoint: large-v3, large-v3-turbo, medium, medium.en, small, small.en, base,
@@ -35,7 +38,8 @@ class NativeSettings(BaseModel):
     device: Device | None = None
     """Where the model runs."""
     language: str | None = None
-    """ISO 639-1 code; omit or leave empty to detect the language."""
+    """ISO 639-1 code (``en``), BCP 47 tag (``en-US``), locale name (``en_US``) or English name
+    (``english``); omit or leave empty to detect the language."""
     task_mode: TaskMode | None = None
     """Transcribe in the spoken language or translate to English."""
     include_timestamps: bool | None = None
@@ -78,12 +82,31 @@ class NativeSettings(BaseModel):
         values.update({k: v for k, v in optional.items() if v is not None})
         return TranscribeOptions.model_validate(values)
 
+    def ignored(self) -> tuple[str, ...]:
+        """The fields sent that this API does not know, sorted."""
+        return tuple(sorted(self.model_extra or ()))
+
+
+def _audio_part(value: object) -> object:
+    """An ``audio`` part sent without a filename (or with only RFC 5987's ``filename*``)
+    arrives as text: turn it back into the upload it is.
+
+    Raises:
+        ValueError: if the part holds short printable text (a path, a word), not audio.
+    """
+    if not isinstance(value, str):
+        return value
+    if value and looks_like_text(value):
+        raise ValueError("the audio part holds text, not audio: send the file's bytes")
+    data = part_bytes(value)
+    return UploadFile(io.BytesIO(data), size=len(data))
+
 
 class TranscribeForm(NativeSettings):
     """``POST /transcribe``: a multipart form with the audio file and the settings."""
 
-    audio: UploadFile
-    """Audio or video file, .npy, .pt or raw PCM."""
+    audio: Annotated[UploadFile, BeforeValidator(_audio_part)]
+    """Audio or video file, .npy, .pt or raw PCM (a filename is optional)."""
 
 
 class RawTranscribeRequest(NativeSettings):
@@ -160,8 +183,9 @@ class NativeStatus(BaseModel):
 class Health(BaseModel):
     """``GET /health``: whether the server accepts work."""
 
-    status: Literal["ok", "shutting_down"]
-    """``ok`` (200) while the server accepts work, ``shutting_down`` (503) once it drains."""
+    status: Literal["ok", "loading", "failed", "shutting_down"]
+    """``ok`` (200) while the server accepts work; 503 with ``loading`` while the default model
+    loads, ``failed`` if it cannot be had, ``shutting_down`` once the server drains."""
 
 
 class NativeError(BaseModel):

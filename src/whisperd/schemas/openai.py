@@ -1,25 +1,44 @@
 """Wire models of the OpenAI-compatible audio API: requests, responses, stream events, errors.
 
 Requests arrive as multipart forms the way OpenAI's SDKs send them: array fields with a ``[]``
-suffix, booleans as ``"true"``/``"false"``. On top of OpenAI's fields, every decoding control
-of :class:`~whisperd.engine.options.TranscribeOptions` is accepted as a form field, and audio
-may be given as a URL (``file`` or ``audio_url``) or as ``audio_base64``. Unknown fields are
-ignored, as clients send extras meant for other servers.
+suffix, objects bracket-flattened, booleans as ``"true"``/``"false"``; the other spellings of
+arrays and objects are read too (:mod:`whisperd.schemas.form_fields`). On top of OpenAI's
+fields, every decoding control of :class:`~whisperd.engine.options.TranscribeOptions` is
+accepted as a form field, and audio may be given as a URL (``file`` or ``audio_url``) or as
+``audio_base64``.
 
-Responses follow OpenAI's schemas field for field (``CreateTranscriptionResponseJson``,
+What happens to each field OpenAI documents (``CreateTranscriptionRequest``):
+
+- honoured: ``file``, ``model``, ``language`` (BCP 47 tags too), ``prompt``,
+  ``response_format`` (but ``diarized_json``), ``temperature``, ``timestamp_granularities[]``
+  (with ``verbose_json``), ``stream``, ``chunking_strategy`` (Silero VAD);
+- refused with a 400 that says so (:class:`UnsupportedFieldError`): ``include[]=logprobs``
+  (the engines give no per-token log-probabilities), diarization (``known_speaker_names[]``,
+  ``known_speaker_references[]``, ``diarized_json``) and ``gpt-transcribe``'s ``languages[]``
+  and ``keywords[]``.
+
+Any other field is ignored, as clients send extras meant for other servers, and reported by the
+route. Responses follow OpenAI's schemas field for field (``CreateTranscriptionResponseJson``,
 ``...VerboseJson``, ``TranscriptText{Delta,Done}Event``, ``ErrorResponse``); times are seconds.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import json
+from collections.abc import Mapping
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from whisperd.audio.formats import Granularity, usage_seconds
 from whisperd.engine.options import DEFAULT_TEMPERATURES, TranscribeOptions
+from whisperd.errors import InvalidOptionError
+from whisperd.schemas.form_fields import ArrayField
 
 __all__ = [
+    "ARRAY_FIELDS",
+    "OBJECT_FIELDS",
+    "ChunkingStrategy",
     "DurationUsage",
     "ErrorDetail",
     "ErrorResponse",
@@ -35,7 +54,10 @@ __all__ = [
     "TranscriptionSegment",
     "TranscriptionVerbose",
     "TranscriptionWord",
+    "UnsupportedFieldError",
     "decoding_options",
+    "known_fields",
+    "refuse_unsupported",
     "request_schema",
     "usage_seconds",
 ]
@@ -43,16 +65,123 @@ __all__ = [
 ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
 
 
+ARRAY_FIELDS: Final = (
+    ArrayField("timestamp_granularities"),
+    ArrayField("include"),
+    ArrayField("known_speaker_names"),
+    ArrayField("known_speaker_references", comma_separated=False),
+    ArrayField("languages"),
+    ArrayField("keywords", comma_separated=False),
+)
+"""OpenAI's array fields (``name[]`` on the wire); data URLs and phrases keep their commas."""
+
+OBJECT_FIELDS: Final = ("chunking_strategy",)
+"""OpenAI's object fields (``name[key]`` on the wire)."""
+
+
+class UnsupportedFieldError(InvalidOptionError):
+    """An OpenAI request field, or value, that whisperd cannot honour yet (400)."""
+
+    code = "unsupported_parameter"
+
+
+_DIARIZATION = "whisperd does not tell speakers apart (no diarization) yet"
+_UNSUPPORTED: Final = (
+    (
+        "include[]",
+        "include[]=logprobs is not supported: whisperd's engines do not return per-token "
+        "log-probabilities. Leave out include[].",
+    ),
+    ("known_speaker_names[]", f"known_speaker_names[] is not supported: {_DIARIZATION}."),
+    (
+        "known_speaker_references[]",
+        f"known_speaker_references[] is not supported: {_DIARIZATION}.",
+    ),
+    (
+        "languages[]",
+        "languages[] (candidate languages, gpt-transcribe only) is not supported: send the "
+        "one spoken language as 'language', or leave it out to detect it.",
+    ),
+    (
+        "keywords[]",
+        "keywords[] (gpt-transcribe only) is not supported: whisperd's 'hotwords' field "
+        "biases decoding toward words.",
+    ),
+)
+"""OpenAI's array fields whisperd cannot honour, and what a request sending them is told."""
+
+
+def refuse_unsupported(fields: Mapping[str, Any]) -> None:
+    """Refuse a request that asks for what whisperd cannot do yet.
+
+    Args:
+        fields: The form's fields as :func:`~whisperd.schemas.form_fields.read_fields` read
+            them (arrays as tuples under their ``name[]`` wire names).
+
+    Raises:
+        UnsupportedFieldError: for ``include[]=logprobs``, ``response_format=diarized_json``,
+            or any value of ``known_speaker_names[]``, ``known_speaker_references[]``,
+            ``languages[]`` or ``keywords[]`` (OpenAI's fields, ``CreateTranscriptionRequest``).
+    """
+    if str(fields.get("response_format", "")).strip() == "diarized_json":
+        raise UnsupportedFieldError(
+            f"response_format=diarized_json is not supported: {_DIARIZATION}. Use json, text, "
+            "srt, verbose_json or vtt.",
+            param="response_format",
+        )
+    for name, message in _UNSUPPORTED:
+        values = fields.get(name) or ()
+        if name == "include[]" and "logprobs" not in values:
+            continue  # other values are not OpenAI's: validation reports them
+        if values:
+            raise UnsupportedFieldError(message, param=name)
+
+
+class ChunkingStrategy(BaseModel):
+    """OpenAI's ``chunking_strategy``: ``auto``, or a ``VadConfig`` of type ``server_vad``.
+
+    Both cut the audio at Silero VAD's speech boundaries; ``server_vad``'s settings become the
+    VAD's (``prefix_padding_ms`` pads both sides of speech, as faster-whisper's
+    ``speech_pad_ms`` does). OpenAI's loudness normalisation of ``auto`` is not done.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    type: Literal["auto", "server_vad"]
+    """``auto`` (sent as the plain string), or ``server_vad`` with the settings below."""
+    prefix_padding_ms: Annotated[int, Field(ge=0, le=10_000)] = 300
+    """Audio kept before detected speech, in milliseconds."""
+    silence_duration_ms: Annotated[int, Field(ge=0, le=10_000)] = 200
+    """Silence that ends a stretch of speech, in milliseconds."""
+    threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    """Speech probability above which audio counts as speech."""
+
+    def vad_parameters(self) -> dict[str, float] | None:
+        """The VAD settings this strategy sets (``None`` for ``auto``: the defaults)."""
+        if self.type == "auto":
+            return None
+        return {
+            "threshold": self.threshold,
+            "speech_pad_ms": self.prefix_padding_ms,
+            "min_silence_duration_ms": self.silence_duration_ms,
+        }
+
+
 class OpenAIFields(BaseModel):
     """OpenAI's own request fields, plus the audio-source extensions."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        frozen=True,
+        extra="ignore",
+        use_attribute_docstrings=True,
+    )
 
     model: str = ""
     """Model id: ``whisper-1`` (the server's default model), a known name, a Hugging Face repo
     id or a served directory. Empty: the default model."""
     language: str | None = None
-    """ISO 639-1 code of the audio's language; omit to detect it."""
+    """The audio's language: an ISO 639-1 code (``en``), a BCP 47 tag (``en-US``), a locale
+    name (``en_US``) or Whisper's English name (``english``); omit to detect it."""
     prompt: str | None = None
     """Text to guide style or continue a previous segment (Whisper's initial prompt)."""
     response_format: ResponseFormat = "json"
@@ -63,12 +192,16 @@ class OpenAIFields(BaseModel):
     timestamp_granularities: Annotated[
         tuple[Granularity, ...], Field(alias="timestamp_granularities[]")
     ] = ("segment",)
-    """``segment`` and/or ``word`` (verbose_json only); ``word`` turns on word timestamps."""
-    include: Annotated[tuple[str, ...], Field(alias="include[]")] = ()
+    """``segment`` and/or ``word``, with verbose_json (ignored otherwise); ``word`` turns on
+    word timestamps."""
+    include: Annotated[tuple[Literal["logprobs"], ...], Field(alias="include[]")] = ()
     """Not supported: OpenAI's one value, ``logprobs``, asks for token log-probabilities that
-    Whisper models do not give here, so any value is refused (400)."""
+    whisperd's engines do not give, so it is refused (400)."""
     stream: bool = False
     """Send Server-Sent Events: a delta per decoded segment, then the full text."""
+    chunking_strategy: ChunkingStrategy | None = None
+    """``auto`` or a ``server_vad`` object: cut the audio at VAD speech boundaries. Absent: the
+    server's VAD settings (``vad_filter``, on by default)."""
     audio_url: str | None = None
     """http(s) URL to fetch the audio from (instead of uploading ``file``)."""
     audio_base64: str | None = None
@@ -80,12 +213,39 @@ class OpenAIFields(BaseModel):
     def _listify(cls, value: object) -> object:
         return (value,) if isinstance(value, str) else value
 
-    @field_validator("include")
+    @field_validator("chunking_strategy", mode="before")
     @classmethod
-    def _refuse_include(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if value:
-            raise ValueError("Whisper models give no logprobs; leave out include[]")
-        return value
+    def _chunking(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if not text:
+            return None
+        if text == "auto":
+            return {"type": "auto"}
+        if text.startswith("{"):
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not a valid JSON object: {exc.msg}") from None
+        raise ValueError("must be 'auto' or a server_vad object")
+
+    def words_shown(self) -> bool:
+        """Whether the response shows words: ``word`` granularity on a verbose_json answer."""
+        return (
+            "word" in self.timestamp_granularities
+            and self.response_format == "verbose_json"
+            and not self.stream
+        )
+
+    def ignored(self) -> tuple[str, ...]:
+        """Wire names of the OpenAI fields that were sent but change nothing in this request:
+        ``timestamp_granularities[]`` outside a verbose_json answer, as OpenAI documents it."""
+        if "timestamp_granularities" in self.model_fields_set and (
+            self.response_format != "verbose_json" or self.stream
+        ):
+            return ("timestamp_granularities[]",)
+        return ()
 
     def temperatures(self) -> tuple[float, ...] | str | None:
         """Map OpenAI's single temperature onto Whisper's fallback ladder."""
@@ -121,9 +281,21 @@ def decoding_options(
     temperatures = fields.temperatures()
     if temperatures is not None:
         values.setdefault("temperature", temperatures)
-    if "word" in fields.timestamp_granularities:
+    if fields.words_shown():
         values["word_timestamps"] = True
+    if fields.chunking_strategy is not None:
+        values.setdefault("vad_filter", True)
+        vad = fields.chunking_strategy.vad_parameters()
+        if vad is not None:
+            values.setdefault("vad_parameters", vad)
     return TranscribeOptions.model_validate(values)
+
+
+def known_fields() -> frozenset[str]:
+    """Every form field name a transcription request may carry (arrays as ``name[]``)."""
+    openai = {field.alias or name for name, field in OpenAIFields.model_fields.items()}
+    arrays = {f"{field.name}[]" for field in ARRAY_FIELDS}
+    return frozenset({"file", *openai, *arrays, *TranscribeOptions.model_fields})
 
 
 class ModelCapabilities(BaseModel):

@@ -35,9 +35,20 @@ class TranscriptionSessionUpdate(_ClientEvent):
     session: BetaSession
 
 
+MAX_APPEND_CHARACTERS = 15 * 1024 * 1024
+"""Most base64 characters one ``input_audio_buffer.append`` may carry: OpenAI's per-event
+maximum of 15 MiB ("up to a maximum of 15 MiB", client event ``input_audio_buffer.append``),
+counted on the audio as sent."""
+
+
 def _base64(value: object) -> object:
     if not isinstance(value, str):
         return value
+    if len(value) > MAX_APPEND_CHARACTERS:
+        raise ValueError(
+            f"an append carries at most 15 MiB of audio ({len(value)} characters sent); "
+            "send the audio in smaller appends"
+        )
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):

@@ -148,9 +148,10 @@ class TranscriptionFailed(ServerEvent):
 
 
 class ErrorDetail(BaseModel):
-    """What was wrong with a client event."""
+    """What was wrong with a client event, or why the server ends or refuses the session."""
 
-    type: Literal["invalid_request_error"] = "invalid_request_error"
+    type: Literal["invalid_request_error", "server_error"] = "invalid_request_error"
+    """``server_error`` when the server, not the client, is the cause (full, shutting down)."""
     code: str
     message: str
     param: str | None = None

@@ -11,10 +11,13 @@ Reference: https://platform.openai.com/docs/api-reference/realtime-client-events
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from types import MappingProxyType
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,8 +26,10 @@ from pydantic import (
     field_validator,
 )
 
-AudioFormatName = Literal["pcm16", "g711_ulaw"]
-"""The beta names of the input formats served: PCM16 at 24 kHz, G.711 mu-law at 8 kHz."""
+from whisperd.schemas.validation import language_or_detect
+
+AudioFormatName = Literal["pcm16", "g711_ulaw", "g711_alaw"]
+"""The beta names of the input formats served: PCM16 at 24 kHz, G.711 mu-law and A-law at 8 kHz."""
 
 PCM_RATE = 24000
 """The only PCM sample rate of the Realtime API."""
@@ -34,10 +39,16 @@ class _Settings(BaseModel):
     model_config = ConfigDict(extra="ignore", use_attribute_docstrings=True)
 
 
-class AudioFormat(_Settings):
-    """A GA input format: ``{"type": "audio/pcm", "rate": 24000}`` or ``{"type": "audio/pcmu"}``."""
+_FORMAT_NAMES: Final[Mapping[str, AudioFormatName]] = MappingProxyType(
+    {"audio/pcm": "pcm16", "audio/pcmu": "g711_ulaw", "audio/pcma": "g711_alaw"}
+)
 
-    type: Literal["audio/pcm", "audio/pcmu"]
+
+class AudioFormat(_Settings):
+    """A GA input format: ``{"type": "audio/pcm", "rate": 24000}``, ``{"type": "audio/pcmu"}``
+    (G.711 mu-law) or ``{"type": "audio/pcma"}`` (G.711 A-law)."""
+
+    type: Literal["audio/pcm", "audio/pcmu", "audio/pcma"]
     rate: int | None = None
     """Sample rate of ``audio/pcm``; only 24000 is defined."""
 
@@ -51,7 +62,7 @@ class AudioFormat(_Settings):
     @property
     def name(self) -> AudioFormatName:
         """The beta name of this format."""
-        return "pcm16" if self.type == "audio/pcm" else "g711_ulaw"
+        return _FORMAT_NAMES[self.type]
 
 
 class Transcription(_Settings):
@@ -59,8 +70,8 @@ class Transcription(_Settings):
 
     model: str | None = None
     """Model id; ``whisper-1`` and ``gpt-4o*-transcribe`` all mean the server's model."""
-    language: str | None = None
-    """ISO 639-1 code of the spoken language; empty or absent: detect it."""
+    language: Annotated[str | None, AfterValidator(language_or_detect)] = None
+    """The spoken language (ISO 639-1 code, BCP 47 tag or name); empty or absent: detect it."""
     prompt: str | None = None
     """Text that guides the transcription (Whisper's initial prompt)."""
 
@@ -69,7 +80,8 @@ class TurnDetection(_Settings):
     """Server-side endpointing; the server commits a turn when speech stops."""
 
     type: Literal["server_vad", "semantic_vad"] = "server_vad"
-    """Both run the server's VAD (``semantic_vad`` with the ``server_vad`` settings)."""
+    """Both run the server's VAD; ``semantic_vad`` ends turns after a silence its ``eagerness``
+    sets (the session echoes the ``server_vad`` settings that run)."""
     threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
     """Speech probability that starts a turn."""
     prefix_padding_ms: Annotated[int, Field(ge=0)] = 300
@@ -83,7 +95,7 @@ class TurnDetection(_Settings):
     idle_timeout_ms: int | None = None
     """Accepted for compatibility."""
     eagerness: Literal["low", "medium", "high", "auto"] | None = None
-    """Accepted for compatibility (``semantic_vad``)."""
+    """How soon ``semantic_vad`` ends a turn (``auto``, the default, is ``medium``)."""
 
 
 def _as_sent(turn: TurnDetection | None) -> dict[str, Any] | None:
@@ -91,7 +103,8 @@ def _as_sent(turn: TurnDetection | None) -> dict[str, Any] | None:
 
 
 EchoedTurnDetection = Annotated[TurnDetection | None, PlainSerializer(_as_sent)]
-"""Turn detection as the client set it (the default: every setting)."""
+"""Turn detection as it runs: only the fields set (the session sets the ``server_vad`` ones it
+runs, so settings accepted for compatibility and not run are left out)."""
 
 
 def default_turn_detection() -> TurnDetection:
@@ -102,7 +115,8 @@ def default_turn_detection() -> TurnDetection:
 
 
 class NoiseReduction(_Settings):
-    """Accepted for compatibility; the audio is transcribed as it comes."""
+    """A noise filter OpenAI applies to the input; whisperd refuses an update that asks for one
+    (it transcribes the audio as it comes), so only ``null`` is accepted."""
 
     type: Literal["near_field", "far_field"]
 
@@ -116,6 +130,8 @@ class SessionChanges:
     turn_detection: TurnDetection | None
     sets_turn_detection: bool
     """The update names ``turn_detection`` (``null`` switches server VAD off)."""
+    noise_reduction: NoiseReduction | None = None
+    """The noise filter the update asks for (None: none, or not named)."""
 
 
 class AudioInput(_Settings):
@@ -151,6 +167,7 @@ class Session(_Settings):
             transcription=audio_input.transcription,
             turn_detection=audio_input.turn_detection,
             sets_turn_detection="turn_detection" in audio_input.model_fields_set,
+            noise_reduction=audio_input.noise_reduction,
         )
 
 
@@ -172,6 +189,7 @@ class BetaSession(_Settings):
             transcription=self.input_audio_transcription,
             turn_detection=self.turn_detection,
             sets_turn_detection="turn_detection" in self.model_fields_set,
+            noise_reduction=self.input_audio_noise_reduction,
         )
 
 
@@ -188,13 +206,20 @@ class PcmuFormat(BaseModel):
     type: Literal["audio/pcmu"] = "audio/pcmu"
 
 
+class PcmaFormat(BaseModel):
+    """The GA description of G.711 A-law input."""
+
+    type: Literal["audio/pcma"] = "audio/pcma"
+
+
 class AudioInputDescription(BaseModel):
     """``session.audio.input`` as the server describes it."""
 
-    format: PcmFormat | PcmuFormat
+    format: PcmFormat | PcmuFormat | PcmaFormat
     transcription: Transcription
     turn_detection: EchoedTurnDetection
     noise_reduction: None = None
+    """Always null: no noise filter runs."""
 
 
 class AudioDescription(BaseModel):
@@ -220,4 +245,6 @@ class BetaSessionDescription(BaseModel):
     input_audio_format: AudioFormatName
     input_audio_transcription: Transcription
     turn_detection: EchoedTurnDetection
+    input_audio_noise_reduction: None = None
+    """Always null: no noise filter runs."""
     modalities: tuple[Literal["text"], ...] = ("text",)

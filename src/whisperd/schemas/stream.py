@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from whisperd.engine.base import SAMPLE_RATE
+from whisperd.languages import normalize_language
+from whisperd.schemas.validation import language_or_auto
 from whisperd.streaming.pcm import Encoding
 
 
@@ -19,23 +21,34 @@ class _Strict(BaseModel):
 
 
 class SamplingParams(_Strict):
-    """Baseten's ``whisper_sampling_params``; accepted for compatibility."""
+    """Baseten's ``whisper_sampling_params``: how finals are decoded (partials are greedy).
 
-    beam_width: Annotated[int, Field(ge=1, le=32)] = 1
-    length_penalty: float = 2.0
-    repetition_penalty: float = 1.01
-    sampling_temperatures: list[float] = Field(
-        default_factory=lambda: [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
-    )
-    max_new_tokens: Annotated[int, Field(ge=1, le=448)] = 400
+    A field left out takes whisperd's batch default, not Baseten's (beam 1, length penalty 2),
+    so a stream's finals are decoded as the same audio uploaded to the batch routes would be.
+    """
+
+    beam_width: Annotated[int | None, Field(ge=1, le=32)] = None
+    """Beam width of finals; unset: 5, as the batch routes."""
+    length_penalty: Annotated[float | None, Field(ge=-10.0, le=10.0)] = None
+    """Beam-search length penalty; unset: 1 (faster-whisper's)."""
+    repetition_penalty: Annotated[float | None, Field(ge=0.1, le=5.0)] = None
+    """Penalty on tokens already generated; unset: 1 (none)."""
+    sampling_temperatures: (
+        Annotated[list[Annotated[float, Field(ge=0.0, le=1.0)]], Field(min_length=1)] | None
+    ) = None
+    """Temperature fallback of finals; unset: 0, 0.2, ..., 1.0 (Whisper's)."""
+    max_new_tokens: Annotated[int | None, Field(ge=1, le=448)] = None
+    """Most tokens per final; unset: the model's limit."""
 
 
 class WhisperParams(_Strict):
     """What to transcribe and how."""
 
-    audio_language: str = "en"
+    audio_language: Annotated[str, AfterValidator(language_or_auto)] = "en"
     """ISO code of the spoken language, or ``auto`` to detect it per utterance."""
-    language_options: list[str] = Field(default_factory=list)
+    language_options: list[Annotated[str, AfterValidator(normalize_language)]] = Field(
+        default_factory=list
+    )
     """Candidate languages for detection; a single entry fixes the language."""
     prompt: str = ""
     """Vocabulary and style hint for every utterance."""

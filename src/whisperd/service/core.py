@@ -7,6 +7,8 @@
 - :meth:`TranscriptionService.stream_capacity` and
   :meth:`~TranscriptionService.stream_session`: a real-time stream's slot and its session.
 - :meth:`TranscriptionService.model`: load a model once and check options against it.
+- :meth:`TranscriptionService.preload` and :attr:`~TranscriptionService.readiness`: the default
+  model loaded in the background when a server starts, and whether it is ready.
 
 Front ends translate their wire format into these calls and the results back; none of them
 composes admission, decoding and scheduling itself.
@@ -14,16 +16,17 @@ composes admission, decoding and scheduling itself.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import AsyncExitStack
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 from whisperd.audio.decode import DecodeLimits, decode_audio
-from whisperd.engine.catalogue import FORMATS
 from whisperd.engine.manager import ModelManager
-from whisperd.engine.selection import ENGINE_FORMATS, choose_engine
+from whisperd.engine.selection import choose_engine
+from whisperd.errors import ModelError, ModelUnavailableError, UnknownModelError
 from whisperd.scheduler.admission import Admission
-from whisperd.service.loading import whisper_loader
+from whisperd.service.loading import model_format, whisper_loader
 from whisperd.service.pools import Pools
 from whisperd.service.streams import stream_decoder, stream_vad
 from whisperd.service.transcription import Transcription
@@ -40,6 +43,9 @@ if TYPE_CHECKING:
     from whisperd.streaming.session import Emit, StreamConfig
 
 logger = logging.getLogger(__name__)
+
+Readiness: TypeAlias = Literal["ready", "loading", "failed"]
+"""Whether the service can serve its default model (see :attr:`TranscriptionService.readiness`)."""
 
 
 class TranscriptionService:
@@ -63,6 +69,8 @@ class TranscriptionService:
         )
         self._pools = pools
         self._limits = DecodeLimits(max_duration_s=settings.max_audio_seconds)
+        self._preload: asyncio.Task[Engine] | None = None
+        self._default_failure: ModelError | None = None
 
     @classmethod
     def create(
@@ -80,7 +88,7 @@ class TranscriptionService:
             offline=settings.offline,
             endpoint=settings.hf_endpoint,
             progress=progress,
-            fmt=FORMATS[ENGINE_FORMATS[engine]],
+            fmt=model_format(engine),
         )
         return cls(settings, models, pools=Pools.create(settings))
 
@@ -89,11 +97,14 @@ class TranscriptionService:
     ) -> ModelInfo:
         """Load ``name`` (the default model if None) once; refuse ``options`` it cannot honour.
 
+        For a caller that reports failures itself (the CLI): the model's error is raised as is,
+        and nothing is logged.
+
         Raises:
             ModelError: if the model cannot be had.
             InvalidOptionError: if the options do not suit the model.
         """
-        engine = await self._engine(name)
+        engine = await self._load(name or self.settings.model)
         if options is not None:
             engine.check(options)
         return engine.info
@@ -173,27 +184,128 @@ class TranscriptionService:
         )
         return StreamSession(config, decoder, stream_vad(self._pools.vad), emit)
 
+    def preload(self) -> None:
+        """Start loading the default model in the background; :attr:`readiness` follows it.
+
+        Call it on the event loop that serves the requests (a server's lifespan does, unless
+        ``preload_model`` is off); the loading itself runs on the loading pool. Requests for
+        the default model that arrive meanwhile wait for this load. A failure is logged and
+        kept in :attr:`default_failure`. Calling it again does nothing.
+        """
+        if self._preload is None:
+            logger.info("Loading the default model %s", self.settings.model)
+            self._preload = asyncio.create_task(self._default_engine(None, None))
+            self._preload.add_done_callback(_announce)
+
+    @property
+    def readiness(self) -> Readiness:
+        """``loading`` while :meth:`preload` runs, ``failed`` if it failed, else ``ready``
+        (also when the default model is loaded lazily, by the first request that needs it)."""
+        task = self._preload
+        if task is None:
+            return "ready"
+        if not task.done():
+            return "loading"
+        return "failed" if task.cancelled() or task.exception() is not None else "ready"
+
+    @property
+    def default_failure(self) -> ModelError | None:
+        """Why the last attempt to load the default model failed; None once one succeeded."""
+        return self._default_failure
+
+    def default_info(self) -> ModelInfo | None:
+        """What the default model is and can do, once it is loaded (None before). Quick."""
+        settings = self.settings
+        engine = self.models.peek(
+            settings.model, device=settings.device, compute_type=settings.compute_type
+        )
+        return engine.info if engine is not None else None
+
     async def _engine(
         self, name: str | None, device: str | None = None, compute_type: str | None = None
     ) -> Engine:
-        """The loaded engine for ``name``; device and compute-type wishes become the nearest
-        this machine runs, and default to the settings'."""
-        if device is not None or compute_type is not None:
+        """The loaded engine for a request's ``name`` (None, empty or the configured name: the
+        default model), logging every failure.
+
+        Raises:
+            UnknownModelError: if the request named a model that does not exist.
+            ModelUnavailableError: if the model cannot be had; for the default model, whatever
+                the cause, naming it and not blaming the request.
+        """
+        if name is None or name.strip() in ("", self.settings.model):
+            if self._preload is not None and not self._preload.done():
+                await asyncio.wait([self._preload])
+            return await self._default_engine(device, compute_type)
+        try:
+            return await self._load(name, device, compute_type)
+        except UnknownModelError as error:
+            logger.info("A request asked for an unknown model: %s", error.message)
+            raise
+        except ModelError as error:
+            logger.warning("A request's model %s cannot be had: %s", name, error.message)
+            raise
+
+    async def _default_engine(self, device: str | None, compute_type: str | None) -> Engine:
+        """The default model's engine; a failure is logged and, on the settings' own hardware,
+        kept in :attr:`default_failure`.
+
+        Raises:
+            ModelUnavailableError: naming the default model and why it cannot be had.
+        """
+        settings = self.settings
+        own_hardware = device in (None, settings.device) and compute_type in (
+            None,
+            settings.compute_type,
+        )
+        try:
+            engine = await self._load(settings.model, device, compute_type)
+        except ModelError as error:
+            failure = ModelUnavailableError(
+                f"The default model '{settings.model}' is not available: {error.message}",
+                param=None,
+            )
+            if own_hardware:
+                self._default_failure = failure
+            logger.error("%s", failure.message)
+            raise failure from error
+        if own_hardware:
+            self._default_failure = None
+        return engine
+
+    async def _load(
+        self, name: str, device: str | None = None, compute_type: str | None = None
+    ) -> Engine:
+        """The loaded engine for ``name`` on the settings' hardware, or the nearest this machine
+        runs to a request's device and compute type.
+
+        Raises:
+            ModelError: if the model cannot be had.
+        """
+        settings = self.settings
+        wanted = (device or settings.device, compute_type or settings.compute_type)
+        hardware = wanted
+        if wanted != (settings.device, settings.compute_type):
             from whisperd.engine.whisper import nearest_supported
 
-            device, compute_type = await self._pools.loading.run(
-                nearest_supported,
-                device or self.settings.device,
-                compute_type or self.settings.compute_type,
-            )
+            hardware = await self._pools.loading.run(nearest_supported, *wanted)
         return await self._pools.loading.run(
-            self.models.get,
-            name or self.settings.model,
-            device=device or self.settings.device,
-            compute_type=compute_type or self.settings.compute_type,
+            self.models.get, name, device=hardware[0], compute_type=hardware[1]
         )
 
     def close(self) -> None:
-        """Stop the pools and unload every model."""
+        """Stop the pools and unload every model (a preload still running is cancelled first;
+        call this on the preload's event loop, or once that loop has stopped)."""
+        if self._preload is not None and not self._preload.done():
+            self._preload.cancel()
         self._pools.shutdown()
         self.models.close()
+
+
+def _announce(task: asyncio.Task[Engine]) -> None:
+    """Log the end of the default model's preload (its failure was logged where it happened)."""
+    if task.cancelled() or task.exception() is not None:
+        return
+    info = task.result().info
+    logger.info(
+        "The default model %s is ready on %s (%s)", info.name, info.device, info.compute_type
+    )

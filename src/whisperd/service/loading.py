@@ -1,14 +1,46 @@
-"""How the service builds an engine for a resolved model: the settings' engine and threading."""
+"""How the service gets its models: the settings' engine and threading, the model format that
+engine reads, and the quick check a server runs on its default model before it listens."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from whisperd.engine.catalogue import FORMATS
+from whisperd.engine.hub import check_model
+from whisperd.engine.selection import ENGINE_FORMATS, choose_engine
+
 if TYPE_CHECKING:
     from whisperd.config import Settings
     from whisperd.engine.base import Engine
+    from whisperd.engine.catalogue import ModelFormat
     from whisperd.engine.hub import ResolvedModel
     from whisperd.engine.manager import Loader
+
+
+def model_format(engine: str) -> ModelFormat:
+    """The format of the weights ``engine`` (``ctranslate2`` or ``torch``) loads."""
+    return FORMATS[ENGINE_FORMATS[engine]]
+
+
+def check_default_model(settings: Settings) -> None:
+    """Refuse, quickly and without the network, a default model that surely cannot be had.
+
+    For a server to run before it listens: a name that selects no model, a missing or
+    incomplete model directory, the torch engine without PyTorch, and offline a model missing
+    from the cache all fail here. A model still to be downloaded passes (the download runs in
+    the background once the server listens). Blocking: imports the engine's libraries.
+
+    Raises:
+        UnknownModelError: if ``settings.model`` selects no model.
+        ModelUnavailableError: if the engine is missing, or offline the model is not cached.
+    """
+    engine = choose_engine(settings.engine, settings.device)
+    check_model(
+        settings.model,
+        models_dir=settings.models_dir,
+        offline=settings.offline,
+        fmt=model_format(engine),
+    )
 
 
 def whisper_loader(settings: Settings, engine: str = "ctranslate2") -> Loader:

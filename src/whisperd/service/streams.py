@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 
 from whisperd.engine.base import SAMPLE_RATE
-from whisperd.engine.options import DEFAULT_TEMPERATURES, TranscribeOptions
+from whisperd.engine.options import TranscribeOptions
 from whisperd.scheduler.batcher import Priority
 
 if TYPE_CHECKING:
@@ -26,8 +26,8 @@ def utterance_options(
 ) -> TranscribeOptions:
     """Decoding options of one stream decode.
 
-    Finals: the stream's beam width, temperature fallback and word timings when asked; partials:
-    greedy at temperature 0. Both force the utterance's stable words as prefix and are
+    Finals: the stream's beam width, penalties, temperature fallback and word timings when asked;
+    partials: greedy at temperature 0. Both force the utterance's stable words as prefix and are
     conditioned on the client's prompt followed by the stream's previous finals. Partials encode
     only the utterance's length; finals ``final_context`` (the whole 30 s window by default, as
     Whisper was trained).
@@ -42,7 +42,10 @@ def utterance_options(
         vad_filter=False,
         condition_on_previous_text=False,
         beam_size=config.beam_size if request.final else 1,
-        temperature=DEFAULT_TEMPERATURES if request.final else (0.0,),
+        temperature=config.temperatures if request.final else (0.0,),
+        length_penalty=config.length_penalty if request.final else 1.0,
+        repetition_penalty=config.repetition_penalty if request.final else 1.0,
+        max_new_tokens=config.max_new_tokens,
         encoder_context=final_context if request.final else "audio",
     )
 

@@ -1,4 +1,8 @@
-"""Incoming stream audio: PCM frames of any size and rate to 16 kHz mono float32."""
+"""Incoming stream audio: PCM frames of any size and rate to 16 kHz mono float32.
+
+G.711 (ITU-T Recommendation G.711, 1988) bytes are expanded through a 256-entry table per law:
+mu-law (North America, Japan) and A-law (elsewhere; OpenAI Realtime ``audio/pcma``).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,10 @@ import soxr
 from whisperd.engine.base import SAMPLE_RATE
 
 Encoding = Literal["pcm_s16le", "pcm_mulaw", "pcm_f32le"]
-_WIDTH = {"pcm_s16le": 2, "pcm_mulaw": 1, "pcm_f32le": 4}
+"""The encodings a Baseten stream's metadata can name."""
+DecoderEncoding = Encoding | Literal["pcm_alaw"]
+"""Every encoding :class:`PcmDecoder` decodes (A-law serves OpenAI Realtime ``audio/pcma``)."""
+_WIDTH = {"pcm_s16le": 2, "pcm_mulaw": 1, "pcm_alaw": 1, "pcm_f32le": 4}
 
 
 def _mulaw_table() -> np.ndarray[Any, Any]:
@@ -24,15 +31,37 @@ def _mulaw_table() -> np.ndarray[Any, Any]:
     return (linear / 32768.0).astype(np.float32)
 
 
+def _alaw_table() -> np.ndarray[Any, Any]:
+    """G.711 A-law byte -> linear sample in [-1, 1].
+
+    G.711 inverts every even bit on the line (XOR 0x55); then bit 7 is the sign (set: positive),
+    bits 6-4 the segment and bits 3-0 the mantissa. In 16-bit units the magnitude is
+    ``(mantissa << 4) + 8`` in segment 0 and ``((mantissa << 4) + 0x108) << (segment - 1)``
+    above it (the middle of each quantization step), so the largest is 32256.
+    """
+    codes = np.arange(256, dtype=np.int32) ^ 0x55
+    mantissa = (codes & 0x0F) << 4
+    segment = (codes >> 4) & 0x07
+    magnitude = np.where(
+        segment == 0, mantissa + 8, (mantissa + 0x108) << np.maximum(segment - 1, 0)
+    )
+    linear = np.where((codes & 0x80) != 0, magnitude, -magnitude)
+    return (linear / 32768.0).astype(np.float32)
+
+
+_G711_TABLES = {"pcm_mulaw": _mulaw_table, "pcm_alaw": _alaw_table}
+
+
 class PcmDecoder:
     """Turns a stream's binary frames into 16 kHz float32 (split samples and filter state kept)."""
 
-    def __init__(self, encoding: Encoding, sample_rate: int) -> None:
+    def __init__(self, encoding: DecoderEncoding, sample_rate: int) -> None:
         """Decode ``encoding`` at ``sample_rate`` Hz (resampled to 16 kHz when different)."""
         self.encoding = encoding
         self._width = _WIDTH[encoding]
         self._carry = b""
-        self._mulaw = _mulaw_table() if encoding == "pcm_mulaw" else None
+        table = _G711_TABLES.get(encoding)
+        self._g711 = table() if table is not None else None
         self._resampler = (
             None
             if sample_rate == SAMPLE_RATE
@@ -55,5 +84,5 @@ class PcmDecoder:
         if self.encoding == "pcm_f32le":
             values = np.frombuffer(data, dtype="<f4").astype(np.float32)
             return np.nan_to_num(np.clip(values, -1.0, 1.0))
-        assert self._mulaw is not None
-        return self._mulaw[np.frombuffer(data, dtype=np.uint8)]
+        assert self._g711 is not None
+        return self._g711[np.frombuffer(data, dtype=np.uint8)]

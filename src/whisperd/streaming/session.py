@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from whisperd.engine.base import SAMPLE_RATE, Transcript
+from whisperd.engine.options import DEFAULT_TEMPERATURES
 from whisperd.errors import WhisperdError
 from whisperd.streaming.context import (
     CONTEXT_S,
@@ -46,7 +47,7 @@ from whisperd.streaming.context import (
     choose_context,
     drop_leading_text,
 )
-from whisperd.streaming.stabilizer import LocalAgreement
+from whisperd.streaming.stabilizer import LocalAgreement, doubtful
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,14 @@ class StreamConfig:
     speech_pad_ms: int = 30
     beam_size: int = 5
     """Beam width of finals (partials are greedy), as the batch routes' default."""
+    temperatures: tuple[float, ...] = DEFAULT_TEMPERATURES
+    """Temperature fallback of finals (partials decode at 0 only)."""
+    length_penalty: float = 1.0
+    """Beam-search length penalty of finals (faster-whisper's)."""
+    repetition_penalty: float = 1.0
+    """Penalty on tokens already generated, for finals (faster-whisper's; 1 is none)."""
+    max_new_tokens: int | None = None
+    """Most tokens a final decodes (None: the model's limit)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +246,13 @@ class StreamSession:
         self._stability.reset()
         self._trim()
 
+    def reconfigure(self, successor: StreamSession) -> None:
+        """Endpoint and decode with ``successor``'s settings and decoder from now on, keeping
+        this stream's audio, speech in progress, queued finals and VAD state (an OpenAI
+        ``session.update`` mid-stream); ``successor`` itself is never started."""
+        self.config = successor.config
+        self._decode = successor._decode
+
     async def end_audio(self) -> None:
         """Flush: a last final if speech is open, then wait until every decode is done."""
         self._now += len(self._pending)
@@ -379,13 +395,15 @@ class StreamSession:
         audio = self._audio(start, end)
         if len(audio) < WINDOW or queued is None or number is None:
             return
-        request = DecodeRequest(
-            final=False, prefix=self._stability.prefix or None, prompt=self._prompt()
-        )
+        request = DecodeRequest(final=False, prefix=self._stability.prefix or None)
         transcript = await self._decode(audio, request)
         if self._finals or self._open != number:
             return  # a final overtook this partial
-        stable, unstable = self._stability.update(transcript.text.split())
+        stable, unstable = self._stability.update(
+            transcript.text.split(),
+            trusted=not doubtful(transcript),
+            heard_s=len(audio) / SAMPLE_RATE,
+        )
         await self._emit(
             Result(
                 number,
@@ -402,6 +420,21 @@ class StreamSession:
     async def _run_final(self, job: _Final) -> None:
         utterance = self._decode_start(max(job.start, self._finalized))
         if job.end <= utterance:
+            # Its audio went into an earlier final (a cut): it still gets its (empty) final.
+            empty = Transcript((), self.config.language or "", 0.0, 0.0)
+            await self._emit(
+                Result(
+                    job.number,
+                    True,
+                    utterance / SAMPLE_RATE,
+                    0.0,
+                    empty,
+                    "",
+                    "",
+                    0.0,
+                    job.end_of_audio,
+                )
+            )
             return
         context = choose_context(
             self._committed, utterance_start=utterance, utterance_end=job.end, kept_from=self._base

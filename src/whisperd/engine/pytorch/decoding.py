@@ -12,6 +12,7 @@ never holds back one that ends after 10: the short one's rows are reused at the 
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 import threading
@@ -35,6 +36,7 @@ from whisperd.engine.pytorch.search import (
     rank_beams,
 )
 from whisperd.errors import CancelledError
+from whisperd.scheduler.batcher import batch_contexts
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -91,6 +93,8 @@ class _Request:
     future: Future[list[GenerationResult]]
     results: list[GenerationResult | None]
     remaining: int
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
+    """The submitter's context variables (its request id), for log lines."""
 
 
 @dataclass
@@ -275,7 +279,9 @@ class ContinuousDecoder:
                 try:
                     self._iterate(joining)
                 except Exception as exc:  # a failed step fails its work, not the server
-                    logger.exception("decoder step failed")
+                    groups = [*joining, *(row.group for row in self._rows)]
+                    with batch_contexts(group.request.context for group in groups):
+                        logger.exception("decoder step failed")
                     self._fail_running(exc, joining)
 
     def _admit(self) -> list[_Group]:
