@@ -72,8 +72,12 @@ class Settings(BaseSettings):
     """Real-time WebSocket streams open at once; beyond it new streams are refused."""
     stream_final_encoder_context: Literal["window", "audio"] = "window"
     """How stream finals are encoded: ``window`` (padded to 30 s, as Whisper was trained) or
-    ``audio`` (only the utterance's length: several times faster on short utterances, maybe less
-    accurate). Partials always encode only the utterance's length."""
+    ``audio`` (only the audio's own length: faster, but real models hallucinate on it; see
+    docs/benchmarks.md). Partials always encode only the utterance's length."""
+    stream_final_context_s: Annotated[float, Field(ge=0.0, le=20.0)] = 5.0
+    """Seconds of a stream's previous finals decoded again, their words forced, before each
+    final (0: each final hears only its utterance). More context: closer to the batch route's
+    words, at about twice the decoding cost per final (docs/benchmarks.md)."""
     stream_idle_timeout_s: Annotated[float, Field(gt=0)] = 60.0
     """A stream that sends nothing for this long is closed."""
     stream_max_seconds: Annotated[float, Field(gt=0)] = 4 * 3600.0

@@ -17,6 +17,7 @@ composes admission, decoding and scheduling itself.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Literal, TypeAlias
@@ -174,6 +175,7 @@ class TranscriptionService:
             ModelError: if the default model cannot be had.
         """
         engine = await self._engine(None)
+        config = dataclasses.replace(config, context_s=self.settings.stream_final_context_s)
         decoder = stream_decoder(
             engine,
             config,

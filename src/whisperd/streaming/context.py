@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 CONTEXT_S = 5.0
-"""Most seconds of previous finals' audio decoded again before a new utterance."""
+"""Most seconds of previous finals' audio decoded again before a new utterance, by default."""
 WINDOW_S = 28.0
 """Context and utterance together stay within one 30 s Whisper window (with a margin)."""
 
@@ -45,16 +45,21 @@ class Context:
 
 
 def choose_context(
-    committed: Sequence[Committed], *, utterance_start: int, utterance_end: int, kept_from: int
+    committed: Sequence[Committed],
+    *,
+    utterance_start: int,
+    utterance_end: int,
+    kept_from: int,
+    context_s: float = CONTEXT_S,
 ) -> Context | None:
     """The latest finals whose audio is kept and fits before the utterance, or None.
 
-    Finals are taken newest first while the context stays within :data:`CONTEXT_S`, the whole
-    decode within :data:`WINDOW_S`, and the audio is still in the stream's buffer.
+    Finals are taken newest first while the context stays within ``context_s`` seconds, the
+    whole decode within :data:`WINDOW_S`, and the audio is still in the stream's buffer.
     """
     earliest = max(
         kept_from,
-        utterance_start - round(CONTEXT_S * SAMPLE_RATE),
+        utterance_start - round(context_s * SAMPLE_RATE),
         utterance_end - round(WINDOW_S * SAMPLE_RATE),
     )
     chosen: list[Committed] = []

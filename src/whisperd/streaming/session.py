@@ -11,15 +11,17 @@ carried on as the next utterance. Audio never marked as speech is never decoded.
 How decodes keep the batch path's accuracy (the choices of whisper_streaming, Machacek et al.
 2023, adapted to utterances):
 
-- every decode is conditioned on the stream's own finals so far, as Whisper conditions a
-  window on the previous one (``DecodeRequest.prompt``), so a sentence cut by a short pause
-  keeps its context;
 - every decode starts ``DECODE_LEAD_S`` before the VAD onset (never before the previous
   final's audio) and a final runs ``DECODE_TRAIL_S`` past the speech end when that audio has
   arrived, so a word the VAD caught late is not cut;
-- partials are greedy with the stable words forced as decoder prefix; a word becomes stable
-  once two consecutive partials agree on it and it is not the newest partial's last word
-  (LocalAgreement-2; the last word may be cut mid-way);
+- finals are conditioned on the stream's own finals so far (``DecodeRequest.prompt``) and
+  decoded over up to ``StreamConfig.context_s`` of the previous finals' audio with their words
+  forced (:mod:`whisperd.streaming.context`), so a sentence cut by a short pause is heard in
+  context, as the batch path hears it in its 30 s window;
+- partials are greedy, without the previous finals as prompt (on a few hundred milliseconds of
+  audio, greedy decoding repeats its prompt), with the stable words forced as decoder prefix; a
+  word becomes stable once two consecutive trusted partials agree on it and more than
+  ``HELD_BACK_WORDS`` words follow it (:mod:`whisperd.streaming.stabilizer`);
 - finals use the stream's beam width and temperature fallback, with the stable words forced as
   prefix: nothing shown as stable is ever taken back.
 """
@@ -87,6 +89,8 @@ class StreamConfig:
     """Penalty on tokens already generated, for finals (faster-whisper's; 1 is none)."""
     max_new_tokens: int | None = None
     """Most tokens a final decodes (None: the model's limit)."""
+    context_s: float = CONTEXT_S
+    """Seconds of previous finals decoded again (their words forced) before each final."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,7 +349,7 @@ class StreamSession:
         pending = [job.start for job in self._finals]
         if self._speaking or not self.config.vad:
             pending.append(max(self._utterance, self._finalized))
-        keep = self._lead + round(CONTEXT_S * SAMPLE_RATE)
+        keep = self._lead + round(self.config.context_s * SAMPLE_RATE)
         drop = min(min(pending, default=self._now) - keep, self._now) - self._base
         if drop > 0:
             self._samples = self._samples[drop:]
@@ -437,7 +441,11 @@ class StreamSession:
             )
             return
         context = choose_context(
-            self._committed, utterance_start=utterance, utterance_end=job.end, kept_from=self._base
+            self._committed,
+            utterance_start=utterance,
+            utterance_end=job.end,
+            kept_from=self._base,
+            context_s=self.config.context_s,
         )
         start, transcript = await self._final_decode(job, utterance, context)
         if context is not None and not transcript.text:
