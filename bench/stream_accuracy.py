@@ -141,8 +141,8 @@ def corpus(minutes: list[float], seed: int) -> list[Spoken]:
         parts, spans, texts, position = [np.zeros(int(0.5 * RATE), np.float32)], [], [], 0.5
         while position < length * 60:
             text = rng.choice(sentences)
-            spoken = speak(
-                text, voice=rng.choice(VOICES), words_per_minute=rng.choice(WORDS_PER_MINUTE)
+            spoken = trimmed(
+                speak(text, voice=rng.choice(VOICES), words_per_minute=rng.choice(WORDS_PER_MINUTE))
             )
             pause = rng.choice(PAUSES_S)
             spans.append((position, position + spoken.duration))
@@ -157,6 +157,15 @@ def corpus(minutes: list[float], seed: int) -> list[Spoken]:
             )
         )
     return files
+
+
+def trimmed(spoken: SpokenText) -> SpokenText:
+    """``spoken`` without espeak-ng's leading and trailing silence, so spans bound the speech."""
+    loud = np.flatnonzero(np.abs(spoken.samples) > 0.01)
+    if not len(loud):
+        return spoken
+    samples = spoken.samples[loud[0] : loud[-1] + 1]
+    return SpokenText(samples, spoken.text, ((0.0, len(samples) / RATE),))
 
 
 def speech_end(spans: tuple[tuple[float, float], ...], stop_s: float) -> float:

@@ -25,6 +25,7 @@ from whisperd.engine.base import SAMPLE_RATE, Transcript
 from whisperd.engine.options import TranscribeOptions
 from whisperd.errors import AudioTooShortError
 from whisperd.service import TranscriptionRequest, TranscriptionService
+from whisperd.streaming.session import Event, Result, StreamConfig
 from whisperd.testing.speech import (
     SENTENCES,
     VOICES,
@@ -270,3 +271,55 @@ def test_digital_silence_is_empty_text_of_its_duration(service: TranscriptionSer
     assert json.loads(render(transcript, "verbose_json"))["duration"] == 3.0
     assert render(transcript, "srt") == ""
     assert render(transcript, "vtt") == "WEBVTT\n\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# A stream with every due partial decoded (as if the server were infinitely fast)
+
+LONG_SENTENCES = (
+    "The children played in the garden until it was dark and then they walked home slowly "
+    "along the river with their tired old dog.",
+    "He reads the newspaper every morning with a cup of coffee before he takes the early train "
+    "to the city where he works in a small office near the station.",
+)
+
+
+async def _stream_every_partial(
+    service: TranscriptionService, samples: np.ndarray
+) -> tuple[list[Result], list[Result]]:
+    partials: list[Result] = []
+    finals: list[Result] = []
+
+    async def emit(event: Event) -> None:
+        if isinstance(event, Result):
+            (finals if event.is_final else partials).append(event)
+
+    session = await service.stream_session(StreamConfig(language="en", partials=True), emit)
+    session.start()
+    for offset in range(0, len(samples), 512):
+        await session.feed(samples[offset : offset + 512])
+        await session.wait_idle()
+    await session.end_audio()
+    await session.close()
+    return partials, finals
+
+
+def test_stable_words_come_while_speech_goes_on_and_begin_every_final(
+    service: TranscriptionService,
+) -> None:
+    spoken = conversation(LONG_SENTENCES, voices=("en-us", "en-gb"), words_per_minute=(160,))
+    batch = transcribe(service, spoken.wav_bytes())
+
+    partials, finals = asyncio.run(_stream_every_partial(service, spoken.samples))
+
+    last_stable = {p.number: p.stable for p in partials}
+    assert any(len(stable.split()) >= 5 for stable in last_stable.values()), last_stable
+    for final in finals:
+        stable = last_stable.get(final.number, "").split()
+        assert final.transcript.text.split()[: len(stable)] == stable
+    text = " ".join(final.transcript.text for final in finals)
+    # Measured: 0.185 against the batch route's 0.056 on the same audio. Greedy partials
+    # still commit a wrong word now and then, and a final forced with it loses more: the
+    # open part of the streaming-accuracy work (docs/benchmarks.md).
+    stream_wer = word_error_rate(spoken.text, text)
+    assert stream_wer <= word_error_rate(spoken.text, batch.text) + 0.2, (text, batch.text)

@@ -96,6 +96,16 @@ def settings_for(scripted_model: ScriptedModel) -> Callable[..., Settings]:
 
 
 @pytest.fixture(scope="module")
+def real_server(real_model: Path) -> Iterator[RunningServer]:
+    """One server on the real Whisper tiny.en (CPU int8), shared by a test module."""
+    settings = Settings(
+        _env_file=None, model=str(real_model), device="cpu", compute_type="int8", offline=True
+    )
+    with _serve(settings) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
 def server(settings_for: Callable[..., Settings]) -> Iterator[RunningServer]:
     """One server with default settings, shared by a test module."""
     with _serve(settings_for()) as running:

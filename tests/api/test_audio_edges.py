@@ -12,15 +12,13 @@ import io
 import json
 import re
 import wave
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import openai
 import pytest
 
-from whisperd.config import Settings
 from whisperd.testing.speech import espeak_available, speak
 
 if TYPE_CHECKING:
@@ -155,15 +153,6 @@ def test_native_answers_silence_with_empty_text_and_its_duration(
 
 # ---------------------------------------------------------------------------------------------
 # Times within the audio, on the real model
-
-
-@pytest.fixture(scope="module")
-def real_server(serve: Callable[[Settings], Any], real_model: Path) -> Iterator[RunningServer]:
-    settings = Settings(
-        _env_file=None, model=str(real_model), device="cpu", compute_type="int8", offline=True
-    )
-    with serve(settings) as running:
-        yield running
 
 
 def _clock(text: str) -> float:

@@ -84,7 +84,12 @@ async def run_stream(
 
     async def receive() -> None:
         while True:
-            message = await receive_message(websocket, idle)
+            try:
+                message = await receive_message(websocket, idle)
+            except StreamClosed:
+                if session.busy:
+                    continue  # a client waiting for owed results is not idle
+                raise
             async with handling:
                 await on_message(message)
 

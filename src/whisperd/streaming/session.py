@@ -257,6 +257,15 @@ class StreamSession:
         self.config = successor.config
         self._decode = successor._decode
 
+    @property
+    def busy(self) -> bool:
+        """True while a decode is queued or running (the stream still owes results)."""
+        return not self._idle.is_set()
+
+    async def wait_idle(self) -> None:
+        """Return once no decode is queued or running: what was fed so far is decoded."""
+        await self._idle.wait()
+
     async def end_audio(self) -> None:
         """Flush: a last final if speech is open, then wait until every decode is done."""
         self._now += len(self._pending)

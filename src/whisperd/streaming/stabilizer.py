@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 HELD_BACK_WORDS = 4
 """Words at the end of the newest decode that are never committed (about 1.3 s of speech).
 
-Measured on the real tiny.en with every due partial decoded (docs/benchmarks.md): stream WER
-over batch WER 1.65x with 1 word held back, 1.18x with 2, 1.09x with 3, 0.93x with 4."""
+More words held back: stable text comes later and fewer greedy guesses are forced into finals.
+``bench/stream_policies.py`` measures stream WER per setting against the batch route
+(docs/benchmarks.md)."""
 MOST_WORDS_PER_SECOND = 4.0
 """Fast speech (about 6 syllables per second); more words than this from a stretch of audio
 are a hallucination, not speech."""
