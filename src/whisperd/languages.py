@@ -109,3 +109,21 @@ def normalize_language(value: str) -> str:
     raise UnknownLanguageError(
         f"Whisper does not know the language {value.strip()!r}; use {_EXAMPLES}."
     )
+
+
+def language_or_auto(value: str) -> str:
+    """``auto`` (any case) as ``auto``; any other spelling of a language as Whisper's code.
+
+    Raises:
+        UnknownLanguageError: (a ``ValueError``) for no language Whisper knows.
+    """
+    return "auto" if value.strip().lower() == "auto" else normalize_language(value)
+
+
+def language_or_detect(value: str | None) -> str | None:
+    """None or empty (detect the language) as None; any other spelling as Whisper's code.
+
+    Raises:
+        UnknownLanguageError: (a ``ValueError``) for no language Whisper knows.
+    """
+    return normalize_language(value) if value and value.strip() else None

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from whisperd.languages import normalize_language
+from whisperd.languages import language_or_detect
 
 Task = Literal["transcribe", "translate"]
 
@@ -132,10 +132,8 @@ class TranscribeOptions(BaseModel):
     @field_validator("language", mode="before")
     @classmethod
     def _language(cls, value: object) -> object:
-        if value is None or (isinstance(value, str) and value.strip() in ("", "auto")):
-            return None
         if isinstance(value, str):
-            return normalize_language(value)
+            return None if value.strip() == "auto" else language_or_detect(value)
         return value
 
     @field_validator("temperature", mode="before")

@@ -26,7 +26,7 @@ from pydantic import (
     field_validator,
 )
 
-from whisperd.schemas.validation import language_or_detect
+from whisperd.languages import language_or_detect
 
 AudioFormatName = Literal["pcm16", "g711_ulaw", "g711_alaw"]
 """The beta names of the input formats served: PCM16 at 24 kHz, G.711 mu-law and A-law at 8 kHz."""

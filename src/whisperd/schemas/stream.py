@@ -11,8 +11,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from whisperd.engine.base import SAMPLE_RATE
-from whisperd.languages import normalize_language
-from whisperd.schemas.validation import language_or_auto
+from whisperd.languages import language_or_auto, normalize_language
 from whisperd.streaming.pcm import Encoding
 
 

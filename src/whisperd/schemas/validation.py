@@ -11,8 +11,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from whisperd.languages import normalize_language
-
 __all__ = ["Problem", "ValidationFailure", "describe", "problems"]
 
 _REQUEST_PARTS: Final = frozenset({"body", "query", "path", "header", "cookie"})
@@ -81,21 +79,3 @@ def describe(failure: ValidationFailure, *, name: Callable[[str], str] = str) ->
         1; Invalid value for 'language': ...``.
     """
     return "; ".join(problem.describe(name) for problem in problems(failure))
-
-
-def language_or_auto(value: str) -> str:
-    """``auto`` (any case) as ``auto``; any other spelling of a language as Whisper's code.
-
-    Raises:
-        UnknownLanguageError: (a ``ValueError``) for no language Whisper knows.
-    """
-    return "auto" if value.strip().lower() == "auto" else normalize_language(value)
-
-
-def language_or_detect(value: str | None) -> str | None:
-    """None or empty (detect the language) as None; any other spelling as Whisper's code.
-
-    Raises:
-        UnknownLanguageError: (a ``ValueError``) for no language Whisper knows.
-    """
-    return normalize_language(value) if value and value.strip() else None
