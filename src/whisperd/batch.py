@@ -3,8 +3,11 @@
 Folders are searched recursively for media files (by extension; a file named explicitly is
 always tried, whatever its name, since decoding detects the format from the bytes). Outputs
 mirror the folder layout under the output directory (or go to standard output: see
-:mod:`whisperd.cli_output`). The next file is decoded while the current one is transcribed. A
-file that fails is reported and the others still run. A cancelled run stops the current file at
+:mod:`whisperd.cli_output`). The next file is decoded while the current one is transcribed; its
+decoded audio counts against the same memory budget as a server's requests
+(``max_decoded_audio_seconds``), and when both files do not fit, the next is opened again once
+the current one is done (alone, it always fits). A file that fails is reported and the others
+still run. A cancelled run stops the current file at
 its next window, writes nothing for it and starts no other.
 """
 
@@ -18,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from whisperd.audio.decode import AudioSource
-from whisperd.errors import CancelledError, WhisperdError
+from whisperd.errors import CancelledError, QueueFullError, WhisperdError
 from whisperd.scheduler.batcher import Priority
 from whisperd.service import Cancellation, TranscriptionRequest
 
@@ -187,7 +190,8 @@ class BatchRunner:
                 if self._cancel.cancelled:
                     break
                 assert pending is not None
-                opening, pending = pending, None
+                opening = await self._settled(job, pending)
+                pending = None
                 if index + 1 < len(jobs):
                     pending = self._open(jobs[index + 1])
                 result = await self._transcribe(job, opening)
@@ -204,6 +208,26 @@ class BatchRunner:
             AudioSource(job.source), self._options, model=self._model, priority=Priority.BULK
         )
         return asyncio.create_task(self._service.open(request))
+
+    async def _settled(
+        self, job: FileJob, opening: asyncio.Task[Transcription]
+    ) -> asyncio.Task[Transcription]:
+        """``opening`` once done, or a second open of ``job`` if the first was refused for
+        capacity (done too); errors stay in the task for :meth:`_transcribe` to report.
+
+        A file opened ahead shares the server's capacity (the decoded-audio budget above all)
+        with the file still running; by the time it is settled here that file is done and the
+        next is not opened yet, so a second open has the capacity to itself.
+        """
+        try:
+            await asyncio.wait({opening})
+            if not opening.cancelled() and isinstance(opening.exception(), QueueFullError):
+                opening = self._open(job)
+                await asyncio.wait({opening})
+        except BaseException:
+            await _discard(opening)
+            raise
+        return opening
 
     async def _transcribe(self, job: FileJob, opening: asyncio.Task[Transcription]) -> FileResult:
         result = FileResult(job)

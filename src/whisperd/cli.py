@@ -192,15 +192,22 @@ def _transcribe(**params: Any) -> None:
     Ctrl-C (or SIGTERM) stops the file being transcribed at its next 30-second window, writes
     nothing for it, releases the model and exits with 130 (143 for SIGTERM); a second one quits
     at once.
+
+    With --server URL the files are transcribed as jobs on that whisperd server instead (its
+    model and hardware; the same options, progress and output files); the API key comes from
+    WHISPERD_API_KEY (or --api-key). Running the same command again resumes its jobs rather
+    than submitting new ones; Ctrl-C cancels them.
     """
     from whisperd.cli_interrupts import Interrupts
     from whisperd.cli_progress import run_with_progress
+    from whisperd.cli_remote import remote_config, run_remote
     from whisperd.service import Cancellation
 
     try:
         options = options_from_flags(params)
     except ValidationError as exc:
         raise click.UsageError(describe(exc, name=_flag_name)) from None
+    remote = remote_config(params)
     settings = _settings(
         model=params["model"],
         device=params["device"],
@@ -218,6 +225,10 @@ def _transcribe(**params: Any) -> None:
 
         async def transcribe() -> BatchSummary:
             with interrupts.installed():
+                if remote is not None:
+                    return await run_remote(
+                        remote, options, jobs, output=output, console=console, cancel=cancel
+                    )
                 return await run_with_progress(
                     settings, options, jobs, output=output, console=console, cancel=cancel
                 )
@@ -260,6 +271,19 @@ def _transcribe_command() -> click.Command:
         setting_option("compute_type"),
         setting_option("models_dir"),
         setting_option("offline"),
+        click.Option(
+            ["--server"],
+            default=None,
+            metavar="URL",
+            help="Transcribe as jobs on this whisperd server (e.g. http://127.0.0.1:8000) "
+            "instead of loading a model here.",
+        ),
+        click.Option(
+            ["--api-key"],
+            default=None,
+            help="API key of --server; prefer WHISPERD_API_KEY, which the process list "
+            "does not show.",
+        ),
         *option_params(),
     ]
     return click.Command(

@@ -17,17 +17,22 @@ from __future__ import annotations
 import re
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import click
 from pydantic.fields import FieldInfo
 
-from whisperd.cli_settings import env_name
+from whisperd.cli_settings import FINITE_FLOAT, env_name
 from whisperd.config import Settings
 from whisperd.engine.options import TranscribeOptions
 
-_SCALARS: dict[type, click.ParamType[Any]] = {int: click.INT, float: click.FLOAT, str: click.STRING}
+_SCALARS: Mapping[type, click.ParamType[Any]] = MappingProxyType(
+    {int: click.INT, float: FINITE_FLOAT, str: click.STRING}
+)
+"""The click type of each scalar option type (floats must be finite)."""
 
 
 def _flag(name: str) -> str:

@@ -153,7 +153,7 @@ def _loading(console: Console, model: str) -> Iterator[None]:
 
 
 @contextmanager
-def _reporter(console: Console) -> Iterator[Reporter]:
+def progress_reporter(console: Console) -> Iterator[Reporter]:
     """Rich bars on a terminal, plain lines elsewhere."""
     if not console.is_terminal:
         yield LineReporter(console.file)
@@ -193,7 +193,7 @@ async def run_with_progress(
             await service.model(options=options)
         if cancel.cancelled:
             return BatchSummary([], 0.0, interrupted=True)
-        with _reporter(console) as reporter:
+        with progress_reporter(console) as reporter:
             runner = BatchRunner(service, options, output, reporter, cancel=cancel)
             return await runner.run(jobs)
     finally:

@@ -3,24 +3,54 @@
 The flags are made from the settings themselves (name, type, documentation, default), so a new
 setting is a new flag with nothing else to write. A flag that is not given leaves the setting
 to the environment (``WHISPERD_<NAME>``), then ``.env``, then its default.
+
+Number flags take finite numbers only (:data:`FINITE_FLOAT`): ``inf``, ``nan`` and ``1e309``
+are usage errors naming the flag, as they are in every other surface; a setting declared with
+``allow_inf_nan=True`` (``inf`` turns it off) keeps click's plain float.
 """
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import click
 from pydantic import SecretStr
+from pydantic.fields import FieldInfo
 
 from whisperd.config import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _SHORT = {"model": "-m"}
+
+
+class FiniteFloat(click.ParamType[float, Any]):
+    """click's ``FLOAT`` without the non-finite values ``float()`` also reads (``inf``,
+    ``-inf``, ``nan``, ``1e309``); those are usage errors naming the flag (exit status 2)."""
+
+    name = "float"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        """The flag's value as a finite float.
+
+        Raises:
+            click.BadParameter: (through ``fail``) if it is not a number or not finite.
+        """
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+FINITE_FLOAT: Final = FiniteFloat()
+"""The click type of every float flag."""
 
 
 def flag_name(field: str) -> str:
@@ -47,7 +77,9 @@ def _click_type(annotation: Any) -> Any:
         return click.Choice([str(value) for value in typing.get_args(plain)])
     if plain is Path:
         return click.Path(path_type=Path)
-    if plain in (int, float, str):
+    if plain is float:
+        return FINITE_FLOAT
+    if plain in (int, str):
         return plain
     return str
 
@@ -80,7 +112,14 @@ def _option(field: str) -> Callable[[F], F]:
         singular = names[0].removesuffix("s")
         item = str if argument is SecretStr else _click_type(argument)
         return click.option(singular, field, multiple=True, type=item, help=help_text)
-    return click.option(*names, field, type=_click_type(annotation), default=None, help=help_text)
+    kind = click.FLOAT if _allows_infinity(info) else _click_type(annotation)
+    return click.option(*names, field, type=kind, default=None, help=help_text)
+
+
+def _allows_infinity(info: FieldInfo) -> bool:
+    """Whether a setting takes ``inf`` (it says so with ``Field(allow_inf_nan=True)`` and
+    refuses ``nan`` with its bounds), so its flag must not refuse it first."""
+    return any(getattr(item, "allow_inf_nan", None) is True for item in info.metadata)
 
 
 def settings_options(command: F) -> F:

@@ -6,6 +6,8 @@ Every field can be set as ``WHISPERD_<NAME>`` (for example ``WHISPERD_MODEL=smal
 
 from __future__ import annotations
 
+import base64
+import binascii
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -38,6 +40,7 @@ class Settings(BaseSettings):
         extra="ignore",
         validate_default=True,
         use_attribute_docstrings=True,
+        allow_inf_nan=False,  # WHISPERD_MAX_UPLOAD_MB=inf (or nan, 1e309) is refused
     )
 
     model: str = "large-v3-turbo"
@@ -68,16 +71,27 @@ class Settings(BaseSettings):
     """Longest a ready batch waits for other active requests' windows to join it."""
     max_queued_audio_seconds: Annotated[float, Field(gt=0)] = 4 * 3600.0
     """Audio (in seconds) admitted and not yet transcribed; beyond it new work gets 503."""
+    max_queue_wait_s: Annotated[float, Field(gt=0, allow_inf_nan=True)] = 30.0
+    """Longest estimated wait (queued audio over the measured speed, in seconds) a new request
+    is admitted to; beyond it 503 with ``Retry-After``. Half of the 60 s that common clients and
+    reverse proxies wait, leaving room for the request's own work. ``inf`` disables it (the one
+    setting that takes it; ``nan`` is refused)."""
     max_streams: Annotated[int, Field(ge=1)] = 64
     """Real-time WebSocket streams open at once; beyond it new streams are refused."""
     stream_final_encoder_context: Literal["window", "audio"] = "window"
     """How stream finals are encoded: ``window`` (padded to 30 s, as Whisper was trained) or
     ``audio`` (only the audio's own length: faster, but real models hallucinate on it; see
     docs/benchmarks.md). Partials always encode only the utterance's length."""
-    stream_final_context_s: Annotated[float, Field(ge=0.0, le=20.0)] = 5.0
-    """Seconds of a stream's previous finals decoded again, their words forced, before each
-    final (0: each final hears only its utterance). More context: closer to the batch route's
-    words, at about twice the decoding cost per final (docs/benchmarks.md)."""
+    stream_final_context_s: Annotated[float, Field(ge=0.0, le=20.0)] = 20.0
+    """Most seconds of a stream's previous finals decoded again with each final, so a short
+    utterance is heard inside a longer window as the batch route hears it (0: each final hears
+    only its utterance). 20 s: the batch route's words on tiny.en, at about 3x the decoding cost
+    per final of 0 s; lower it to serve more streams per CPU core (docs/benchmarks.md)."""
+    stream_stable_partials: bool = False
+    """Let partials make words stable (two agreeing partials, four words held back): stable
+    text and Realtime deltas come while the person speaks, but greedy guesses forced into the
+    finals cost words (about 1.3x the batch route's WER on tiny.en, docs/benchmarks.md). Off:
+    an utterance's words become stable with its final, as the batch route would decode them."""
     stream_idle_timeout_s: Annotated[float, Field(gt=0)] = 60.0
     """A stream that sends nothing for this long is closed."""
     stream_max_seconds: Annotated[float, Field(gt=0)] = 4 * 3600.0
@@ -94,13 +108,49 @@ class Settings(BaseSettings):
     """Hugging Face Hub endpoint (a mirror); default: the public Hub."""
     max_audio_seconds: Annotated[float, Field(gt=0)] = 4 * 3600.0
     """Longest audio accepted, in seconds of decoded audio."""
+    max_decoded_audio_seconds: Annotated[float, Field(gt=0)] = 8 * 3600.0
+    """Decoded audio (in seconds) held in memory at once by all requests together, from the
+    start of each decode to the end of its transcription: 230 MB per hour (16 kHz float32), so
+    1.8 GB by default, room for two requests of the longest audio accepted. Beyond it new work
+    gets 503 + Retry-After; one request alone is always admitted."""
     max_upload_mb: Annotated[float, Field(gt=0)] = 25.0
     """Largest request body accepted on the transcription routes, in MiB (OpenAI's is 25)."""
     max_pending_requests: Annotated[int, Field(ge=1)] = 64
     """Transcription requests held at once (running or waiting); beyond it: 503 + Retry-After."""
     allow_private_networks: bool = False
-    """Let audio URLs point at loopback, private and link-local addresses (never at cloud
-    metadata). Off by default: a public server must not fetch from its own network."""
+    """Let audio URLs and job webhook URLs point at loopback, private and link-local addresses
+    (never at cloud metadata). Off by default: a public server must not reach its own network."""
+    webhook_secret: SecretStr | None = None
+    """Signing secret of job webhooks (Standard Webhooks): ``whsec_`` then the base64 of 24 to
+    64 random bytes; the receivers verify with it, and every server sharing a job database
+    needs the same one. Unset: jobs that ask for a ``webhook_url`` are refused (400). Make one
+    with ``python -c "import base64, secrets; print('whsec_' +
+    base64.b64encode(secrets.token_bytes(32)).decode())"``."""
+    webhook_max_attempts: Annotated[int, Field(ge=1, le=50)] = 8
+    """Attempts to deliver one job webhook before giving up."""
+    webhook_first_delay_s: Annotated[float, Field(ge=0)] = 5.0
+    """Wait before a webhook's second attempt; each later wait doubles (with jitter)."""
+    webhook_max_delay_s: Annotated[float, Field(ge=0)] = 600.0
+    """Longest wait between two webhook attempts (a receiver's Retry-After included)."""
+    webhook_timeout_s: Annotated[float, Field(gt=0)] = 15.0
+    """Seconds a webhook receiver has to answer one attempt (connecting included)."""
+    data_dir: Path | None = None
+    """Where durable jobs (``/v1/jobs``) keep their database and spooled audio; None: the
+    jobs API is off. It must be writable, on a local disk (SQLite's WAL needs one host)."""
+    database_url: str | None = None
+    """The job database: ``sqlite:///PATH`` or ``postgresql://...``; None: the SQLite file
+    ``jobs.sqlite3`` in ``data_dir``."""
+    job_ttl: Annotated[float, Field(gt=0)] = 7 * 86400.0
+    """Seconds a finished job, its audio and its result are kept before they are deleted."""
+    job_lease_s: Annotated[float, Field(gt=0)] = 30.0
+    """A running job's lease, renewed by its server's heartbeat (every third of it, or every
+    2 s if sooner); a job whose server died is taken up again (here or by another server)
+    once it expires."""
+    job_max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    """Attempts at a job before it ends ``failed`` (bad input fails at the first)."""
+    max_running_jobs: Annotated[int, Field(ge=0)] = 2
+    """Jobs this server transcribes at once, at bulk priority behind interactive requests;
+    0: this server accepts and serves jobs but runs none (another server runs them)."""
     host: str = "127.0.0.1"
     """Address the server listens on."""
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
@@ -115,9 +165,56 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Logging verbosity."""
 
+    @field_validator("webhook_secret")
+    @classmethod
+    def _check_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_webhook_secret(value.get_secret_value())
+        return value
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
+
+
+class ClientSettings(BaseSettings):
+    """What ``whisperd transcribe --server`` reads from the environment (not server settings:
+    ``whisperd serve`` has no flag for them)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WHISPERD_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        use_attribute_docstrings=True,
+    )
+
+    api_key: SecretStr | None = None
+    """The API key sent to the server (``WHISPERD_API_KEY``); ``--api-key`` wins, but shows
+    the key in the process list."""
+
+
+WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
+"""How a Standard Webhooks HMAC secret starts (the spec's "secret serialization")."""
+
+
+def check_webhook_secret(secret: str) -> None:
+    """Refuse a webhook signing secret that is not ``whsec_`` + base64 of 24 to 64 bytes.
+
+    The Standard Webhooks specification asks for at least 24 random bytes (192 bits);
+    receivers' libraries read the same ``whsec_`` form.
+
+    Raises:
+        ValueError: naming what is wrong, never quoting the secret.
+    """
+    if not secret.startswith(WEBHOOK_SECRET_PREFIX):
+        raise ValueError(f"the webhook secret must start with {WEBHOOK_SECRET_PREFIX!r}")
+    try:
+        key = base64.b64decode(secret.removeprefix(WEBHOOK_SECRET_PREFIX), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("the webhook secret is not valid base64 after 'whsec_'") from None
+    if not 24 <= len(key) <= 64:
+        raise ValueError(f"the webhook secret holds {len(key)} bytes; 24 to 64 are needed")

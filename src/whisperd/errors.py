@@ -24,11 +24,17 @@ Hierarchy::
     ├── CancelledError                the client went away; remaining work was dropped
     ├── QueueFullError                the server is at capacity; retry later
     ├── ShuttingDownError             the server is draining before it stops
-    └── UrlError                      audio given as a URL cannot be fetched
-        ├── UrlBlockedError           scheme, port or address not allowed (SSRF guard)
-        ├── UrlTooLargeError          the body is over the upload limit
-        ├── UrlTimeoutError           the server was too slow
-        └── UrlFetchError             connection failed or the server answered an error
+    ├── UrlError                      audio given as a URL cannot be fetched
+    │   ├── UrlBlockedError           scheme, port or address not allowed (SSRF guard)
+    │   ├── UrlTooLargeError          the body is over the upload limit
+    │   ├── UrlTimeoutError           the server was too slow
+    │   └── UrlFetchError             connection failed or the server answered an error
+    ├── InvalidWebhookUrlError        a job's webhook_url is refused, or webhooks are off
+    └── JobsError                     durable jobs
+        ├── JobNotFoundError          no job of that id (for this API key)
+        ├── JobNotFinishedError       a job's result was asked for before it succeeded
+        ├── StorageFullError          the data directory is full; nothing was stored
+        └── JobStoreUnavailableError  the job database or data directory cannot be used
 """
 
 from __future__ import annotations
@@ -186,3 +192,46 @@ class UrlFetchError(UrlError):
     """The connection failed, or the remote server answered with an error status."""
 
     code = "url_http_error"
+
+
+class InvalidWebhookUrlError(WhisperdError):
+    """A job's ``webhook_url`` is refused (scheme, credentials, internal address), or this
+    server sends no webhooks (no ``WHISPERD_WEBHOOK_SECRET``)."""
+
+    code = "invalid_webhook_url"
+
+    def __init__(self, message: str, *, param: str | None = "webhook_url") -> None:
+        super().__init__(message, param=param)
+
+
+class JobsError(WhisperdError):
+    """A durable job cannot be had or stored."""
+
+    code = "jobs_error"
+
+
+class JobNotFoundError(JobsError):
+    """No job has that id, or it belongs to another API key."""
+
+    code = "job_not_found"
+
+    def __init__(self, message: str, *, param: str | None = "job_id") -> None:
+        super().__init__(message, param=param)
+
+
+class JobNotFinishedError(JobsError):
+    """The job's result was asked for while it is queued or running, or after it failed."""
+
+    code = "job_not_finished"
+
+
+class StorageFullError(JobsError):
+    """The data directory has no room for the job's audio; nothing of it was kept."""
+
+    code = "insufficient_storage"
+
+
+class JobStoreUnavailableError(JobsError):
+    """The job database or the data directory cannot be opened, read or written."""
+
+    code = "job_store_unavailable"

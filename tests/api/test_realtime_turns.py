@@ -11,15 +11,30 @@ import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
+import pytest
 import websockets
 from test_realtime import pcm24, url
 
 if TYPE_CHECKING:
     import threading
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from conftest import RunningServer
+    from whisperd.config import Settings
     from whisperd.testing import ScriptedModel
+
+
+@pytest.fixture(scope="module")
+def server(
+    settings_for: Callable[..., Settings], serve: Callable[[Settings], Any]
+) -> Iterator[RunningServer]:
+    """A server whose stream finals hear only their own turn: the scripted model says all its
+    words over any audio, so a final decoded with the previous turns' audio as context would
+    have most of them cut off as the context's (the real model is tested with context in
+    test_realtime_real.py)."""
+    with serve(settings_for(stream_final_context_s=0)) as running:
+        yield running
+
 
 COMPLETED = "conversation.item.input_audio_transcription.completed"
 DELTA = "conversation.item.input_audio_transcription.delta"

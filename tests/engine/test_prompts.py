@@ -16,6 +16,7 @@ from whisperd.engine.prompts import (
     check_room,
     conditioning_budget,
     decoder_reserve,
+    fit_max_new_tokens,
     share,
 )
 from whisperd.errors import InvalidOptionError
@@ -147,25 +148,50 @@ def test_no_room_for_conditioning_drops_it_with_its_marker(tokenizer: Tokenizer)
 def test_check_room_passes_what_fits_and_names_what_does_not() -> None:
     check_room(N_CTX, sot_length=3, without_timestamps=False, prefix_tokens=0, max_new_tokens=None)
     check_room(N_CTX, sot_length=3, without_timestamps=True, prefix_tokens=0, max_new_tokens=444)
+    check_room(N_CTX, sot_length=3, without_timestamps=True, prefix_tokens=0, max_new_tokens=448)
     check_room(
         N_CTX, sot_length=1, without_timestamps=False, prefix_tokens=222, max_new_tokens=None
     )
+    # A cap above what fits is lowered (fit_max_new_tokens), not refused.
+    check_room(N_CTX, sot_length=1, without_timestamps=False, prefix_tokens=50, max_new_tokens=400)
 
-    with pytest.raises(InvalidOptionError, match="at most 444") as too_many:
-        check_room(
-            N_CTX, sot_length=3, without_timestamps=True, prefix_tokens=0, max_new_tokens=448
-        )
-    assert too_many.value.param == "max_new_tokens"
     with pytest.raises(InvalidOptionError, match=r"prefix is 223 tokens long; at most 222") as long:
         check_room(
             N_CTX, sot_length=1, without_timestamps=False, prefix_tokens=223, max_new_tokens=None
         )
     assert long.value.param == "prefix"
-    with pytest.raises(InvalidOptionError, match="max_new_tokens=400") as both:
+    with pytest.raises(InvalidOptionError, match="prefix is 300 tokens") as both:
         check_room(
-            N_CTX, sot_length=1, without_timestamps=False, prefix_tokens=50, max_new_tokens=400
+            N_CTX, sot_length=1, without_timestamps=False, prefix_tokens=300, max_new_tokens=400
         )
     assert both.value.param == "prefix"
+
+
+@pytest.mark.parametrize(
+    ("sot_length", "without_timestamps", "prefix_tokens", "asked", "fitted"),
+    [
+        (3, False, 0, None, None),
+        (3, False, 0, 448, 445),
+        (3, True, 0, 448, 444),
+        (1, False, 0, 448, 447),
+        (1, True, 0, 448, 446),
+        (3, False, 10, 448, 434),  # the prefix and its <|0.00|>
+        (3, True, 10, 448, 434),  # the prefix and <|notimestamps|>
+        (3, False, 0, 445, 445),
+        (3, False, 0, 64, 64),
+    ],
+)
+def test_max_new_tokens_is_lowered_to_what_fits_beside_the_prompt(
+    sot_length: int, without_timestamps: bool, prefix_tokens: int, asked: int, fitted: int
+) -> None:
+    got = fit_max_new_tokens(
+        N_CTX,
+        sot_length=sot_length,
+        without_timestamps=without_timestamps,
+        prefix_tokens=prefix_tokens,
+        max_new_tokens=asked,
+    )
+    assert got == fitted
 
 
 def test_engine_refuses_a_prefix_that_leaves_no_room(english_model: ScriptedModel) -> None:
@@ -178,11 +204,9 @@ def test_engine_refuses_a_prefix_that_leaves_no_room(english_model: ScriptedMode
     try:
         engine.check(TranscribeOptions(prefix="So then", hotwords=words(400)))
         engine.check(TranscribeOptions(max_new_tokens=447))
+        engine.check(TranscribeOptions(max_new_tokens=448))  # lowered when decoding
         with pytest.raises(InvalidOptionError) as prefix:
             engine.check(TranscribeOptions(prefix=words(300)))
-        with pytest.raises(InvalidOptionError) as tokens:
-            engine.check(TranscribeOptions(max_new_tokens=448))
     finally:
         engine.close()
     assert prefix.value.param == "prefix"
-    assert tokens.value.param == "max_new_tokens"

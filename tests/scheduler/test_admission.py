@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 import pytest
 
 from whisperd.errors import QueueFullError
 from whisperd.scheduler.admission import _MAX_RETRY_S, _MIN_RETRY_S, Admission
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def transcribed(admission: Admission, clock: Clock, *, audio_s: float, took_s: float) -> None:
+    """One request of ``audio_s`` seconds that runs for ``took_s`` seconds of the clock."""
+    async with admission.slot(), admission.running_work(audio_s):
+        clock.now += took_s
 
 
 def test_request_slots_are_bounded() -> None:
@@ -54,9 +71,16 @@ def test_one_request_longer_than_the_budget_still_runs_alone() -> None:
 
 
 def test_retry_after_follows_measured_throughput() -> None:
-    admission = Admission(4, max_audio_seconds=1000)
-    assert admission.retry_after() == 5  # nothing measured yet
-    admission._measure(300.0, 1.0)
+    clock = Clock()
+
+    async def scenario() -> None:
+        assert admission.retry_after() == 5  # nothing measured yet
+        await transcribed(admission, clock, audio_s=300, took_s=1)
+        async with admission.running_work(600):
+            assert admission.retry_after() == math.ceil(600 / admission.throughput)
+
+    admission = Admission(4, max_audio_seconds=1000, clock=clock)
+    asyncio.run(scenario())
     assert _MIN_RETRY_S <= admission.retry_after() <= _MAX_RETRY_S
 
 

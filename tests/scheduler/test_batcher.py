@@ -11,7 +11,14 @@ import pytest
 
 from waiting import DEADLINE_S, joined, wait_until, waited
 from whisperd.errors import CancelledError
-from whisperd.scheduler.batcher import Batcher, Call, Priority, Ticket
+from whisperd.scheduler.batcher import (
+    FIRST_COME_CALLS,
+    Batcher,
+    Call,
+    Priority,
+    Ticket,
+    service_level,
+)
 
 
 class FakeModel:
@@ -123,24 +130,53 @@ def test_incompatible_calls_never_mix_and_batches_are_capped(started) -> None:
     assert sorted(p for _, payloads in merged for p in payloads) == ["a1", "a2", "a3", "b1", "e1"]
 
 
-def test_priority_then_fewest_windows_served_lead_the_next_batch(started) -> None:
+def test_priority_then_first_come_then_least_served_lead_the_next_batch(started) -> None:
     gate = threading.Event()
     model = FakeModel(gate=gate)
     batcher = _start(started, model, max_batch_size=1, max_wait_s=0)
     bulk = batcher.ticket(Priority.BULK)
-    busy = batcher.ticket(Priority.INTERACTIVE)
-    busy.served = 7
+    long = batcher.ticket(Priority.INTERACTIVE)
+    long.served = 4 * FIRST_COME_CALLS  # far into a long file
+    under_way = batcher.ticket(Priority.INTERACTIVE)
+    under_way.served = FIRST_COME_CALLS - 1  # still within its first-come calls
     fresh = batcher.ticket(Priority.INTERACTIVE)
+    longer = batcher.ticket(Priority.INTERACTIVE)
+    longer.served = FIRST_COME_CALLS  # just past them
     live = batcher.ticket(Priority.STREAMING)
     jobs = [
         ("encode", None, "bulk", bulk),
-        ("encode", None, "busy", busy),
+        ("encode", None, "long", long),
+        ("encode", None, "under-way", under_way),
         ("encode", None, "fresh", fresh),
+        ("encode", None, "longer", longer),
         ("encode", None, "live", live),
     ]
     _queue_while_blocked(batcher, model, jobs, batcher.ticket())
     order = [payloads[0] for _, payloads in model.calls[1:]]
-    assert order == ["live", "fresh", "busy", "bulk"]
+    assert order == ["live", "under-way", "fresh", "longer", "long", "bulk"]
+
+
+def test_service_levels_rise_as_calls_served_double() -> None:
+    levels = [service_level(n * FIRST_COME_CALLS // 2) for n in range(10)]
+    assert levels == [0, 0, 1, 1, 2, 2, 2, 2, 3, 3]
+
+
+def test_under_overload_requests_under_way_go_before_newcomers(started) -> None:
+    gate = threading.Event()
+    model = FakeModel(gate=gate)
+    batcher = _start(started, model, max_batch_size=2, max_wait_s=0)
+    tickets = [batcher.ticket() for _ in range(6)]
+    for ticket in tickets[:2]:
+        ticket.served = 2  # two short requests on their last window
+    jobs = [("generate", "k", f"r{i}", ticket) for i, ticket in enumerate(tickets)]
+    _queue_while_blocked(batcher, model, jobs, batcher.ticket())
+    # The requests under way finish first, in arrival order, instead of every newcomer going
+    # ahead of them and all six finishing together with the backlog.
+    assert [payloads for _, payloads in model.calls[1:]] == [
+        ["r0", "r1"],
+        ["r2", "r3"],
+        ["r4", "r5"],
+    ]
 
 
 def test_a_failing_call_fails_alone(started) -> None:

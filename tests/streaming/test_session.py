@@ -128,7 +128,8 @@ def test_speech_then_silence_gives_one_final_of_the_utterance() -> None:
 
 
 def test_partials_come_at_the_cadence_and_stable_text_only_grows() -> None:
-    events, decoder = run(StreamConfig(partials=True, partial_interval_s=0.5), [loud(4), quiet(1)])
+    config = StreamConfig(partials=True, partial_interval_s=0.5, stable_partials=True)
+    events, decoder = run(config, [loud(4), quiet(1)])
     partials = [e for e in events if isinstance(e, Result) and not e.is_final]
     assert len(partials) >= 4
     stable = [p.stable for p in partials]
@@ -136,6 +137,16 @@ def test_partials_come_at_the_cadence_and_stable_text_only_grows() -> None:
         assert after.startswith(before)
     assert any(r.prefix for _, r in decoder.requests if not r.final)  # committed words forced
     assert len(finals(events)) == 1
+
+
+def test_by_default_words_become_stable_with_the_final_decoded_unforced() -> None:
+    events, decoder = run(StreamConfig(partials=True, partial_interval_s=0.5), [loud(4), quiet(1)])
+    partials = [e for e in events if isinstance(e, Result) and not e.is_final]
+    assert len(partials) >= 4
+    assert all(p.stable == "" and p.unstable == p.transcript.text for p in partials)
+    assert all(r.prefix is None for _, r in decoder.requests)
+    (final,) = finals(events)
+    assert final.stable == final.transcript.text != ""
 
 
 def test_finalize_forces_an_endpoint() -> None:

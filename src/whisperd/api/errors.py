@@ -8,15 +8,20 @@ that fails FastAPI's own validation), as the Faster-Whisper Transcriber's client
 
 :func:`error_content` is the one builder of both envelopes: the exception handlers here and the
 middlewares (401, 400, 408 answered before any route runs) all go through it.
+
+An exception no handler takes is answered with a 500 (``internal_error``) by
+:class:`UnexpectedErrorMiddleware`, which keeps the connection open: Starlette's own last-resort
+handler raises the exception again after answering, and uvicorn then drops the connection.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
-from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -28,9 +33,14 @@ from whisperd.errors import (
     CancelledError,
     EmptyAudioError,
     InvalidOptionError,
+    InvalidWebhookUrlError,
+    JobNotFinishedError,
+    JobNotFoundError,
+    JobStoreUnavailableError,
     ModelUnavailableError,
     QueueFullError,
     ShuttingDownError,
+    StorageFullError,
     TranscriptionError,
     UnknownModelError,
     UrlError,
@@ -46,7 +56,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from fastapi import FastAPI, Request
-    from starlette.types import Scope
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from whisperd.schemas.validation import ValidationFailure
 
@@ -66,7 +76,12 @@ _STATUS: tuple[tuple[type[WhisperdError], int, str], ...] = (
     (AudioError, 400, "invalid_request_error"),
     (UrlError, 400, "invalid_request_error"),
     (InvalidOptionError, 400, "invalid_request_error"),
+    (InvalidWebhookUrlError, 400, "invalid_request_error"),
     (UnknownModelError, 404, "invalid_request_error"),
+    (JobNotFoundError, 404, "invalid_request_error"),
+    (JobNotFinishedError, 409, "invalid_request_error"),
+    (StorageFullError, 507, "server_error"),
+    (JobStoreUnavailableError, 503, "server_error"),
     (ModelUnavailableError, 503, "server_error"),
     (QueueFullError, 503, "server_error"),
     (ShuttingDownError, 503, "server_error"),
@@ -81,6 +96,7 @@ _NATIVE: tuple[tuple[type[WhisperdError], int, str], ...] = (
     (EmptyAudioError, 400, "Empty audio data"),
     (AudioError, 400, "Failed to process audio: {message}"),
     (InvalidOptionError, 400, "Transcription failed: {message}"),
+    (InvalidWebhookUrlError, 400, "{message}"),
     (UnknownModelError, 400, "{message}"),
     (ModelUnavailableError, 503, "{message}"),
     (ShuttingDownError, 503, "Server shutting down"),
@@ -258,11 +274,30 @@ async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
     return native_error_response(exc)
 
 
+def fastapi_validation_response(exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's own 422 (``{"detail": [{"loc", "msg", "type", "input", ...}]}``), whose
+    echoed inputs may hold non-finite numbers (a JSON body's ``NaN``, ``Infinity`` or
+    ``1e309``): those are written as the strings ``"nan"``, ``"inf"`` and ``"-inf"``, since
+    JSON has no such numbers and FastAPI's handler would fail on them."""
+    return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float, however deeply nested, as its ``repr``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    return value
+
+
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ValidationError | RequestValidationError)
     api = api_of(request.scope)
     if api == "native" and isinstance(exc, RequestValidationError):
-        return await request_validation_exception_handler(request, exc)
+        return fastapi_validation_response(exc)
     return validation_response(api, exc)
 
 
@@ -274,30 +309,119 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unhandled error on %s %s", request.method, request.url.path)
-    message = "The server failed while handling the request; see its log for details."
-    # This answer leaves from outside every middleware (Starlette's ServerErrorMiddleware), so
-    # the request id that RequestIdMiddleware left in the scope is set here.
-    request_id = getattr(request.state, "request_id", None)
-    headers = {"x-request-id": request_id} if isinstance(request_id, str) else None
+_INTERNAL_ERROR = "The server failed while handling the request; see its log for details."
+
+
+def internal_error_response(scope: Scope, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """The 500 (``internal_error``) for an unexpected fault, in the envelope of the request's
+    API."""
     return error_response(
-        api_of(request.scope),
+        api_of(scope),
         500,
-        message,
+        _INTERNAL_ERROR,
         type_="server_error",
         code="internal_error",
         headers=headers,
     )
 
 
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # The last resort, for an error in a middleware outside UnexpectedErrorMiddleware. This
+    # answer leaves from outside every middleware (Starlette's ServerErrorMiddleware), so the
+    # request id that RequestIdMiddleware left in the scope is set here.
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    request_id = getattr(request.state, "request_id", None)
+    headers = {"x-request-id": request_id} if isinstance(request_id, str) else None
+    return internal_error_response(request.scope, headers)
+
+
+class AnsweredElsewhereError(Exception):
+    """Raised into the app by a middleware that answers the request itself (a stalled body's
+    408): :class:`UnexpectedErrorMiddleware` lets it, and what it caused, pass unlogged."""
+
+
+def _answered_elsewhere(exc: BaseException) -> bool:
+    """Whether ``exc`` is, holds (exception groups) or was caused by an
+    :class:`AnsweredElsewhereError`."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, AnsweredElsewhereError):
+            return True
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return False
+
+
+class UnexpectedErrorMiddleware:
+    """Answer an HTTP request whose app raised an unexpected exception with a 500, and return.
+
+    Starlette's ``ServerErrorMiddleware``, outside every middleware, answers such an
+    exception too, but then raises it again (by design, for the server to log); uvicorn
+    closes the connection when an app raises, so a pooled keep-alive client's next request on
+    it fails with "connection reset". Here the exception is logged with its traceback and
+    answered with :func:`internal_error_response`, and the app returns normally, so the
+    connection stays open for the next request.
+
+    An exception raised once the response is complete (in a background task) is logged and
+    goes no further: the client has its whole answer, and the connection stays open.
+
+    Passed on unchanged: an exception raised while the response is under way (the answer
+    cannot be replaced, and closing the connection is how the client learns it is
+    incomplete), one a middleware answers itself (:class:`AnsweredElsewhereError`), and
+    WebSocket and lifespan scopes.
+
+    Args:
+        app: The ASGI app to wrap (the routes, behind Starlette's exception middleware).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app; answer for it if it fails before its response starts."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = completed = False
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started, completed
+            if message["type"] == "http.response.start":
+                started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                completed = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched_send)
+        except Exception as exc:
+            if (started and not completed) or _answered_elsewhere(exc):
+                raise
+            where = (scope.get("method"), route_path(scope))
+            if completed:
+                logger.exception("error after the response to %s %s was sent", *where)
+                return
+            logger.exception("unhandled error on %s %s", *where)
+            await internal_error_response(scope)(scope, receive, send)
+
+
 def install_error_handlers(app: FastAPI, *, upload_limit_mb: float) -> None:
     """Make every error of ``app`` leave in the envelope of the API it belongs to.
+
+    Adds :class:`UnexpectedErrorMiddleware` as a middleware of ``app``: called before the
+    other middlewares are added, it is the innermost one, right around the routes.
 
     Args:
         app: The app.
         upload_limit_mb: The upload limit in MiB that a 413 for a too-large body names.
     """
+    app.add_middleware(UnexpectedErrorMiddleware)
     app.add_exception_handler(WhisperdError, _on_domain_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(ValidationError, _on_validation_error)

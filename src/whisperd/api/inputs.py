@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator, Collection, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import quote
 
 from starlette.datastructures import FormData, UploadFile
 
@@ -26,6 +27,9 @@ logger = logging.getLogger(__name__)
 
 IGNORED_FIELDS_HEADER: Final = "X-Whisperd-Ignored-Fields"
 """Response header naming, comma-separated, the request fields whisperd ignored."""
+
+_SHOWN_AS_IS: Final = "".join(chr(code) for code in range(0x20, 0x7F) if chr(code) not in "%,")
+"""Characters of a field name that :func:`report_ignored` writes as they are."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +73,11 @@ def report_ignored(response: Response, names: Iterable[str], *, route: str) -> R
 
     The header lets a client see at once that a field it relies on did nothing, without a
     request failing for a field meant for another server; the log line tells the operator.
+    A name is percent-encoded (UTF-8) where it holds anything but printable ASCII other than
+    ``%`` and ``,``: a header value must be Latin-1 without control characters (RFC 9110
+    section 5.5), and the comma separates names.
     """
-    ignored = sorted(set(names))
+    ignored = sorted({quote(name, safe=_SHOWN_AS_IS) for name in names})
     if ignored:
         response.headers[IGNORED_FIELDS_HEADER] = ", ".join(ignored)
         logger.info("%s: ignored request fields: %s", route, ", ".join(ignored))

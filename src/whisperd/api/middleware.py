@@ -31,7 +31,7 @@ from typing import Final
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from whisperd.api.errors import api_of, error_response, route_path
+from whisperd.api.errors import AnsweredElsewhereError, api_of, error_response, route_path
 from whisperd.api.openapi import DOCS_PATHS
 from whisperd.scheduler.batcher import BATCH_CONTEXTS
 
@@ -284,8 +284,9 @@ async def _refuse_websocket(scope: Scope, receive: Receive, send: Send, message:
 # Slow request bodies
 
 
-class _ReceiveTimeoutError(Exception):
-    """Raised into the app from ``receive`` to stop it once the body stalled."""
+class _ReceiveTimeoutError(AnsweredElsewhereError):
+    """Raised into the app from ``receive`` to stop it once the body stalled (the middleware
+    answers 408 itself)."""
 
     def __init__(self, timeout: float) -> None:
         self.message = f"No request body data received for {timeout:g} s."

@@ -1,5 +1,9 @@
 """``WS /v1/realtime?intent=transcription``: OpenAI Realtime transcription sessions.
 
+A connection without an intent is a transcription session too; any other intent
+(``realtime``, ``conversation``) is refused with an ``invalid_intent`` error event and close
+code 1008 (:func:`intent_refusal`).
+
 Both protocol generations are spoken on one endpoint: the current one (``session.update`` with
 ``session.audio.input``) and the older beta one (``transcription_session.update``, chosen by
 an ``OpenAI-Beta: realtime=v1`` header or by the first update the client sends). Audio comes as
@@ -288,14 +292,32 @@ async def _serve(
         return
 
 
+def intent_refusal(intent: str | None) -> ErrorDetail | None:
+    """Why a connection with the query parameter ``intent`` is refused, or ``None``.
+
+    OpenAI opens transcription sessions with ``intent=transcription``; ``realtime`` (and any
+    other value) asks for a conversation with a speech-to-speech model, which whisperd does
+    not have, so it is refused rather than served as something else. A missing (or empty)
+    intent is a transcription session: OpenAI's beta clients and speaches-style clients
+    connect without one, and a transcription session is all this endpoint serves.
+    """
+    if not intent or intent == "transcription":
+        return None
+    message = (
+        f"intent={intent!r} is not served: whisperd serves only transcription sessions. "
+        "Connect with ?intent=transcription (or without an intent)."
+    )
+    return ErrorDetail(code="invalid_intent", message=message, param="intent")
+
+
 @router.websocket("/v1/realtime")
 async def realtime(websocket: WebSocket, service: ServiceDep) -> None:
-    """OpenAI Realtime transcription sessions (``intent=transcription``)."""
+    """OpenAI Realtime transcription sessions (``intent=transcription``, or no intent)."""
     subprotocols = websocket.scope.get("subprotocols") or []
     await websocket.accept(subprotocol="realtime" if "realtime" in subprotocols else None)
-    if websocket.query_params.get("intent", "transcription") != "transcription":
-        message = "Only transcription sessions (intent=transcription) are served here."
-        await _refuse(websocket, 1008, ErrorDetail(code="invalid_intent", message=message))
+    refusal = intent_refusal(websocket.query_params.get("intent"))
+    if refusal is not None:
+        await _refuse(websocket, 1008, refusal)
         return
     beta = websocket.headers.get("openai-beta", "").startswith("realtime")
     await _serve(websocket, service, RealtimeStream(websocket, service, beta=beta))

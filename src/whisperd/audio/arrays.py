@@ -1,9 +1,17 @@
-"""Array inputs: ``.npy`` files, PyTorch tensor files and raw PCM, to 16 kHz mono samples."""
+"""Array inputs: ``.npy`` files, PyTorch tensor files and raw PCM, to 16 kHz mono samples.
+
+The array is in memory already (it was uploaded, or is read whole); its decoded duration is
+reserved (:data:`~whisperd.audio.buffer.Reserve`) before it is converted. NaN and infinite
+samples are zeroed before mixing and resampling, and refused when too many
+(:mod:`whisperd.audio.finite`).
+"""
 
 from __future__ import annotations
 
 import importlib
 import math
+import pickle
+import re
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -12,7 +20,8 @@ import numpy as np
 import numpy.typing as npt
 import soxr
 
-from whisperd.audio.decoded import DecodedAudio, Samples, failure_reason, finish
+from whisperd.audio.decoded import DecodedAudio, Samples, finish
+from whisperd.audio.finite import NonFiniteCount, zero_nonfinite
 from whisperd.audio.limits import DecodeLimits, check_duration, source_rate
 from whisperd.audio.mixing import mix_to_mono
 from whisperd.audio.source import AudioSource, input_size, open_binary
@@ -28,14 +37,20 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from types import ModuleType
 
+    from whisperd.audio.buffer import Reserve
+
 __all__ = ["decode_npy", "decode_pcm", "decode_tensor"]
 
 _PCM_DTYPES: Mapping[str, str] = MappingProxyType(
     {"int16": "<i2", "int32": "<i4", "float32": "<f4", "float64": "<f8"}
 )
+_UNSAFE_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+"""How PyTorch's weights-only unpickler names the Python object it refused."""
 
 
-def decode_pcm(source: AudioSource, limits: DecodeLimits) -> DecodedAudio:
+def decode_pcm(
+    source: AudioSource, limits: DecodeLimits, reserve: Reserve | None = None
+) -> DecodedAudio:
     """Read headerless little-endian PCM of ``source.dtype`` at ``source.sample_rate``."""
     name = source.dtype or "float32"
     if name not in _PCM_DTYPES:
@@ -56,10 +71,12 @@ def decode_pcm(source: AudioSource, limits: DecodeLimits) -> DecodedAudio:
         array: npt.NDArray[Any] = np.fromfile(source.data, dtype=dtype)
     else:
         array = np.frombuffer(source.data, dtype=dtype)
-    return _array_to_audio(array, rate, limits, "pcm")
+    return _array_to_audio(array, rate, limits, "pcm", reserve)
 
 
-def decode_npy(source: AudioSource, limits: DecodeLimits) -> DecodedAudio:
+def decode_npy(
+    source: AudioSource, limits: DecodeLimits, reserve: Reserve | None = None
+) -> DecodedAudio:
     """Load a ``.npy`` array (no pickle) after checking its header against the caps."""
     rate = source_rate(source, limits)
     with open_binary(source.data) as file:
@@ -74,7 +91,7 @@ def decode_npy(source: AudioSource, limits: DecodeLimits) -> DecodedAudio:
         check_duration(frames / rate, limits)
         file.seek(0)
         array: npt.NDArray[Any] = np.load(file, allow_pickle=False)
-    return _array_to_audio(array, rate, limits, "numpy")
+    return _array_to_audio(array, rate, limits, "numpy", reserve)
 
 
 def _read_npy_header(file: BinaryIO) -> tuple[tuple[int, ...], np.dtype[Any]]:
@@ -92,7 +109,9 @@ def _read_npy_header(file: BinaryIO) -> tuple[tuple[int, ...], np.dtype[Any]]:
     return shape, dtype
 
 
-def decode_tensor(source: AudioSource, limits: DecodeLimits) -> DecodedAudio:
+def decode_tensor(
+    source: AudioSource, limits: DecodeLimits, reserve: Reserve | None = None
+) -> DecodedAudio:
     """Load a ``torch.save`` file with ``weights_only=True`` and decode its tensor."""
     torch = _import_torch()
     rate = source_rate(source, limits)
@@ -100,10 +119,7 @@ def decode_tensor(source: AudioSource, limits: DecodeLimits) -> DecodedAudio:
         try:
             loaded = torch.load(file, weights_only=True, map_location="cpu")
         except Exception as exc:
-            raise CorruptAudioError(
-                f"The PyTorch file could not be loaded safely: {failure_reason(exc)}. "
-                "Send a file made by torch.save(tensor) that holds only a tensor."
-            ) from exc
+            raise _tensor_load_failure(exc) from exc
     if not isinstance(loaded, torch.Tensor):
         raise UnsupportedAudioError(
             f"The PyTorch file holds a {type(loaded).__name__}, not a tensor; "
@@ -115,7 +131,27 @@ def decode_tensor(source: AudioSource, limits: DecodeLimits) -> DecodedAudio:
     if tensor.is_floating_point():
         tensor = tensor.to(torch.float32)
     array: npt.NDArray[Any] = np.asarray(tensor.numpy())
-    return _array_to_audio(array, rate, limits, "tensor")
+    return _array_to_audio(array, rate, limits, "tensor", reserve)
+
+
+def _tensor_load_failure(exc: Exception) -> UnsupportedAudioError | CorruptAudioError:
+    """Our own words for a failed ``torch.load``.
+
+    PyTorch's text is not passed on: it advises loading with ``weights_only=False``, which
+    would run any code the file holds, and is never done here.
+    """
+    text = str(exc)
+    if isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" in text:
+        found = _UNSAFE_GLOBAL.search(text)
+        named = f" ({found.group(1)})" if found else ""
+        return UnsupportedAudioError(
+            f"The PyTorch file holds Python objects other than tensors{named}, which are never "
+            "loaded: they could run code. Save the audio tensor alone with torch.save(tensor)."
+        )
+    return CorruptAudioError(
+        "The PyTorch file could not be read: it is damaged or incomplete. Send a whole file "
+        "made by torch.save(tensor)."
+    )
 
 
 def _import_torch() -> ModuleType:
@@ -150,9 +186,13 @@ def _frames_and_channel_axis(shape: tuple[int, ...]) -> tuple[int, int | None]:
 
 
 def _array_to_audio(
-    array: npt.NDArray[Any], rate: int, limits: DecodeLimits, container: str
+    array: npt.NDArray[Any],
+    rate: int,
+    limits: DecodeLimits,
+    container: str,
+    reserve: Reserve | None,
 ) -> DecodedAudio:
-    """Validate an array, mix it to mono float32 and resample it to 16 kHz."""
+    """Validate an array, zero its non-finite samples, mix it to mono and resample to 16 kHz."""
     array = array.reshape(_squeezed_shape(array.shape))
     if array.size == 0:
         raise EmptyAudioError("The audio array is empty; send at least one sample.")
@@ -163,14 +203,13 @@ def _array_to_audio(
             f"{limits.max_channels} accepted; mix it down before sending."
         )
     check_duration(frames / rate, limits)
-    mono = _to_float32(array)
-    if channel_axis is not None:
-        mono = mix_to_mono(mono, channel_axis)
-    if not np.isfinite(mono).all():
-        raise CorruptAudioError(
-            "The audio array contains NaN or infinite (or out of float32 range) values; "
-            "send finite samples, ideally in [-1, 1]."
-        )
+    if reserve is not None:
+        reserve(frames / rate)
+    samples, zeroed = zero_nonfinite(_to_float32(array))
+    nonfinite = NonFiniteCount(limits.max_nonfinite_ratio)
+    nonfinite.add(samples.size, zeroed)
+    nonfinite.check()
+    mono = samples if channel_axis is None else mix_to_mono(samples, channel_axis)
     return finish(_resample(mono, rate), container)
 
 

@@ -12,27 +12,38 @@
 * Decoding is packet by packet: a packet that fails to decode is counted and skipped (the
   generator-style ``container.decode()`` silently stops at the first error), and too many bad
   packets is an error.
+* Where the container declares its duration (see :mod:`whisperd.audio.durations`), a duration
+  over :attr:`~whisperd.audio.limits.DecodeLimits.max_duration_s` is refused before decoding,
+  and the declared duration is reserved at once and sizes the output buffer.
 * The decoded duration is counted while decoding and the work stops as soon as
   :attr:`~whisperd.audio.limits.DecodeLimits.max_duration_s` is passed, so a tiny file of
-  compressed silence cannot expand into gigabytes.
-* Where the container declares its duration in a header (see :mod:`whisperd.audio.durations`),
-  decoded audio that falls well short of it is reported as truncated (or damaged, when the end
-  was reached but the middle is missing).
+  compressed silence cannot expand into gigabytes; the samples go straight into one
+  :class:`~whisperd.audio.buffer.SampleBuffer`, which asks the caller's
+  :data:`~whisperd.audio.buffer.Reserve` for every minute more it holds.
+* NaN and infinite samples of float codecs are zeroed before resampling (one would spread over
+  its neighbours), and too many of them is an error (:mod:`whisperd.audio.finite`).
+* Where the container declares its duration in a header, decoded audio that falls well short of
+  it is reported as truncated (or damaged, when the end was reached but the middle is missing);
+  an Ogg file must end its stream with an end-of-stream page (:mod:`whisperd.audio.ogg`).
 """
 
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, BinaryIO, NoReturn
 
 import av
 import numpy as np
 
+from whisperd.audio.buffer import Reserve, SampleBuffer
 from whisperd.audio.decoded import DecodedAudio, Samples, failure_reason, finish
-from whisperd.audio.durations import declared_seconds
+from whisperd.audio.durations import declared_seconds, expected_seconds
+from whisperd.audio.finite import NonFiniteCount, zero_nonfinite
 from whisperd.audio.limits import DecodeLimits, check_duration, check_stream_shape
 from whisperd.audio.mixing import mix_to_mono
+from whisperd.audio.ogg import ogg_is_complete
 from whisperd.audio.sniffing import NOT_CONTAINERS, sniff
 from whisperd.audio.source import AudioSource, open_binary
 from whisperd.engine.base import SAMPLE_RATE
@@ -44,6 +55,8 @@ from whisperd.errors import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from av.audio.frame import AudioFrame
     from av.audio.stream import AudioStream
     from av.container import InputContainer
@@ -103,14 +116,22 @@ class _NestedOpenGuard:
 _RESAMPLE_GROUP = 1 << 18
 """Decoded samples gathered before one resampler call."""
 
+_FLOAT_FORMATS: Mapping[str, type[np.floating]] = MappingProxyType(
+    {"flt": np.float32, "fltp": np.float32, "dbl": np.float64, "dblp": np.float64}
+)
+"""FFmpeg sample formats that can hold NaN or infinite samples, and their numpy types."""
+_MAX_PLANES = 8
+"""Planes PyAV can reach in one frame (FFmpeg's ``AV_NUM_DATA_POINTERS``)."""
+
 
 @dataclass(slots=True)
 class _DecodeState:
     """Running counts for one container decode."""
 
     limits: DecodeLimits
+    buffer: SampleBuffer
     time_base: float = 0.0
-    chunks: list[Samples] = field(default_factory=list)
+    nonfinite: NonFiniteCount = field(init=False)
     resampler: av.AudioResampler | None = None
     fifo: av.AudioFifo | None = None
     frame_key: tuple[int, str, str] | None = None
@@ -119,6 +140,9 @@ class _DecodeState:
     bad: int = 0
     last_bad: bool = False
     end_pts: int | None = None
+
+    def __post_init__(self) -> None:
+        self.nonfinite = NonFiniteCount(self.limits.max_nonfinite_ratio)
 
     @property
     def end_seconds(self) -> float | None:
@@ -137,6 +161,7 @@ class _DecodeState:
         _check_frame(frame, self.limits)
         self.decoded_s += frame.samples / frame.sample_rate
         check_duration(self.decoded_s, self.limits)
+        _zero_nonfinite_frame(frame, self.nonfinite)
         key = (frame.sample_rate, frame.layout.name, frame.format.name)
         if self.resampler is None or self.fifo is None or key != self.frame_key:
             self.flush()
@@ -161,11 +186,9 @@ class _DecodeState:
             self.fifo = None
 
     def samples(self) -> Samples:
-        """Every resampled sample so far, as one array."""
+        """Every resampled sample so far, as one array over the buffer's memory."""
         self.flush()
-        if not self.chunks:
-            return np.zeros(0, dtype=np.float32)
-        return np.concatenate(self.chunks)
+        return self.buffer.take()
 
     def _collect(self, frames: list[AudioFrame]) -> None:
         """Keep the mono mix (the mean of the channels) of resampled frames.
@@ -177,7 +200,7 @@ class _DecodeState:
             if out is not None and out.samples:
                 packed = np.asarray(out.to_ndarray(), dtype=np.float32)
                 channels = packed.reshape(out.samples, -1)
-                self.chunks.append(mix_to_mono(channels, channel_axis=1))
+                self.buffer.append(mix_to_mono(channels, channel_axis=1))
 
 
 def _check_frame(frame: AudioFrame, limits: DecodeLimits) -> None:
@@ -185,21 +208,65 @@ def _check_frame(frame: AudioFrame, limits: DecodeLimits) -> None:
     check_stream_shape(frame.layout.nb_channels, frame.sample_rate, limits)
 
 
-def decode_container(source: AudioSource, head: bytes, limits: DecodeLimits) -> DecodedAudio:
-    """Decode an audio/video container with PyAV, hardened for untrusted input."""
+def _zero_nonfinite_frame(frame: AudioFrame, count: NonFiniteCount) -> None:
+    """Zero the NaN and infinite samples of a float frame in place, and count them.
+
+    A planar frame of more than eight channels is left alone: PyAV cannot reach its planes
+    past the eighth (see :meth:`_DecodeState._collect`), and no codec on the allowlist makes
+    one in practice; :func:`~whisperd.audio.decoded.finish` still zeroes what the resampler
+    made of any NaN in it.
+    """
+    channels = frame.layout.nb_channels
+    dtype = _FLOAT_FORMATS.get(frame.format.name)
+    planar = frame.format.is_planar
+    zeroed = 0
+    if dtype is not None and not (planar and channels > _MAX_PLANES):
+        per_plane = frame.samples if planar else frame.samples * channels
+        for index in range(channels if planar else 1):
+            plane = memoryview(frame.planes[index])
+            values = np.frombuffer(plane, dtype=dtype, count=per_plane)
+            zeroed += zero_nonfinite(values, in_place=True)[1]
+    count.add(frame.samples * channels, zeroed)
+
+
+def decode_container(
+    source: AudioSource, head: bytes, limits: DecodeLimits, reserve: Reserve | None = None
+) -> DecodedAudio:
+    """Decode an audio/video container with PyAV, hardened for untrusted input.
+
+    ``reserve`` is told the seconds of decoded audio about to be held (the declared duration
+    at once, where there is one), and may raise to stop the decode.
+    """
     guard = _NestedOpenGuard()
     with open_binary(source.data) as raw:
         container = _open_container(_NamelessReader(raw), guard, head)
         with container:
             demuxer = _check_demuxer(container)
             stream = _audio_stream(container, limits)
-            state = _DecodeState(limits, float(stream.time_base or 0))
+            declared = declared_seconds(demuxer, container, stream, head)
+            expected = expected_seconds(demuxer, stream, declared)
+            if expected is not None:
+                check_duration(expected, limits)
+            frames = None if expected is None else round(expected * SAMPLE_RATE)
+            buffer = SampleBuffer(frames, reserve=reserve)
+            state = _DecodeState(limits, buffer, float(stream.time_base or 0))
             _decode_packets(container, stream, state)
             samples = state.samples()
-            declared = declared_seconds(demuxer, container, stream, head)
             _check_integrity(state, declared)
+            if demuxer == "ogg" and not ogg_is_complete(source.data):
+                _raise_cut_ogg(state)
+            state.nonfinite.check()
             label = _container_label(demuxer, container, head)
     return finish(samples, label, state.bad)
+
+
+def _raise_cut_ogg(state: _DecodeState) -> NoReturn:
+    """Refuse an Ogg file that does not end its stream (see :mod:`whisperd.audio.ogg`)."""
+    raise TruncatedAudioError(
+        f"The Ogg file stops after {state.decoded_s:.1f} s of audio without the end-of-stream "
+        "page that closes a complete file; it was probably cut off during upload or recording. "
+        "Send the complete file."
+    )
 
 
 def _open_container(

@@ -8,6 +8,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from whisperd.audio.finite import zero_nonfinite
 from whisperd.engine.base import SAMPLE_RATE
 from whisperd.errors import EmptyAudioError
 
@@ -52,13 +53,19 @@ class DecodedAudio:
 
 
 def finish(samples: Samples, container: str, bad_packets: int = 0) -> DecodedAudio:
-    """Reject empty audio and wrap the result (C-contiguous and writeable)."""
+    """Reject empty audio and wrap the result (C-contiguous, writeable and finite).
+
+    The readers zero non-finite input samples before mixing and resampling; a mix or resampler
+    that overflows float32 on huge (but finite) input could still make one, so the output is
+    made finite here too: a NaN never reaches a model or a response.
+    """
     if samples.size == 0:
         raise EmptyAudioError(
             "No audio samples could be decoded from the input; it holds no audio."
         )
     if not samples.flags.writeable or not samples.flags.c_contiguous:
         samples = np.array(samples, dtype=np.float32, order="C")
+    zero_nonfinite(samples, in_place=True)
     return DecodedAudio(samples=samples, container=container, bad_packets=bad_packets)
 
 

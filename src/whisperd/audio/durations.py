@@ -4,6 +4,10 @@ WAV, FLAC and MP3 headers are parsed here from the input's first bytes; for MP4/
 Matroska the duration FFmpeg read from the header is used. A header written to a pipe cannot
 know its length and holds a placeholder size instead (see :func:`_unknown_size`); such a header
 declares nothing, and the audio is taken as it is.
+
+:func:`expected_seconds` adds what is known before decoding but is no check of completeness:
+an Ogg file's last granule position (FFmpeg reads the last page of a seekable input), exact for
+the pages the file holds, even when the file was cut.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ if TYPE_CHECKING:
     from av.audio.stream import AudioStream
     from av.container import InputContainer
 
-__all__ = ["declared_seconds"]
+__all__ = ["declared_seconds", "expected_seconds"]
 
 _AV_TIME_BASE = 1_000_000
 _DECLARED_BY_FFMPEG: frozenset[str] = frozenset({"mov", "aiff", "matroska"})
@@ -39,6 +43,26 @@ def declared_seconds(
         return float(stream.duration * stream.time_base)
     if container.duration is not None and container.duration > 0 and not container.streams.video:
         return container.duration / _AV_TIME_BASE
+    return None
+
+
+def expected_seconds(demuxer: str, stream: AudioStream, declared: float | None) -> float | None:
+    """Seconds of audio the decode will produce, as far as known before decoding.
+
+    Args:
+        demuxer: FFmpeg's name of the input's demuxer.
+        stream: The audio stream to decode.
+        declared: What :func:`declared_seconds` found.
+
+    Returns:
+        ``declared``, or for Ogg the duration of its last page's granule position; ``None``
+        when neither is known.
+    """
+    if declared is not None:
+        return declared
+    if demuxer == "ogg" and stream.duration and stream.time_base is not None:
+        seconds = float(stream.duration * stream.time_base)
+        return seconds if seconds > 0 else None
     return None
 
 

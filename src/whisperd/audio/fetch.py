@@ -51,7 +51,7 @@ from whisperd import __version__
 from whisperd.audio.addresses import IPAddress, check_address, check_host_name, literal_address
 from whisperd.errors import UrlBlockedError, UrlFetchError, UrlTimeoutError, UrlTooLargeError
 
-__all__ = ["AudioFetcher", "FetchLimits"]
+__all__ = ["AudioFetcher", "FetchLimits", "guarded_transport"]
 
 logger = logging.getLogger(__name__)
 
@@ -251,6 +251,18 @@ class _GuardedTransport(httpx2.AsyncBaseTransport):
     async def aclose(self) -> None:
         """Close every pooled connection."""
         await self._pool.aclose()
+
+
+def guarded_transport(*, allow_private_networks: bool) -> httpx2.AsyncBaseTransport:
+    """An ``httpx2`` transport that connects only to addresses the SSRF policy allows.
+
+    Each new connection resolves its host once, refuses it if any address is blocked
+    (:mod:`whisperd.audio.addresses`), then connects to a checked address, as described above.
+    A refused host raises :class:`~whisperd.errors.UrlBlockedError` out of the request, one that
+    does not resolve :class:`~whisperd.errors.UrlFetchError`. The caller closes it (``aclose``).
+    Also used by the job webhooks' sender (:mod:`whisperd.jobs.webhooks`).
+    """
+    return _GuardedTransport(allow_private_networks=allow_private_networks)
 
 
 # --------------------------------------------------------------------------- fetcher

@@ -11,6 +11,12 @@ Rules shared by the timed formats:
   millisecond) before they are split into hours, minutes and seconds.
 * ``srt``, ``vtt`` and ``tsv`` skip segments whose stripped text is empty: an empty cue would
   end the previous cue early in a subtitle parser and carries nothing.
+
+Every number rendered is finite, so every ``json`` and ``verbose_json`` body is valid JSON (which
+has no NaN or Infinity): a non-finite time becomes 0 (then clamped as above), a NaN score 0 and
+an infinite score the largest float of its sign (a ``-inf`` log-probability stays the lowest
+number there is). Decoding makes non-finite audio
+finite already (:mod:`whisperd.audio.finite`); this is the last line, for any engine's numbers.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Literal
@@ -114,10 +121,26 @@ def format_timestamp(
     return f"{hours_part}{minutes:02d}:{whole_seconds:02d}{decimal_marker}{millis:03d}"
 
 
+def _finite(value: float) -> float:
+    """``value`` as a finite float: NaN as 0, an infinity as the largest float of its sign."""
+    number = float(value)
+    if math.isfinite(number):
+        return number
+    if math.isnan(number):
+        return 0.0
+    return math.copysign(sys.float_info.max, number)
+
+
+def _time(seconds: float) -> float:
+    """A time as a finite float: a NaN or infinite time (no time at all) as 0."""
+    number = float(seconds)
+    return number if math.isfinite(number) else 0.0
+
+
 def _span(start: float, end: float) -> tuple[float, float]:
-    """Clamp a start to zero and an end to its start."""
-    start = max(start, 0.0)
-    return start, max(end, start)
+    """Make both times finite, then clamp a start to zero and an end to its start."""
+    start = max(_time(start), 0.0)
+    return start, max(_time(end), start)
 
 
 # --- text cleaning ------------------------------------------------------------------------
@@ -198,10 +221,10 @@ def _segment_json(segment: Segment) -> dict[str, object]:
         "end": float(end),
         "text": segment.text,
         "tokens": [int(token) for token in segment.tokens],
-        "temperature": float(segment.temperature),
-        "avg_logprob": float(segment.avg_logprob),
-        "compression_ratio": float(segment.compression_ratio),
-        "no_speech_prob": float(segment.no_speech_prob),
+        "temperature": _finite(segment.temperature),
+        "avg_logprob": _finite(segment.avg_logprob),
+        "compression_ratio": _finite(segment.compression_ratio),
+        "no_speech_prob": _finite(segment.no_speech_prob),
     }
 
 
@@ -252,7 +275,7 @@ def to_verbose_json(
     body: dict[str, object] = {
         "task": t.task,
         "language": language_name(t.language),
-        "duration": float(t.duration),
+        "duration": _finite(t.duration),
         "text": t.text,
     }
     if "segment" in wanted:
@@ -343,7 +366,8 @@ def render(
 ) -> str:
     """Render a transcript as the body of a response or output file.
 
-    ``json`` and ``verbose_json`` are serialized with ``json.dumps(..., ensure_ascii=False)``.
+    ``json`` and ``verbose_json`` are serialized with ``json.dumps(..., ensure_ascii=False)``,
+    as strict JSON (every number is finite: see the module's rules).
 
     Args:
         t: The transcript.
@@ -358,10 +382,10 @@ def render(
         ValueError: on an unknown format or granularity.
     """
     if fmt == "json":
-        return json.dumps(to_json(t), ensure_ascii=False)
+        return json.dumps(to_json(t), ensure_ascii=False, allow_nan=False)
     if fmt == "verbose_json":
         body = to_verbose_json(t, granularities=granularities, include_tokens=include_tokens)
-        return json.dumps(body, ensure_ascii=False)
+        return json.dumps(body, ensure_ascii=False, allow_nan=False)
     renderer = _TEXT_RENDERERS.get(fmt)
     if renderer is None:
         raise ValueError(f"unknown output format {fmt!r}; use one of {OUTPUT_FORMATS!r}")

@@ -29,10 +29,15 @@ class DecodeLimits:
     """Caps applied while decoding untrusted input.
 
     Attributes:
-        max_duration_s: Longest decoded duration accepted, enforced while decoding.
+        max_duration_s: Longest decoded duration accepted, enforced while decoding (and
+            before, on the duration a container declares).
         min_duration_s: Shortest decoded duration accepted: 0.1 s, as OpenAI's API (shorter
             clips give Whisper nothing to hear, and it hallucinates "Thank you.").
         max_bad_packet_ratio: Largest tolerated share of packets that fail to decode.
+        max_nonfinite_ratio: Largest tolerated share of NaN or infinite samples, which are
+            zeroed as dropouts (:mod:`whisperd.audio.finite`); 1 %, the share of bad packets
+            tolerated: zeroed at that rate, speech stays clear, and a file with more is damaged
+            rather than a recording with dropouts.
         max_channels: Most channels accepted.
         max_sample_rate: Highest sample rate accepted, in Hz.
     """
@@ -40,6 +45,7 @@ class DecodeLimits:
     max_duration_s: float = 4 * 3600.0
     min_duration_s: float = 0.1
     max_bad_packet_ratio: float = 0.01
+    max_nonfinite_ratio: float = 0.01
     max_channels: int = 64
     max_sample_rate: int = 768_000
 

@@ -18,12 +18,16 @@ from whisperd.engine.catalogue import CTRANSLATE2, ModelFormat, known_model
 from whisperd.engine.hub import ResolvedModel, resolve_model
 from whisperd.errors import ModelUnavailableError
 
-__all__ = ["Loader", "ModelManager"]
+__all__ = ["Hardware", "Loader", "ModelManager"]
 
 logger = logging.getLogger(__name__)
 
 Loader: TypeAlias = Callable[[ResolvedModel, str, str], Engine]
 """Loads a resolved model on a device with a compute type. Blocking."""
+
+Hardware: TypeAlias = Callable[[str, str], tuple[str, str]]
+"""Maps a device and compute type (either may be ``auto``) to the pair the loader really runs
+(:func:`~whisperd.engine.selection.concrete_hardware`). Blocking."""
 
 _EngineKey: TypeAlias = tuple[Path, str, str]
 _K = TypeVar("_K", bound=Hashable)
@@ -65,9 +69,11 @@ class _Loaded:
 class ModelManager:
     """Loads models on first use and hands the same engine to every later caller.
 
-    Engines are keyed by (model directory, device, compute type). Loading the same key from many
-    threads at once loads it once; different keys load concurrently. :meth:`get` blocks while it
-    downloads and loads, so callers run it in a worker thread.
+    Engines are keyed by (model directory, device, compute type), where the device and compute
+    type are the concrete ones ``hardware`` says the loader runs: ``auto`` never enters a key,
+    so a request for ``auto`` and one for what ``auto`` picks share one engine. Loading the same
+    key from many threads at once loads it once; different keys load concurrently. :meth:`get`
+    blocks while it downloads and loads, so callers run it in a worker thread.
     """
 
     def __init__(
@@ -79,6 +85,7 @@ class ModelManager:
         endpoint: str | None = None,
         progress: bool = False,
         fmt: ModelFormat = CTRANSLATE2,
+        hardware: Hardware | None = None,
     ) -> None:
         """Create an empty manager.
 
@@ -89,6 +96,8 @@ class ModelManager:
             endpoint: Hub URL instead of the default.
             progress: Show huggingface_hub's download progress bars (off for servers).
             fmt: The model format the loader's engine reads.
+            hardware: Resolves ``auto`` device and compute type before they key an engine
+                (default: keys use the values as given).
         """
         self._loader = loader
         self.fmt = fmt
@@ -99,6 +108,9 @@ class ModelManager:
         self._lock = threading.Lock()
         self._resolved: dict[str, ResolvedModel] = {}
         self._engines: dict[_EngineKey, _Loaded] = {}
+        self._hardware = hardware
+        self._concrete: dict[tuple[str, str], tuple[str, str]] = {}
+        """Each device and compute type asked for, and the pair ``hardware`` resolved it to."""
         self._resolve_locks: _KeyedLocks[str] = _KeyedLocks()
         self._load_locks: _KeyedLocks[_EngineKey] = _KeyedLocks()
         self._closed = False
@@ -112,13 +124,15 @@ class ModelManager:
             compute_type: CTranslate2 compute type (``int8``, ``float16``, ``auto``, ...).
 
         Returns:
-            The loaded engine, shared with every other caller of the same key.
+            The loaded engine, shared with every other caller of the same model on the same
+            concrete device and compute type.
 
         Raises:
             UnknownModelError: if the name is no known model, repo id or model directory.
             ModelUnavailableError: if the model cannot be had, or the manager is closed.
         """
         resolved = self._resolve(name)
+        device, compute_type = self._concrete_hardware(device, compute_type)
         key = (resolved.path, device, compute_type)
         loaded = self._lookup(key)
         if loaded is not None:
@@ -139,13 +153,16 @@ class ModelManager:
     def peek(self, name: str, *, device: str, compute_type: str) -> Engine | None:
         """The engine :meth:`get` would return, if it is loaded; never resolves or loads.
 
-        Quick (a look-up under a lock): safe to call on the event loop.
+        Quick (a look-up under a lock): safe to call on the event loop. A device and compute
+        type never asked of :meth:`get` are not resolved here (that may block), so they find
+        nothing.
         """
         with self._lock:
             resolved = self._resolved.get(name)
-            if resolved is None:
+            concrete = self._concrete.get((device, compute_type))
+            if resolved is None or concrete is None:
                 return None
-            entry = self._engines.get((resolved.path, device, compute_type))
+            entry = self._engines.get((resolved.path, *concrete))
         return entry.engine if entry is not None else None
 
     def loaded(self) -> list[ModelInfo]:
@@ -177,6 +194,18 @@ class ModelManager:
             entries = list(self._engines.values())
             self._engines.clear()
         _close_all(entries)
+
+    def _concrete_hardware(self, device: str, compute_type: str) -> tuple[str, str]:
+        """The concrete pair for ``device`` and ``compute_type``, remembered for :meth:`peek`."""
+        if self._hardware is None:
+            concrete = (device, compute_type)
+        else:
+            with self._lock:
+                known = self._concrete.get((device, compute_type))
+            concrete = known or self._hardware(device, compute_type)
+        with self._lock:
+            self._concrete[(device, compute_type)] = concrete
+        return concrete
 
     def _resolve(self, name: str) -> ResolvedModel:
         resolved = self._remembered(name)

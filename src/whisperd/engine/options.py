@@ -4,6 +4,11 @@ One :class:`TranscribeOptions` value travels from every entry point (CLI flags, 
 stream metadata) to the engine. Strings as HTTP forms send them (``"0,0.2,0.4"``,
 ``"-1"``, ``"0.5,12.3"``, a JSON object for ``vad_parameters``) are parsed here, so every API
 accepts the same spellings and reports the same errors.
+
+Every number must be finite: ``inf``, ``-inf``, ``nan`` and values that overflow to infinity
+(``1e309``), alone or in a list, fail validation at the field ("Input should be a finite
+number", pydantic's ``allow_inf_nan=False``), as the decoder cannot use them (faster-whisper
+turns ``clip_timestamps=inf`` into an ``OverflowError``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,16 @@ from whisperd.languages import language_or_detect
 Task = Literal["transcribe", "translate"]
 
 DEFAULT_TEMPERATURES: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+MAX_TIME_S = 10_000_000
+"""Largest time, in seconds, an option may name (about 116 days: past the end of any audio a
+server takes). A larger one means nothing more, and near ``1e306`` it overflows the decoder's
+frame arithmetic (faster-whisper rounds ``seconds * 100`` to an int)."""
+MAX_TIME_MS = MAX_TIME_S * 1000
+""":data:`MAX_TIME_S` in milliseconds, the bound of the VAD's durations (Silero's arithmetic
+turns them into sample counts through floats)."""
+MAX_TOKEN_ID = 2**31 - 1
+"""Largest token id accepted (CTranslate2 takes 32-bit ids; Whisper's are below 51866)."""
 DEFAULT_PREPEND_PUNCTUATIONS = "\"'“¿([{-"
 DEFAULT_APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 
@@ -30,26 +45,31 @@ def _split_csv(value: str) -> list[str]:
 class VadParameters(BaseModel):
     """Silero VAD settings (faster-whisper's ``VadOptions``)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", use_attribute_docstrings=True, allow_inf_nan=False
+    )
 
     threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
     """Speech probability above which a frame counts as speech."""
     neg_threshold: Annotated[float | None, Field(ge=0.0, le=1.0)] = None
     """Probability below which speech ends (default: threshold - 0.15)."""
-    min_speech_duration_ms: Annotated[int, Field(ge=0)] = 0
+    min_speech_duration_ms: Annotated[int, Field(ge=0, le=MAX_TIME_MS)] = 0
     """Speech chunks shorter than this are dropped."""
     max_speech_duration_s: Annotated[float, Field(gt=0.0)] = math.inf
-    """Speech chunks longer than this are split."""
-    min_silence_duration_ms: Annotated[int, Field(ge=0)] = 2000
+    """Speech chunks longer than this are split; leave it out for no limit (a number sent must
+    be finite)."""
+    min_silence_duration_ms: Annotated[int, Field(ge=0, le=MAX_TIME_MS)] = 2000
     """Silence needed to end a speech chunk."""
-    speech_pad_ms: Annotated[int, Field(ge=0)] = 400
+    speech_pad_ms: Annotated[int, Field(ge=0, le=MAX_TIME_MS)] = 400
     """Padding added on each side of a speech chunk."""
 
 
 class TranscribeOptions(BaseModel):
     """Every decoding control of a transcription, with seed-documented ranges and defaults."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", use_attribute_docstrings=True, allow_inf_nan=False
+    )
 
     language: str | None = None
     """ISO 639-1 code (or English name) of the spoken language; None detects it."""
@@ -85,7 +105,7 @@ class TranscribeOptions(BaseModel):
     """Text the first window's transcript starts with."""
     suppress_blank: bool = True
     """Suppress blank outputs at the start of sampling."""
-    suppress_tokens: tuple[Annotated[int, Field(ge=-1)], ...] = (-1,)
+    suppress_tokens: tuple[Annotated[int, Field(ge=-1, le=MAX_TOKEN_ID)], ...] = (-1,)
     """Token ids never generated; -1 stands for the model's default non-speech set."""
     without_timestamps: bool = False
     """Decode without timestamp tokens (one segment per window)."""
@@ -104,10 +124,15 @@ class TranscribeOptions(BaseModel):
     vad_parameters: VadParameters | None = None
     """VAD settings; None uses the defaults."""
     max_new_tokens: Annotated[int | None, Field(ge=1, le=448)] = None
-    """Cap on tokens decoded per window."""
+    """Cap on tokens decoded per window, 1-448. A window's prompt shares Whisper's 448-token
+    context with its transcript, so a cap that does not fit is lowered to 448 minus the
+    prompt's fixed part: the start-of-transcript tokens (3 on multilingual models, 1 on
+    English-only ones), ``<|notimestamps|>`` without timestamps, and the prefix; the previous
+    text's prompt is shortened to leave the decoder its cap (as openai/whisper stops when the
+    context is full)."""
     chunk_length: Annotated[int | None, Field(ge=1, le=30)] = None
     """Window length in seconds (default 30)."""
-    clip_timestamps: tuple[Annotated[float, Field(ge=0.0)], ...] = (0.0,)
+    clip_timestamps: tuple[Annotated[float, Field(ge=0.0, le=MAX_TIME_S)], ...] = (0.0,)
     """Start/end pairs in seconds of the parts to decode; a lone start runs to the end.
     Anything but the default ``0`` turns VAD off."""
     hallucination_silence_threshold: Annotated[float | None, Field(gt=0.0)] = None

@@ -13,14 +13,21 @@ then decodes nothing and its text is lost without an error (200 words of prompt 
 hotwords gave an empty transcript; 140 each cut it off halfway).
 
 The rule here, applied to every window (:class:`BudgetedPrompt`) and checked before any work
-(:func:`check_room`):
+(:func:`check_room`, :func:`fit_max_new_tokens`):
 
 * The decoder keeps ``reserve`` positions: ``max_new_tokens`` when it is set, else
   ``n_ctx // 2`` = 224, the most Whisper itself samples per window (``sample_len`` in
   openai/whisper's ``decoding.py``).
+* ``max_new_tokens`` (1-448) is lowered to what fits after the prompt's fixed part: 448 minus
+  the start-of-transcript sequence (3 tokens on multilingual models, 1 on English-only ones),
+  ``<|notimestamps|>`` and the prefix. openai/whisper does the same: its decoder stops
+  sampling when the context is full, whatever ``sample_len`` asks. faster-whisper and
+  transformers refuse the request instead, so ``max_new_tokens=448``, inside the documented
+  range, could never run.
 * The start-of-transcript sequence, ``<|notimestamps|>`` and the prefix (first window only)
-  are kept whole; a prefix or ``max_new_tokens`` that does not leave the decoder its reserve
-  is refused (:class:`~whisperd.errors.InvalidOptionError` naming the field) rather than cut.
+  are kept whole; a prefix that leaves the decoder fewer than ``min(reserve, n_ctx // 2)``
+  positions is refused (:class:`~whisperd.errors.InvalidOptionError` naming ``prefix``)
+  rather than cut.
 * The hotwords and the previous text share what is left, at most ``n_ctx // 2 - 1`` tokens
   (Whisper keeps the last ``n_ctx // 2 - 1`` tokens of a prompt). When both do not fit, each
   keeps at least half of the budget: the hotwords their first tokens (as faster-whisper cuts
@@ -36,7 +43,14 @@ from whisperd.errors import InvalidOptionError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["BudgetedPrompt", "check_room", "conditioning_budget", "decoder_reserve", "share"]
+__all__ = [
+    "BudgetedPrompt",
+    "check_room",
+    "conditioning_budget",
+    "decoder_reserve",
+    "fit_max_new_tokens",
+    "share",
+]
 
 
 def decoder_reserve(n_ctx: int, max_new_tokens: int | None) -> int:
@@ -129,6 +143,44 @@ class BudgetedPrompt:
         return [tokenizer.sot_prev, *kept_hotwords, *kept_previous, *fixed]
 
 
+def _fixed_length(sot_length: int, *, without_timestamps: bool, prefix_tokens: int) -> int:
+    """Length of a first window's fixed prompt: start-of-transcript sequence,
+    ``<|notimestamps|>``, and the prefix with its ``<|0.00|>``."""
+    base = sot_length + (1 if without_timestamps else 0)
+    return base + prefix_tokens + (1 if prefix_tokens and not without_timestamps else 0)
+
+
+def fit_max_new_tokens(
+    n_ctx: int,
+    *,
+    sot_length: int,
+    without_timestamps: bool,
+    prefix_tokens: int,
+    max_new_tokens: int | None,
+) -> int | None:
+    """``max_new_tokens`` lowered to the positions left after the first window's fixed prompt.
+
+    Args:
+        n_ctx: The decoder's positions (448).
+        sot_length: Length of the start-of-transcript sequence (3 for multilingual models,
+            1 for English-only ones).
+        without_timestamps: Whether ``<|notimestamps|>`` is in the prompt.
+        prefix_tokens: Tokens of the prefix (0 without one).
+        max_new_tokens: The request's cap on tokens per window, if any.
+
+    Returns:
+        ``None`` when no cap was asked; else ``min(max_new_tokens, n_ctx - fixed)``, at least
+        1 (:func:`check_room` refuses a prefix that leaves less). Windows after the first have
+        no prefix, so they may have a few positions more than this cap uses.
+    """
+    if max_new_tokens is None:
+        return None
+    fixed = _fixed_length(
+        sot_length, without_timestamps=without_timestamps, prefix_tokens=prefix_tokens
+    )
+    return max(1, min(max_new_tokens, n_ctx - fixed))
+
+
 def check_room(
     n_ctx: int,
     *,
@@ -137,7 +189,9 @@ def check_room(
     prefix_tokens: int,
     max_new_tokens: int | None,
 ) -> None:
-    """Refuse a prefix or ``max_new_tokens`` that leaves the decoder less than its reserve.
+    """Refuse a prefix that leaves the decoder less than its reserve (at most ``n_ctx // 2``).
+
+    ``max_new_tokens`` is never refused: :func:`fit_max_new_tokens` lowers it to what fits.
 
     Args:
         n_ctx: The decoder's positions (448).
@@ -148,25 +202,19 @@ def check_room(
         max_new_tokens: The request's cap on tokens per window, if any.
 
     Raises:
-        InvalidOptionError: naming ``prefix`` (or ``max_new_tokens`` when it alone is too
-            large) with the largest value that fits.
+        InvalidOptionError: naming ``prefix``, with the longest prefix that fits.
     """
-    base = sot_length + (1 if without_timestamps else 0)
-    prefix = prefix_tokens + (1 if prefix_tokens and not without_timestamps else 0)
-    reserve = decoder_reserve(n_ctx, max_new_tokens)
-    if base + prefix + reserve <= n_ctx:
+    fixed = _fixed_length(
+        sot_length, without_timestamps=without_timestamps, prefix_tokens=prefix_tokens
+    )
+    reserve = min(decoder_reserve(n_ctx, max_new_tokens), n_ctx // 2)
+    if fixed + reserve <= n_ctx:
         return
-    if max_new_tokens is not None and base + max_new_tokens > n_ctx:
-        raise InvalidOptionError(
-            f"max_new_tokens={max_new_tokens} does not fit in Whisper's {n_ctx}-token context "
-            f"next to the prompt's {base} special tokens; use at most {n_ctx - base}.",
-            param="max_new_tokens",
-        )
+    base = _fixed_length(sot_length, without_timestamps=without_timestamps, prefix_tokens=0)
     room = n_ctx - reserve - base - (0 if without_timestamps else 1)
-    keeps = f"max_new_tokens={max_new_tokens}" if max_new_tokens else f"{reserve} tokens"
     raise InvalidOptionError(
         f"The prefix is {prefix_tokens} tokens long; at most {max(room, 0)} fit in Whisper's "
-        f"{n_ctx}-token context while the decoder keeps {keeps} for the transcript. "
+        f"{n_ctx}-token context while the decoder keeps {reserve} tokens for the transcript. "
         "Shorten the prefix (or lower max_new_tokens).",
         param="prefix",
     )

@@ -53,3 +53,30 @@ def choose_engine(engine: str, device: str) -> str:
     if _ctranslate2_cuda() or not _torch_cuda():
         return "ctranslate2"
     return "torch"
+
+
+def concrete_hardware(engine: str, device: str, compute_type: str) -> tuple[str, str]:
+    """The device and compute type ``engine`` really runs for settings that may say ``auto``.
+
+    Models are keyed by this answer (:class:`~whisperd.engine.manager.ModelManager`), so a
+    request for ``auto`` and one for the device ``auto`` picks share one loaded model.
+    CTranslate2: ``auto`` is CUDA when it sees a GPU, else the CPU; compute type ``auto`` (or
+    ``default``) is float16 on CUDA and int8 on the CPU; other compute types are kept (the
+    engine refuses those the device lacks). PyTorch: the device PyTorch picks, and the
+    floating-point type it runs (:func:`~whisperd.engine.pytorch.engine.torch_compute_type`).
+    Blocking (imports the engine's library on first use).
+
+    Raises:
+        ModelUnavailableError: if the torch engine is asked for CUDA it does not see.
+    """
+    if engine == "torch":
+        from whisperd.engine.pytorch.engine import torch_compute_type, torch_device
+
+        place = torch_device(device)
+        return place.type, torch_compute_type(compute_type, place)
+    from whisperd.engine.whisper import resolve_compute_type, resolve_device
+
+    device = resolve_device(device)
+    if compute_type in ("auto", "default"):
+        compute_type = resolve_compute_type(compute_type, device)
+    return device, compute_type

@@ -14,7 +14,7 @@ from faster_whisper.feature_extractor import FeatureExtractor as FeatureExtracto
 
 from whisperd.engine.base import ModelInfo, Segment, SegmentCallback, Transcript, check_english_only
 from whisperd.engine.ct2_batch import PromptTokens, ScheduledModel, run_batch
-from whisperd.engine.prompts import BudgetedPrompt, check_room
+from whisperd.engine.prompts import BudgetedPrompt, check_room, fit_max_new_tokens
 from whisperd.engine.results import to_segment
 from whisperd.errors import InvalidOptionError, ModelUnavailableError, TranscriptionError
 from whisperd.scheduler.batcher import Batcher, Priority, Ticket
@@ -203,18 +203,29 @@ class FasterWhisperEngine:
 
         Raises:
             InvalidOptionError: on translation, multilingual decoding or a non-English
-                language asked of an English-only model; on a prefix or ``max_new_tokens``
-                that leaves the decoder no room (:func:`~whisperd.engine.prompts.check_room`).
+                language asked of an English-only model; on a prefix that leaves the decoder
+                no room (:func:`~whisperd.engine.prompts.check_room`).
         """
         if not self._info.multilingual:
             self._check_english(options)
-        check_room(
-            int(self._model.max_length),
-            sot_length=3 if self._info.multilingual else 1,
-            without_timestamps=options.without_timestamps,
-            prefix_tokens=self._prefix_tokens(options.prefix),
-            max_new_tokens=options.max_new_tokens,
-        )
+        check_room(int(self._model.max_length), **self._prompt_shape(options))
+
+    def _fitted(self, options: TranscribeOptions) -> TranscribeOptions:
+        """``options`` with ``max_new_tokens`` lowered to what fits next to the prompt
+        (:func:`~whisperd.engine.prompts.fit_max_new_tokens`)."""
+        fitted = fit_max_new_tokens(int(self._model.max_length), **self._prompt_shape(options))
+        if fitted == options.max_new_tokens:
+            return options
+        return options.model_copy(update={"max_new_tokens": fitted})
+
+    def _prompt_shape(self, options: TranscribeOptions) -> dict[str, Any]:
+        """What of a window's prompt is fixed, and the decoder's cap, for the room checks."""
+        return {
+            "sot_length": 3 if self._info.multilingual else 1,
+            "without_timestamps": options.without_timestamps,
+            "prefix_tokens": self._prefix_tokens(options.prefix),
+            "max_new_tokens": options.max_new_tokens,
+        }
 
     def _prefix_tokens(self, prefix: str | None) -> int:
         """How many tokens faster-whisper's prompt gives ``prefix`` (0 without one)."""
@@ -248,6 +259,7 @@ class FasterWhisperEngine:
             CancelledError: if ``cancel`` was set before the last window.
         """
         self.check(options)
+        options = self._fitted(options)
         ticket = self.batcher.ticket(priority)
         if cancel is not None:
             ticket.cancelled = cancel

@@ -1,4 +1,5 @@
-"""Admission control: bounded work in the server, counted in requests and in audio seconds.
+"""Admission control: bounded work in the server, counted in requests, audio seconds and the
+estimated wait.
 
 A request holds a slot from the moment it is admitted until its result is delivered; once its
 audio is decoded it also reserves its duration against the audio budget until it is
@@ -6,41 +7,78 @@ transcribed. When either bound is reached, new work is refused at once with
 :class:`~whisperd.errors.QueueFullError` (the HTTP layers answer 503 with ``Retry-After`` and
 the reason) instead of queueing without bound. A single request longer than the whole budget is
 still admitted when nothing else is queued, so no input is refused forever.
+
+Admission by wait. Once the server's speed is measured (:class:`~whisperd.scheduler.throughput.
+Throughput`), a new request is also refused when its estimated wait exceeds ``max_wait_s``:
+work that would wait longer than a client's timeout only makes everyone slower, while a quick
+503 lets the client go elsewhere or come back. The wait is the audio ahead of the request
+divided by the measured speed. Ahead of it are every stream decode (streams run first), and
+the first :data:`FIRST_COME_AUDIO_S` seconds of each admitted request (the scheduler serves a
+request's first windows in arrival order, then lets newer requests pass it, see
+:mod:`whisperd.scheduler.batcher`); requests still being decoded count as a recent request's
+mean length. ``Retry-After`` is then the time until the wait is back under the bound at the
+measured speed. Until a request has finished there is no speed to divide by, and only the
+request and audio bounds apply. Bulk work (CLI files, durable jobs) is never refused for its
+wait, since no client waits on it with a timeout, and is not counted ahead of interactive
+requests, which the scheduler serves first.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from whisperd.errors import QueueFullError
+from whisperd.scheduler.batcher import Priority
+from whisperd.scheduler.throughput import Throughput
 
 _MIN_RETRY_S = 1
 _MAX_RETRY_S = 120
 
+FIRST_COME_AUDIO_S = 60.0
+"""Audio a new request waits behind, at most, per admitted request: about the two windows that
+the scheduler's first-come quantum covers (``batcher.FIRST_COME_CALLS``)."""
+
 
 class Admission:
-    """Counts requests and audio seconds in flight against fixed bounds. Event-loop only."""
+    """Counts requests and audio seconds in flight against fixed bounds, and estimates the
+    wait of a new request from the measured speed. Event-loop only."""
 
     def __init__(
-        self, capacity: int, *, max_audio_seconds: float = math.inf, max_streams: int = 64
+        self,
+        capacity: int,
+        *,
+        max_audio_seconds: float = math.inf,
+        max_streams: int = 64,
+        max_wait_s: float = math.inf,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Admit at most ``capacity`` requests, ``max_audio_seconds`` of queued audio and
-        ``max_streams`` real-time streams."""
-        if capacity < 1 or max_audio_seconds <= 0 or max_streams < 1:
-            raise ValueError("capacity, max_audio_seconds and max_streams must be positive")
+        """Admit at most ``capacity`` requests, ``max_audio_seconds`` of queued audio,
+        ``max_streams`` real-time streams, and no request whose estimated wait exceeds
+        ``max_wait_s`` seconds (``math.inf``: no bound). ``clock`` gives monotonic seconds.
+
+        Raises:
+            ValueError: if a bound is not positive.
+        """
+        if capacity < 1 or max_audio_seconds <= 0 or max_streams < 1 or max_wait_s <= 0:
+            raise ValueError(
+                "capacity, max_audio_seconds, max_streams and max_wait_s must be positive"
+            )
         self.capacity = capacity
         self.max_streams = max_streams
         self._streams = 0
         self._stream_decodes = 0
         self.max_audio_seconds = max_audio_seconds
+        self.max_wait_s = max_wait_s
         self._in_flight = 0
         self._running = 0
         self._audio = 0.0
-        self._throughput = 0.0
-        """Recent audio seconds transcribed per wall second (0 until measured)."""
+        self._ahead = 0.0
+        """Audio a new request waits behind: streams' decodes and each running request's
+        first-come share (at most :data:`FIRST_COME_AUDIO_S`)."""
+        self._throughput = Throughput(clock)
 
     @property
     def in_flight(self) -> int:
@@ -91,12 +129,27 @@ class Admission:
         """Audio admitted and not yet transcribed, in seconds."""
         return self._audio
 
+    @property
+    def throughput(self) -> float:
+        """Measured audio seconds transcribed per busy second (0.0 until a request finished)."""
+        return self._throughput.rate
+
+    def estimated_wait(self) -> float | None:
+        """Seconds a request admitted now would wait before its first window runs, or None
+        while the server's speed is not measured yet (see the module's docstring)."""
+        rate = self._throughput.rate
+        if rate <= 0:
+            return None
+        decoding = self.waiting * min(self._throughput.mean_audio, FIRST_COME_AUDIO_S)
+        return (self._ahead + decoding) / rate
+
     def retry_after(self) -> int:
-        """Seconds after which a refused client may expect room."""
-        if self._throughput <= 0:
+        """Seconds after which a refused client may expect room: the time to transcribe the
+        audio in progress at the measured speed (5 while unmeasured), 1 to 120."""
+        rate = self._throughput.rate
+        if rate <= 0:
             return 5
-        wait = math.ceil(self._audio / self._throughput)
-        return max(_MIN_RETRY_S, min(_MAX_RETRY_S, wait))
+        return _clamp_retry(self._audio / rate)
 
     def _refuse(self, reason: str) -> QueueFullError:
         after = self.retry_after()
@@ -107,14 +160,18 @@ class Admission:
         )
 
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    async def slot(self, priority: Priority = Priority.INTERACTIVE) -> AsyncIterator[None]:
         """Hold one request slot for the duration of the block.
 
         Raises:
-            QueueFullError: if every slot is taken.
+            QueueFullError: if every slot is taken, or (above bulk ``priority``) the estimated
+                wait exceeds ``max_wait_s`` (its ``retry_after`` is the time until it no
+                longer would).
         """
         if self._in_flight >= self.capacity:
             raise self._refuse(f"all {self.capacity} request slots are taken")
+        if priority < Priority.BULK:
+            self._check_wait()
         self._in_flight += 1
         try:
             yield
@@ -122,8 +179,11 @@ class Admission:
             self._in_flight -= 1
 
     @asynccontextmanager
-    async def running_work(self, audio_seconds: float = 0.0) -> AsyncIterator[None]:
-        """Reserve ``audio_seconds`` of budget and mark the request as on the model.
+    async def running_work(
+        self, audio_seconds: float = 0.0, priority: Priority = Priority.INTERACTIVE
+    ) -> AsyncIterator[None]:
+        """Reserve ``audio_seconds`` of budget and mark the request as on the model; its first
+        :data:`FIRST_COME_AUDIO_S` count in the wait of new requests unless it is bulk work.
 
         Raises:
             QueueFullError: if the audio budget would be exceeded.
@@ -133,30 +193,53 @@ class Admission:
                 f"{audio_seconds:.0f} s more audio would exceed the "
                 f"{self.max_audio_seconds:.0f} s queue"
             )
+        share = min(audio_seconds, FIRST_COME_AUDIO_S) if priority < Priority.BULK else 0.0
         self._audio += audio_seconds
+        self._ahead += share
         self._running += 1
-        began = time.monotonic()
+        self._throughput.started()
+        transcribed = 0.0
         try:
             yield
+            transcribed = audio_seconds
         finally:
             self._running -= 1
             self._audio -= audio_seconds
-            self._measure(audio_seconds, time.monotonic() - began)
+            self._ahead -= share
+            self._throughput.finished(transcribed)
 
     @asynccontextmanager
     async def stream_work(self, audio_seconds: float) -> AsyncIterator[None]:
         """Count one stream decode of ``audio_seconds`` while it runs; never refused (the
         stream was admitted when it opened)."""
         self._audio += audio_seconds
+        self._ahead += audio_seconds
         self._stream_decodes += 1
         try:
             yield
         finally:
             self._stream_decodes -= 1
             self._audio -= audio_seconds
+            self._ahead -= audio_seconds
 
-    def _measure(self, audio_seconds: float, elapsed: float) -> None:
-        if audio_seconds <= 0 or elapsed <= 0:
+    def _check_wait(self) -> None:
+        """Refuse a new request whose estimated wait exceeds the bound.
+
+        Raises:
+            QueueFullError: with ``retry_after`` the seconds until the wait is back under it.
+        """
+        wait = self.estimated_wait()
+        if wait is None or wait <= self.max_wait_s:
             return
-        rate = audio_seconds / elapsed * max(self._running + 1, 1)
-        self._throughput = rate if self._throughput == 0 else 0.8 * self._throughput + 0.2 * rate
+        after = _clamp_retry(wait - self.max_wait_s)
+        raise QueueFullError(
+            f"The server is at capacity: the estimated wait of {wait:.0f} s exceeds its "
+            f"{self.max_wait_s:.0f} s bound ({self._in_flight} requests and "
+            f"{self._audio:.0f} s of audio in progress); retry in {after} seconds.",
+            retry_after=after,
+        )
+
+
+def _clamp_retry(seconds: float) -> int:
+    """Whole seconds for ``Retry-After``, rounded up, from 1 to 120."""
+    return max(_MIN_RETRY_S, min(_MAX_RETRY_S, math.ceil(seconds)))

@@ -7,13 +7,22 @@ key, such as equal decoding options and prompt layout), run the merged call once
 every caller its own share of the result.
 
 Fairness policy. The next batch is led by the queued call that ranks first by
-``(priority, windows already served to its request, arrival order)``: stream finals, then
-stream partials, then interactive requests, then bulk work, and within a class the request
-that has had the fewest windows.
-A request has at most one call in flight at a time (its windows depend on one another), so
-a short request admitted while a long one runs is served on the very next batch and finishes
-after a few windows instead of after the long file. Compatible calls join the leader's batch in
-the same order, up to ``max_batch_size`` items.
+``(priority, service level of its request, arrival order)`` (:meth:`Ticket.rank`): stream
+finals, then stream partials, then interactive requests, then bulk work. Within a class, a
+request's first :data:`FIRST_COME_CALLS` calls (about two windows) are served in arrival order;
+past them, its level rises each time its calls served double, and lower levels go first
+(least attained service, in coarse steps, first come first served within a step):
+
+- under overload, equal short requests finish about in the order they came, each as soon as
+  its own windows ran, instead of all together at the end: ranking by calls served alone let
+  every newcomer pass the requests already under way, so each new request stretched every
+  other one and all of them finished with the backlog;
+- a short request admitted while a long one runs still passes the long one once that has had
+  its first windows, and finishes after a few windows instead of after the long file; of two
+  long files, the one that has had less runs first.
+
+A request has at most one call in flight at a time (its windows depend on one another).
+Compatible calls join the leader's batch in the same order, up to ``max_batch_size`` items.
 
 Adaptive batching. When only some of the active requests have a call queued (the others are
 preparing their next window on the CPU), a worker waits up to ``max_wait_s`` for them, so the
@@ -71,6 +80,18 @@ class Priority(enum.IntEnum):
     BULK = 3
 
 
+FIRST_COME_CALLS = 8
+"""Calls of a request served in arrival order before newer requests may pass it: about two
+30 s windows (an encode and one or two generates each, plus language detection or alignment),
+so clips up to a minute are served first come, first served."""
+
+
+def service_level(served: int) -> int:
+    """0 for a request's first :data:`FIRST_COME_CALLS` calls, then one more each time the
+    calls served double (8-15: 1, 16-31: 2, ...)."""
+    return (served // FIRST_COME_CALLS).bit_length()
+
+
 @dataclass(eq=False)
 class Ticket:
     """One request's identity in the scheduler: its class, arrival, progress and cancel flag."""
@@ -78,11 +99,17 @@ class Ticket:
     priority: Priority = Priority.INTERACTIVE
     arrival: int = 0
     served: int = 0
+    """Calls of this request run so far."""
     cancelled: threading.Event = field(default_factory=threading.Event)
 
     def cancel(self) -> None:
         """Drop the request's remaining calls; its next submit raises CancelledError."""
         self.cancelled.set()
+
+    def rank(self) -> tuple[int, int, int]:
+        """Order of service under the fairness policy: ``(priority, level, arrival)``, lowest
+        first (see the module's docstring and :func:`service_level`)."""
+        return (int(self.priority), service_level(self.served), self.arrival)
 
 
 @dataclass(eq=False)
@@ -100,8 +127,8 @@ class Call:
     """The submitter's context variables (its request id among them), for log lines."""
 
     def rank(self) -> tuple[int, int, int]:
-        """Order of service under the fairness policy."""
-        return (int(self.ticket.priority), self.ticket.served, self.ticket.arrival)
+        """Order of service under the fairness policy (its ticket's :meth:`Ticket.rank`)."""
+        return self.ticket.rank()
 
 
 Runner = Callable[[str, Sequence[Call]], Sequence[Any]]

@@ -27,7 +27,7 @@ TaskMode = Literal["transcribe", "translate"]
 class NativeSettings(BaseModel):
     """The per-request settings of ``POST /transcribe`` and ``POST /transcribe/raw``."""
 
-    model_config = ConfigDict(extra="allow", use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="allow", use_attribute_docstrings=True, allow_inf_nan=False)
 
     model: str | None = None
     """Whisper checkpoint: large-v3, large-v3-turbo, medium, medium.en, small, small.en, base,

@@ -145,7 +145,9 @@ class ChunkingStrategy(BaseModel):
     ``speech_pad_ms`` does). OpenAI's loudness normalisation of ``auto`` is not done.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", use_attribute_docstrings=True, allow_inf_nan=False
+    )
 
     type: Literal["auto", "server_vad"]
     """``auto`` (sent as the plain string), or ``server_vad`` with the settings below."""

@@ -34,9 +34,16 @@ AudioFormatName = Literal["pcm16", "g711_ulaw", "g711_alaw"]
 PCM_RATE = 24000
 """The only PCM sample rate of the Realtime API."""
 
+MAX_TURN_MS = 10_000
+"""Longest prefix padding and end-of-turn silence, in ms (OpenAI gives no bound; 10 s is the
+bound of the other VAD settings of whisperd's APIs, ``chunking_strategy``'s)."""
+
 
 class _Settings(BaseModel):
-    model_config = ConfigDict(extra="ignore", use_attribute_docstrings=True)
+    """Unknown fields are ignored; non-finite numbers (``NaN``, ``Infinity``, ``1e309``) are
+    refused."""
+
+    model_config = ConfigDict(extra="ignore", use_attribute_docstrings=True, allow_inf_nan=False)
 
 
 _FORMAT_NAMES: Final[Mapping[str, AudioFormatName]] = MappingProxyType(
@@ -84,10 +91,10 @@ class TurnDetection(_Settings):
     sets (the session echoes the ``server_vad`` settings that run)."""
     threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
     """Speech probability that starts a turn."""
-    prefix_padding_ms: Annotated[int, Field(ge=0)] = 300
-    """Audio kept before speech starts."""
-    silence_duration_ms: Annotated[int, Field(ge=0)] = 500
-    """Silence that ends a turn."""
+    prefix_padding_ms: Annotated[int, Field(ge=0, le=MAX_TURN_MS)] = 300
+    """Audio kept before speech starts, in milliseconds (at most 10 s)."""
+    silence_duration_ms: Annotated[int, Field(ge=0, le=MAX_TURN_MS)] = 500
+    """Silence that ends a turn, in milliseconds (at most 10 s)."""
     create_response: bool | None = None
     """Accepted for compatibility; transcription sessions create no responses."""
     interrupt_response: bool | None = None

@@ -16,7 +16,9 @@ from whisperd.streaming.pcm import Encoding
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+    """Unknown keys and non-finite numbers (``NaN``, ``Infinity``, ``1e309``) are refused."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, allow_inf_nan=False)
 
 
 class SamplingParams(_Strict):

@@ -41,14 +41,20 @@ class Problem:
         return self.location[0] if self.location else None
 
     def describe(self, name: Callable[[str], str] = str) -> str:
-        """``Invalid value for 'a.b': message``, or just the message without a location.
+        """``Invalid value for 'a.b[1]': message``, or just the message without a location.
+
+        Nested fields are joined with dots, list positions written in brackets.
 
         Args:
-            name: Spelling of each location part, e.g. ``beam_size`` as the flag ``beam-size``.
+            name: Spelling of the top-level field, e.g. ``beam_size`` as the flag
+                ``--beam-size`` (nested parts keep their own names).
         """
         if not self.location:
             return self.message
-        where = ".".join(name(part) for part in self.location)
+        first, *rest = self.location
+        where = name(first) + "".join(
+            f"[{part}]" if part.isdigit() else f".{part}" for part in rest
+        )
         return f"Invalid value for '{where}': {self.message}"
 
 

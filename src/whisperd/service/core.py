@@ -27,7 +27,8 @@ from whisperd.engine.manager import ModelManager
 from whisperd.engine.selection import choose_engine
 from whisperd.errors import ModelError, ModelUnavailableError, UnknownModelError
 from whisperd.scheduler.admission import Admission
-from whisperd.service.loading import model_format, whisper_loader
+from whisperd.service.decoding_budget import DecodedAudioBudget
+from whisperd.service.loading import model_format, model_hardware, whisper_loader
 from whisperd.service.pools import Pools
 from whisperd.service.streams import stream_decoder, stream_vad
 from whisperd.service.transcription import Transcription
@@ -67,9 +68,12 @@ class TranscriptionService:
             settings.max_pending_requests,
             max_audio_seconds=settings.max_queued_audio_seconds,
             max_streams=settings.max_streams,
+            max_wait_s=settings.max_queue_wait_s,
         )
         self._pools = pools
         self._limits = DecodeLimits(max_duration_s=settings.max_audio_seconds)
+        self.decoded_audio = DecodedAudioBudget(settings.max_decoded_audio_seconds)
+        """Decoded audio held in memory by every request together (see its module)."""
         self._preload: asyncio.Task[Engine] | None = None
         self._default_failure: ModelError | None = None
 
@@ -90,6 +94,7 @@ class TranscriptionService:
             endpoint=settings.hf_endpoint,
             progress=progress,
             fmt=model_format(engine),
+            hardware=model_hardware(engine),
         )
         return cls(settings, models, pools=Pools.create(settings))
 
@@ -115,20 +120,22 @@ class TranscriptionService:
 
         Every input error surfaces here, before any transcription work: an HTTP front end can
         still answer with an error status. The returned transcription holds the admission
-        slot until it is run or closed.
+        slot and its decoded audio's share of :attr:`decoded_audio` until it is run or closed.
 
         Raises:
-            QueueFullError: if the server is at capacity.
+            QueueFullError: if the server is at capacity (requests, estimated wait, or
+                decoded audio in memory).
             ModelError: if the model cannot be had.
             InvalidOptionError: if the options do not suit the model.
             AudioError: if the audio cannot be used.
         """
         held = AsyncExitStack()
-        await held.enter_async_context(self.admission.slot())
+        await held.enter_async_context(self.admission.slot(request.priority))
         try:
             engine = await self._engine(request.model, request.device, request.compute_type)
             engine.check(request.options)
-            audio = await self._pools.audio.run(decode_audio, request.source, self._limits)
+            reserve = held.enter_context(self.decoded_audio.reservation())
+            audio = await self._pools.audio.run(decode_audio, request.source, self._limits, reserve)
         except BaseException:
             await held.aclose()
             raise
@@ -175,7 +182,11 @@ class TranscriptionService:
             ModelError: if the default model cannot be had.
         """
         engine = await self._engine(None)
-        config = dataclasses.replace(config, context_s=self.settings.stream_final_context_s)
+        config = dataclasses.replace(
+            config,
+            context_s=self.settings.stream_final_context_s,
+            stable_partials=self.settings.stream_stable_partials,
+        )
         decoder = stream_decoder(
             engine,
             config,

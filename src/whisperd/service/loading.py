@@ -1,5 +1,6 @@
 """How the service gets its models: the settings' engine and threading, the model format that
-engine reads, and the quick check a server runs on its default model before it listens."""
+engine reads, the concrete hardware that keys a loaded model, and the quick check a server runs
+on its default model before it listens."""
 
 from __future__ import annotations
 
@@ -7,19 +8,29 @@ from typing import TYPE_CHECKING
 
 from whisperd.engine.catalogue import FORMATS
 from whisperd.engine.hub import check_model
-from whisperd.engine.selection import ENGINE_FORMATS, choose_engine
+from whisperd.engine.selection import ENGINE_FORMATS, choose_engine, concrete_hardware
 
 if TYPE_CHECKING:
     from whisperd.config import Settings
     from whisperd.engine.base import Engine
     from whisperd.engine.catalogue import ModelFormat
     from whisperd.engine.hub import ResolvedModel
-    from whisperd.engine.manager import Loader
+    from whisperd.engine.manager import Hardware, Loader
 
 
 def model_format(engine: str) -> ModelFormat:
     """The format of the weights ``engine`` (``ctranslate2`` or ``torch``) loads."""
     return FORMATS[ENGINE_FORMATS[engine]]
+
+
+def model_hardware(engine: str) -> Hardware:
+    """How ``engine`` (``ctranslate2`` or ``torch``) resolves ``auto`` device and compute type,
+    for the model manager's keys (:func:`~whisperd.engine.selection.concrete_hardware`)."""
+
+    def concrete(device: str, compute_type: str) -> tuple[str, str]:
+        return concrete_hardware(engine, device, compute_type)
+
+    return concrete
 
 
 def check_default_model(settings: Settings) -> None:

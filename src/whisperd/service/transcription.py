@@ -77,7 +77,7 @@ class Transcription:
         try:
             if self.audio.is_silent:
                 return silent_transcript(self.request.options, self.model, self.audio.duration)
-            async with self._admission.running_work(self.audio.duration):
+            async with self._admission.running_work(self.audio.duration, self.request.priority):
                 return await self._pool.run(
                     self._engine.transcribe,
                     self.audio.samples,

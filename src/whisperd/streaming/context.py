@@ -1,11 +1,17 @@
-"""Audio context for stream finals: the previous finals' audio, decoded again with their words
-forced, so a short utterance is heard the way the batch path hears it, inside a longer window.
+"""Audio context for stream finals: the previous finals' audio decoded again before a new
+utterance, so a short utterance is heard the way the batch path hears it, inside a longer window.
 
 Whisper transcribes a short clip on its own much worse than the same words inside a 30 s
 window (it was trained on such windows). A final is therefore decoded over the audio of the
-stream's last finals (up to :data:`CONTEXT_S`) followed by the new utterance, with the last
-finals' text forced as the decoder prefix; the words after that prefix are the new utterance's,
-and :func:`drop_leading_text` cuts the forced part off by the word timings.
+stream's last finals (up to :data:`CONTEXT_S`) followed by the new utterance, in one of two ways:
+
+- unforced (an utterance with no stable words, the default): the whole stretch is decoded as the
+  batch path would decode it, and :func:`drop_before` keeps the words heard after the utterance
+  began (by the middle of each word's timing);
+- forced (words already stable, ``stable_partials``): the last finals' text and the stable words
+  are forced as the decoder prefix, and :func:`drop_leading_text` cuts the context's words off.
+  With timestamps, Whisper often ends a forced decode right after the forced context; the
+  session then hears the utterance alone.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from whisperd.engine.base import SAMPLE_RATE, Segment, Transcript, Word
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-CONTEXT_S = 5.0
+CONTEXT_S = 20.0
 """Most seconds of previous finals' audio decoded again before a new utterance, by default."""
 WINDOW_S = 28.0
 """Context and utterance together stay within one 30 s Whisper window (with a margin)."""
@@ -99,6 +105,37 @@ def drop_leading_text(transcript: Transcript, text: str, *, keep_words: bool) ->
                 remaining -= _letters(word.word)
             else:
                 kept.append(word)
+        if not kept:
+            continue
+        whole = len(kept) == len(segment.words)
+        segments.append(
+            dataclasses.replace(
+                segment,
+                id=len(segments),
+                start=segment.start if whole else kept[0].start,
+                text=segment.text if whole else "".join(word.word for word in kept),
+                tokens=segment.tokens if whole else (),
+                words=tuple(kept) if keep_words else None,
+            )
+        )
+    return dataclasses.replace(transcript, segments=tuple(segments))
+
+
+def drop_before(transcript: Transcript, seconds: float, *, keep_words: bool) -> Transcript:
+    """``transcript`` without the words whose middle lies before ``seconds`` (decode time).
+
+    For a context decoded again unforced: its words belong to earlier finals, and are cut off
+    where the new utterance's audio begins. Segments are rebuilt as in
+    :func:`drop_leading_text`.
+
+    Raises:
+        ValueError: if the transcript has no word timings (decode with word timestamps).
+    """
+    segments: list[Segment] = []
+    for segment in transcript.segments:
+        if segment.words is None:
+            raise ValueError("dropping a context by time needs word timestamps")
+        kept = [word for word in segment.words if (word.start + word.end) / 2 >= seconds]
         if not kept:
             continue
         whole = len(kept) == len(segment.words)

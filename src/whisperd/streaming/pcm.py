@@ -2,16 +2,26 @@
 
 G.711 (ITU-T Recommendation G.711, 1988) bytes are expanded through a 256-entry table per law:
 mu-law (North America, Japan) and A-law (elsewhere; OpenAI Realtime ``audio/pcma``).
+
+Float frames (``pcm_f32le``) follow the rule of every other input (:mod:`whisperd.audio.finite`):
+a NaN or infinite sample is a dropout and becomes 0 before resampling, which would spread it.
+A stream cannot be refused after the fact like a file, so they are counted
+(:attr:`PcmDecoder.zeroed`) and logged once per stream instead. Finite samples are clipped to
+[-1, 1], as a player would.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 import numpy as np
 import soxr
 
+from whisperd.audio.finite import zero_nonfinite
 from whisperd.engine.base import SAMPLE_RATE
+
+logger = logging.getLogger(__name__)
 
 Encoding = Literal["pcm_s16le", "pcm_mulaw", "pcm_f32le"]
 """The encodings a Baseten stream's metadata can name."""
@@ -58,6 +68,8 @@ class PcmDecoder:
     def __init__(self, encoding: DecoderEncoding, sample_rate: int) -> None:
         """Decode ``encoding`` at ``sample_rate`` Hz (resampled to 16 kHz when different)."""
         self.encoding = encoding
+        self.zeroed = 0
+        """NaN or infinite float samples replaced with 0 so far."""
         self._width = _WIDTH[encoding]
         self._carry = b""
         table = _G711_TABLES.get(encoding)
@@ -83,6 +95,14 @@ class PcmDecoder:
             return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
         if self.encoding == "pcm_f32le":
             values = np.frombuffer(data, dtype="<f4").astype(np.float32)
-            return np.nan_to_num(np.clip(values, -1.0, 1.0))
+            values, zeroed = zero_nonfinite(values, in_place=True)
+            if zeroed:
+                self._count_zeroed(zeroed)
+            return np.clip(values, -1.0, 1.0)
         assert self._g711 is not None
         return self._g711[np.frombuffer(data, dtype=np.uint8)]
+
+    def _count_zeroed(self, zeroed: int) -> None:
+        if self.zeroed == 0:
+            logger.warning("stream audio holds NaN or infinite samples; they are zeroed")
+        self.zeroed += zeroed

@@ -19,10 +19,15 @@ How decodes keep the batch path's accuracy (the choices of whisper_streaming, Ma
   forced (:mod:`whisperd.streaming.context`), so a sentence cut by a short pause is heard in
   context, as the batch path hears it in its 30 s window;
 - partials are greedy, without the previous finals as prompt (on a few hundred milliseconds of
-  audio, greedy decoding repeats its prompt), with the stable words forced as decoder prefix; a
-  word becomes stable once two consecutive trusted partials agree on it and more than
-  ``HELD_BACK_WORDS`` words follow it (:mod:`whisperd.streaming.stabilizer`);
-- finals use the stream's beam width and temperature fallback, with the stable words forced as
+  audio, greedy decoding repeats its prompt); by default their words are all unstable and an
+  utterance's words become stable with its final, which hears the whole utterance with the
+  beam (greedy partials guess the newest words wrong, and forcing a guess into the final loses
+  it);
+- with ``StreamConfig.stable_partials``, a word becomes stable once two consecutive trusted
+  partials agree on it and more than ``HELD_BACK_WORDS`` words follow it
+  (:mod:`whisperd.streaming.stabilizer`), and is forced as the decoder prefix of later partials
+  and of the final: stable text comes sooner, at a cost in words;
+- finals use the stream's beam width and temperature fallback, with any stable words forced as
   prefix: nothing shown as stable is ever taken back.
 """
 
@@ -47,6 +52,7 @@ from whisperd.streaming.context import (
     Committed,
     Context,
     choose_context,
+    drop_before,
     drop_leading_text,
 )
 from whisperd.streaming.stabilizer import LocalAgreement, doubtful
@@ -91,6 +97,11 @@ class StreamConfig:
     """Most tokens a final decodes (None: the model's limit)."""
     context_s: float = CONTEXT_S
     """Seconds of previous finals decoded again (their words forced) before each final."""
+    stable_partials: bool = False
+    """Partials may make words stable (LocalAgreement-2, :mod:`whisperd.streaming.stabilizer`):
+    stable text comes while the person speaks, but greedy guesses forced into the final cost
+    words. False: a partial's words are all unstable, and an utterance's words become stable
+    with its final, decoded unforced with the beam, as the batch route decodes them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,11 +423,7 @@ class StreamSession:
         transcript = await self._decode(audio, request)
         if self._finals or self._open != number:
             return  # a final overtook this partial
-        stable, unstable = self._stability.update(
-            transcript.text.split(),
-            trusted=not doubtful(transcript),
-            heard_s=len(audio) / SAMPLE_RATE,
-        )
+        stable, unstable = self._stable_split(transcript, heard_s=len(audio) / SAMPLE_RATE)
         await self._emit(
             Result(
                 number,
@@ -429,6 +436,17 @@ class StreamSession:
                 time.monotonic() - queued,
             )
         )
+
+    def _stable_split(self, transcript: Transcript, *, heard_s: float) -> tuple[str, str]:
+        """A partial's (stable, unstable) text: agreed words are stable only with
+        :attr:`StreamConfig.stable_partials`; otherwise the words stable so far (none, unless
+        the setting was on earlier in the utterance) and the rest."""
+        words = transcript.text.split()
+        if self.config.stable_partials:
+            return self._stability.update(words, trusted=not doubtful(transcript), heard_s=heard_s)
+        committed = self._stability.committed
+        tail = words[len(committed) :] if words[: len(committed)] == committed else []
+        return self._stability.prefix, " ".join(tail)
 
     async def _run_final(self, job: _Final) -> None:
         utterance = self._decode_start(max(job.start, self._finalized))
@@ -481,9 +499,16 @@ class StreamSession:
     async def _final_decode(
         self, job: _Final, utterance: int, context: Context | None
     ) -> tuple[int, Transcript]:
-        """Decode a final from ``utterance`` (or from its context's start, with the context's
-        words forced and then cut off); returns where the decode began and its transcript."""
+        """Decode a final from ``utterance``, or from its context's start: unforced when the
+        utterance has no stable words (the context's words are decoded again and cut off by
+        time), else with the context's and the stable words forced (the context's cut off by
+        text); returns where the decode began and its transcript."""
         start = utterance if context is None else context.start
+        if context is not None and not job.stable:
+            try:
+                return start, await self._heard_in_context(job, utterance, start)
+            except ValueError:  # a decoder without word timings: hear the utterance alone
+                return await self._final_decode(job, utterance, None)
         prefix = " ".join(p for p in (context and context.text, job.stable) if p)
         transcript = await self._decode(
             self._audio(start, job.end),
@@ -503,6 +528,18 @@ class StreamSession:
         except ValueError:  # a decoder without word timings: hear the utterance alone
             return await self._final_decode(job, utterance, None)
         return start, kept
+
+    async def _heard_in_context(self, job: _Final, utterance: int, start: int) -> Transcript:
+        """Decode the audio from ``start`` (the context's) to the utterance's end as the batch
+        route would, unforced, and keep the words heard after ``utterance`` began."""
+        transcript = await self._decode(
+            self._audio(start, job.end),
+            DecodeRequest(
+                final=True, prefix=None, prompt=self._prompt(before=start), word_timestamps=True
+            ),
+        )
+        keep_words = self.config.word_timestamps
+        return drop_before(transcript, (utterance - start) / SAMPLE_RATE, keep_words=keep_words)
 
     @staticmethod
     def _cut(job: _Final, transcript: Transcript, start: int) -> tuple[Transcript, int]:

@@ -593,9 +593,8 @@ class ContinuousDecoder:
 
 
 def _rank(group: _Group) -> tuple[int, int, int, int]:
-    """Admission order: the scheduler's fairness policy (class, windows served, arrival)."""
-    ticket = group.request.ticket
-    return (int(ticket.priority), ticket.served, ticket.arrival, group.index)
+    """Admission order: the scheduler's fairness policy (priority, service level, arrival)."""
+    return (*group.request.ticket.rank(), group.index)
 
 
 def _cancelled() -> CancelledError:
