@@ -109,6 +109,20 @@ def test_compatible_calls_of_different_requests_share_one_model_call(started) ->
     assert batcher.stats.sizes[4] == 1
 
 
+def test_bulk_calls_join_only_a_bulk_leader(started) -> None:
+    gate = threading.Event()
+    model = FakeModel(gate=gate)
+    batcher = _start(started, model, max_batch_size=8, max_wait_s=0)
+    jobs = [
+        ("encode", None, "clip", batcher.ticket(Priority.INTERACTIVE)),
+        ("encode", None, "job-1", batcher.ticket(Priority.BULK)),
+        ("encode", None, "job-2", batcher.ticket(Priority.BULK)),
+        ("encode", None, "stream", batcher.ticket(Priority.STREAMING)),
+    ]
+    _queue_while_blocked(batcher, model, jobs, batcher.ticket())
+    assert [payloads for _, payloads in model.calls[1:]] == [["stream", "clip"], ["job-1", "job-2"]]
+
+
 def test_incompatible_calls_never_mix_and_batches_are_capped(started) -> None:
     gate = threading.Event()
     model = FakeModel(gate=gate)

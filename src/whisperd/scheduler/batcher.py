@@ -22,7 +22,10 @@ past them, its level rises each time its calls served double, and lower levels g
   long files, the one that has had less runs first.
 
 A request has at most one call in flight at a time (its windows depend on one another).
-Compatible calls join the leader's batch in the same order, up to ``max_batch_size`` items.
+Compatible calls join the leader's batch in the same order, up to ``max_batch_size`` items;
+bulk calls (CLI files, durable jobs) join only a bulk leader: on a CPU a batched call costs
+about the sum of its parts, so a job's 30 s window riding along would make a short interactive
+request wait for it (``bench/bench_jobs.py``).
 
 Adaptive batching. When only some of the active requests have a call queued (the others are
 preparing their next window on the CPU), a worker waits up to ``max_wait_s`` for them, so the
@@ -295,6 +298,8 @@ class Batcher:
         batch, items = [leader], leader.items
         for call in ordered[1:]:
             if (call.kind, call.key) != (leader.kind, leader.key):
+                continue
+            if call.ticket.priority == Priority.BULK and leader.ticket.priority != Priority.BULK:
                 continue
             if items + call.items > self.max_batch_size:
                 break

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from whisperd.engine.base import SAMPLE_RATE, Segment, Transcript, Word
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
 CONTEXT_S = 20.0
 """Most seconds of previous finals' audio decoded again before a new utterance, by default."""
@@ -95,47 +95,40 @@ def drop_leading_text(transcript: Transcript, text: str, *, keep_words: bool) ->
         ValueError: if the transcript has no word timings (decode with word timestamps).
     """
     remaining = _letters(text)
-    segments: list[Segment] = []
-    for segment in transcript.segments:
-        if segment.words is None:
-            raise ValueError("dropping a forced context needs word timestamps")
-        kept: list[Word] = []
-        for word in segment.words:
-            if remaining > 0:
-                remaining -= _letters(word.word)
-            else:
-                kept.append(word)
-        if not kept:
-            continue
-        whole = len(kept) == len(segment.words)
-        segments.append(
-            dataclasses.replace(
-                segment,
-                id=len(segments),
-                start=segment.start if whole else kept[0].start,
-                text=segment.text if whole else "".join(word.word for word in kept),
-                tokens=segment.tokens if whole else (),
-                words=tuple(kept) if keep_words else None,
-            )
-        )
-    return dataclasses.replace(transcript, segments=tuple(segments))
+
+    def after_text(word: Word) -> bool:
+        nonlocal remaining
+        if remaining <= 0:
+            return True
+        remaining -= _letters(word.word)
+        return False
+
+    return _keep_words(transcript, after_text, keep_words=keep_words)
 
 
 def drop_before(transcript: Transcript, seconds: float, *, keep_words: bool) -> Transcript:
     """``transcript`` without the words whose middle lies before ``seconds`` (decode time).
 
     For a context decoded again unforced: its words belong to earlier finals, and are cut off
-    where the new utterance's audio begins. Segments are rebuilt as in
-    :func:`drop_leading_text`.
+    where the new utterance's audio begins. Segments are kept as in :func:`drop_leading_text`.
 
     Raises:
         ValueError: if the transcript has no word timings (decode with word timestamps).
     """
+    return _keep_words(
+        transcript, lambda word: (word.start + word.end) / 2 >= seconds, keep_words=keep_words
+    )
+
+
+def _keep_words(
+    transcript: Transcript, keep: Callable[[Word], bool], *, keep_words: bool
+) -> Transcript:
+    """The words ``keep`` accepts (asked in order), in segments rebuilt around them."""
     segments: list[Segment] = []
     for segment in transcript.segments:
         if segment.words is None:
-            raise ValueError("dropping a context by time needs word timestamps")
-        kept = [word for word in segment.words if (word.start + word.end) / 2 >= seconds]
+            raise ValueError("dropping a context needs word timestamps")
+        kept = [word for word in segment.words if keep(word)]
         if not kept:
             continue
         whole = len(kept) == len(segment.words)
