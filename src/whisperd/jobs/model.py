@@ -159,3 +159,34 @@ class Job:
     def finished(self) -> bool:
         """True in a state the job never leaves."""
         return self.status in FINISHED
+
+
+def job_from_columns(row: Mapping[str, Any]) -> Job:
+    """The job a stored row holds, its JSON columns already decoded (both job stores)."""
+    error = row["error"]
+    return Job(
+        id=row["id"],
+        owner=row["owner"],
+        status=JobStatus(row["status"]),
+        options=row["options"],
+        audio=row["audio"],
+        created_at=row["created_at"],
+        max_attempts=row["max_attempts"],
+        model=row["model"],
+        response_format=row["response_format"],
+        timestamp_granularities=tuple(row["timestamp_granularities"]),
+        metadata=row["metadata"],
+        webhook_url=row["webhook_url"],
+        idempotency_key=row["idempotency_key"],
+        attempts=row["attempts"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        run_after=row["run_after"],
+        worker=row["worker"],
+        lease_until=row["lease_until"],
+        progress_s=row["progress_s"],
+        duration_s=row["duration_s"],
+        error=JobError(**error) if error else None,
+        webhook=WebhookState(row["webhook"]),
+        webhook_attempts=tuple(WebhookAttempt(**attempt) for attempt in row["webhook_attempts"]),
+    )

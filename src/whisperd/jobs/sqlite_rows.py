@@ -6,7 +6,15 @@ import json
 import sqlite3
 from typing import Any
 
-from whisperd.jobs.model import Job, JobError, JobStatus, NewJob, WebhookAttempt, WebhookState
+from whisperd.jobs.model import (
+    Job,
+    JobError,
+    JobStatus,
+    NewJob,
+    WebhookAttempt,
+    WebhookState,
+    job_from_columns,
+)
 
 __all__ = ["attempts_json", "error_json", "insert_values", "job_of"]
 
@@ -51,37 +59,15 @@ def attempts_json(attempts: tuple[WebhookAttempt, ...]) -> str:
     return _dumps([{"at": a.at, "status_code": a.status_code, "error": a.error} for a in attempts])
 
 
+_JSON_COLUMNS = ("options", "timestamp_granularities", "metadata", "error", "webhook_attempts")
+
+
 def job_of(row: sqlite3.Row) -> Job:
     """The job a ``SELECT * FROM jobs`` row holds."""
-    error = json.loads(row["error"]) if row["error"] else None
-    return Job(
-        id=row["id"],
-        owner=row["owner"],
-        status=JobStatus(row["status"]),
-        options=json.loads(row["options"]),
-        audio=row["audio"],
-        created_at=row["created_at"],
-        max_attempts=row["max_attempts"],
-        model=row["model"],
-        response_format=row["response_format"],
-        timestamp_granularities=tuple(json.loads(row["timestamp_granularities"])),
-        metadata=json.loads(row["metadata"]),
-        webhook_url=row["webhook_url"],
-        idempotency_key=row["idempotency_key"],
-        attempts=row["attempts"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        run_after=row["run_after"],
-        worker=row["worker"],
-        lease_until=row["lease_until"],
-        progress_s=row["progress_s"],
-        duration_s=row["duration_s"],
-        error=JobError(**error) if error else None,
-        webhook=WebhookState(row["webhook"]),
-        webhook_attempts=tuple(
-            WebhookAttempt(**attempt) for attempt in json.loads(row["webhook_attempts"])
-        ),
-    )
+    columns = {key: row[key] for key in row.keys()}  # noqa: SIM118 (sqlite3.Row)
+    for key in _JSON_COLUMNS:
+        columns[key] = json.loads(columns[key]) if columns[key] else None
+    return job_from_columns(columns)
 
 
 def _dumps(value: object) -> str:
