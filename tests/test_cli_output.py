@@ -47,8 +47,8 @@ def test_verbose_json_carries_words_when_they_were_computed_and_other_formats_ar
     ]
     verbose = json.loads((tmp_path / "a.verbose.json").read_text())
     assert verbose["words"] == [
-        {"word": "Hello", "start": 0.0, "end": 0.4},
-        {"word": "there.", "start": 0.5, "end": 1.0},
+        {"word": "Hello", "start": 0.0, "end": 0.4, "probability": 0.9},
+        {"word": "there.", "start": 0.5, "end": 1.0, "probability": 0.8},
     ]
     for fmt, path in zip(OUTPUT_FORMATS, written, strict=True):
         if fmt != "verbose_json":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import click
 import pytest
 from click.testing import CliRunner
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from whisperd.cli import cli
 from whisperd.cli_settings import env_name, flag_name, given_settings, settings_options
@@ -28,33 +29,73 @@ def _probe() -> click.Command:
     return probe
 
 
-def _value_for(field: str) -> tuple[list[str], Any]:
-    """Command-line words setting ``field`` to a value other than its default, and that value."""
-    info = Settings.model_fields[field]
-    annotation = info.annotation
-    args = typing.get_args(annotation)
-    if annotation is bool:
-        return [flag_name(field) if not info.default else f"--no-{flag_name(field)[2:]}"], (
-            not info.default
-        )
-    if typing.get_origin(annotation) is typing.Literal:
-        value = next(a for a in args if a != info.default)
-        return [flag_name(field), str(value)], value
-    if field == "api_keys":
-        return ["--api-key", "k1", "--api-key", "k2"], ["k1", "k2"]
-    if field == "webhook_secret":
-        return [flag_name(field), "whsec_" + "A" * 32], "whsec_" + "A" * 32
-    if Path in args:
-        return [flag_name(field), "/srv/models"], Path("/srv/models")
-    if str in args or annotation is str:
-        return [flag_name(field), "x-value"], "x-value"
-    default = info.default
-    value = type(default)(default + 1) if default < 4096 else type(default)(default - 1)
+_TEXTS = ("x-value", "https://x.example", "whsec_" + "A" * 32)
+"""Text values tried in turn: the first a setting's validators accept is used."""
+
+
+def _accepted(field: str, value: Any) -> bool:
     try:
         Settings(_env_file=None, **{field: value})  # type: ignore[call-arg]
-    except ValidationError:  # the default is the field's largest value
-        value = type(default)(default - 1)
-    return [flag_name(field), str(value)], value
+    except ValidationError:
+        return False
+    return True
+
+
+def _plain(annotation: Any) -> tuple[Any, ...]:
+    """The types a setting's annotation allows, ``None`` left out."""
+    members = (
+        typing.get_args(annotation)
+        if typing.get_origin(annotation)
+        in (
+            typing.Union,
+            types.UnionType,
+        )
+        else (annotation,)
+    )
+    return tuple(member for member in members if member is not type(None))
+
+
+def _scalar(field: str, kind: Any) -> tuple[str, Any]:
+    """A value of type ``kind`` other than the default that the setting accepts, as typed on
+    the command line and as the setting holds it."""
+    default = Settings.model_fields[field].default
+    if typing.get_origin(kind) is typing.Literal:
+        value = next(a for a in typing.get_args(kind) if a != default)
+        return str(value), value
+    if kind is Path:
+        return "/srv/models", Path("/srv/models")
+    if kind in (str, SecretStr):
+        text = next(t for t in _TEXTS if _accepted(field, t))
+        return text, text
+    base = default if isinstance(default, int | float) else 0
+    candidates = [base + 1, base - 1, 1, 2, 1024, 8080]
+    value = next(kind(c) for c in candidates if kind(c) != default and _accepted(field, kind(c)))
+    return str(value), value
+
+
+def _value_for(field: str) -> tuple[list[str], Any]:
+    """Command-line words setting ``field`` to a value other than its default, and that value
+    (a secret's as its text)."""
+    info = Settings.model_fields[field]
+    (kind,) = _plain(info.annotation)
+    if kind is bool:
+        words = [flag_name(field) if not info.default else f"--no-{flag_name(field)[2:]}"]
+        return words, not info.default
+    if typing.get_origin(kind) is list:
+        (item,) = typing.get_args(kind)
+        first, first_value = _scalar(field, item)
+        words = [flag_name(field), first, flag_name(field), first]
+        return words, [first_value, first_value]
+    text, value = _scalar(field, kind)
+    return [flag_name(field), text], value
+
+
+def _revealed(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, list):
+        return [_revealed(item) for item in value]
+    return value
 
 
 @pytest.mark.parametrize("field", list(Settings.model_fields))
@@ -64,18 +105,14 @@ def test_every_setting_has_a_flag_that_sets_it(field: str) -> None:
     result = CliRunner().invoke(probe, words)
     assert result.exit_code == 0, result.output
     got = getattr(probe.seen["settings"], field)  # type: ignore[attr-defined]
-    if field == "api_keys":
-        got = [key.get_secret_value() for key in got]
-    elif field == "webhook_secret":
-        got = got.get_secret_value()
-    assert got == value
+    assert _revealed(got) == value
 
 
 def test_serve_help_names_every_environment_variable_and_default() -> None:
     result = CliRunner().invoke(cli, ["serve", "--help"], terminal_width=200)
     assert result.exit_code == 0
     for field in Settings.model_fields:
-        assert flag_name(field) in result.output or field == "api_keys"
+        assert flag_name(field) in result.output
         assert env_name(field) in result.output
     assert "default: large-v3-turbo" in result.output
 
@@ -84,3 +121,9 @@ def test_a_bad_setting_names_its_environment_variable() -> None:
     result = CliRunner().invoke(cli, ["serve", "--max-batch-size", "0"])
     assert result.exit_code == 2
     assert "WHISPERD_MAX_BATCH_SIZE" in result.output
+
+
+def test_serve_has_exactly_one_flag_per_setting() -> None:
+    serve = cli.commands["serve"]
+    names = [param.name for param in serve.params if isinstance(param, click.Option)]
+    assert sorted(names) == sorted(Settings.model_fields)

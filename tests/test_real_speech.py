@@ -37,19 +37,14 @@ from whisperd.testing.speech import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    pass
 
 pytestmark = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed")
 
 
 @pytest.fixture(scope="module")
-def service(real_model: Path) -> Iterator[TranscriptionService]:
-    settings = Settings(
-        _env_file=None, model=str(real_model), device="cpu", compute_type="int8", offline=True
-    )
-    service = TranscriptionService.create(settings)
-    yield service
-    service.close()
+def service(real_service: TranscriptionService) -> TranscriptionService:
+    return real_service
 
 
 def transcribe(service: TranscriptionService, data: bytes, **options: Any) -> Transcript:

@@ -15,17 +15,23 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 from fastapi import FastAPI, Response
+from prometheus_client import CollectorRegistry, start_http_server
+from starlette.middleware.cors import CORSMiddleware
 
 from whisperd import __version__
 from whisperd.api.draining import Drain, DrainMiddleware
 from whisperd.api.errors import install_error_handlers
 from whisperd.api.jobs import router as jobs_router
+from whisperd.api.language import router as language_router
+from whisperd.api.metrics import HttpMetrics, HttpMetricsMiddleware
+from whisperd.api.metrics import router as metrics_router
 from whisperd.api.middleware import (
     DEFAULT_PUBLIC_PATHS,
     ApiKeyMiddleware,
     BodyTimeoutMiddleware,
     RequestIdMiddleware,
 )
+from whisperd.api.models_admin import router as models_admin_router
 from whisperd.api.native import raw_router as native_raw_router
 from whisperd.api.native import router as native_router
 from whisperd.api.openai import router as openai_router
@@ -33,12 +39,17 @@ from whisperd.api.openapi import install_docs, install_openapi
 from whisperd.api.realtime import router as realtime_router
 from whisperd.api.stream import router as stream_router
 from whisperd.audio.fetch import AudioFetcher, FetchLimits
+from whisperd.errors import StartupError
 from whisperd.jobs import check_jobs, open_jobs
 from whisperd.schemas.native import Health
 from whisperd.service import TranscriptionService
 from whisperd.service.loading import check_default_model
 
 if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+    from opentelemetry.sdk.trace import TracerProvider
+
     from whisperd.config import Settings
     from whisperd.errors import ModelError
 
@@ -76,6 +87,7 @@ def create_app(settings: Settings, *, service: TranscriptionService | None = Non
         app.state.service = service or await asyncio.to_thread(
             TranscriptionService.create, settings
         )
+        registry.register(app.state.service.metrics)
         if settings.preload_model:
             app.state.service.preload()
         app.state.fetcher = AudioFetcher(
@@ -90,8 +102,13 @@ def create_app(settings: Settings, *, service: TranscriptionService | None = Non
             if app.state.jobs is not None:
                 await app.state.jobs.close()
             await app.state.fetcher.aclose()
+            registry.unregister(app.state.service.metrics)
             if owned:
                 app.state.service.close()
+            if tracer_provider is not None:  # exports the spans still batched
+                from whisperd.api.tracing import close_tracing
+
+                await asyncio.to_thread(close_tracing, app, tracer_provider)
 
     app = FastAPI(
         title="whisperd",
@@ -109,8 +126,16 @@ def create_app(settings: Settings, *, service: TranscriptionService | None = Non
     app.include_router(native_router, max_body_size=multipart)
     app.include_router(native_raw_router, max_body_size=base64_json)
     app.include_router(jobs_router, max_body_size=multipart)
+    app.include_router(language_router, max_body_size=multipart)
+    app.include_router(models_admin_router)
     app.include_router(stream_router)
     app.include_router(realtime_router)
+    registry = CollectorRegistry()
+    app.state.metrics_registry = registry
+    http_metrics = HttpMetrics()
+    registry.register(http_metrics)
+    if settings.metrics_port is None:
+        app.include_router(metrics_router)
 
     @app.get(
         "/health",
@@ -133,18 +158,44 @@ def create_app(settings: Settings, *, service: TranscriptionService | None = Non
             return Health(status=readiness)
         return Health(status="ok")
 
-    # Added innermost first: request ids wrap everything, a draining server refuses new work
-    # before anything else runs, and auth runs before any body is read.
+    # Added innermost first: request ids wrap everything, every request is counted and logged
+    # (refused ones too), CORS answers preflights and marks every other answer (a 401, a 503
+    # included), a draining server refuses new work before anything else runs, and auth runs
+    # before any body is read.
     keys = [key.get_secret_value() for key in settings.api_keys]
     app.state.drain = Drain()
     app.add_middleware(BodyTimeoutMiddleware)
     app.add_middleware(ApiKeyMiddleware, keys=keys, public_paths=DEFAULT_PUBLIC_PATHS)
-    app.add_middleware(DrainMiddleware, drain=app.state.drain, open_paths=DEFAULT_PUBLIC_PATHS)
+    # A draining server still shows its metrics: the scrapes see the drain through.
+    open_paths = (*DEFAULT_PUBLIC_PATHS, "/metrics")
+    app.add_middleware(DrainMiddleware, drain=app.state.drain, open_paths=open_paths)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=_CORS_METHODS,
+            allow_headers=["*"],
+            expose_headers=_CORS_EXPOSED,
+            max_age=600,
+        )
+    app.add_middleware(HttpMetricsMiddleware, metrics=http_metrics, routes=app.routes)
+    tracer_provider: TracerProvider | None = None
+    if settings.otel_endpoint is not None:  # the otel extra, imported only then
+        from whisperd.api.tracing import SpanContextMiddleware, install_tracing
+
+        tracer_provider = install_tracing(app, settings)
+        app.add_middleware(SpanContextMiddleware)
+    app.state.tracer_provider = tracer_provider
     app.add_middleware(RequestIdMiddleware)
     install_openapi(app, public_paths=DEFAULT_PUBLIC_PATHS, key_required=bool(keys))
     install_docs(app)
     return app
 
+
+_CORS_METHODS = ["GET", "POST", "DELETE"]
+"""Methods browser apps may use across origins (every method of the APIs)."""
+_CORS_EXPOSED = ["x-request-id", "retry-after"]
+"""Response headers a browser app may read across origins, besides the CORS-safelisted ones."""
 
 _UVICORN_GRACE_S = 5
 """uvicorn's own bound on closing connections once the drain is over (only a backstop)."""
@@ -198,6 +249,27 @@ def _model_failure(app: FastAPI) -> ModelError | None:
     return service.default_failure
 
 
+def start_metrics_server(app: FastAPI, host: str, port: int) -> WSGIServer:
+    """Serve ``app``'s metrics (``GET /metrics``, Prometheus text format) on ``host:port``
+    from a thread of their own, without an API key (the ``metrics_port`` setting).
+
+    Returns:
+        The server; ``shutdown()`` stops it.
+
+    Raises:
+        StartupError: if the port cannot be bound (in use, or not allowed).
+    """
+    try:
+        server, _ = start_http_server(port, addr=host, registry=app.state.metrics_registry)
+    except OSError as exc:
+        raise StartupError(
+            f"Cannot serve /metrics on {host}:{port} (WHISPERD_METRICS_PORT): "
+            f"{exc.strerror or exc}. Choose a free port, or unset it to serve /metrics "
+            "on the main port."
+        ) from exc
+    return server
+
+
 def run_server(settings: Settings) -> None:
     """Serve the app on the settings' host and port until interrupted.
 
@@ -208,6 +280,8 @@ def run_server(settings: Settings) -> None:
         ModelError: if the default model cannot be had (the CLI exits with 2).
         JobStoreUnavailableError: if jobs are on and their data directory or database cannot
             be used (the CLI exits with 2).
+        StartupError: if the metrics port cannot be bound, or tracing is asked for without
+            the ``otel`` extra (the CLI exits with 2).
     """
     check_default_model(settings)
     check_jobs(settings)
@@ -217,9 +291,18 @@ def run_server(settings: Settings) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=None,  # keep the process's logging (cli: one format for every line)
+        access_log=False,  # whisperd.access logs route templates, not paths and queries
         timeout_graceful_shutdown=_UVICORN_GRACE_S,
     )
-    DrainingServer(config, app, shutdown_timeout_s=settings.shutdown_timeout_s).run()
+    metrics = None
+    if settings.metrics_port is not None:
+        metrics = start_metrics_server(app, settings.host, settings.metrics_port)
+    try:
+        DrainingServer(config, app, shutdown_timeout_s=settings.shutdown_timeout_s).run()
+    finally:
+        if metrics is not None:
+            metrics.shutdown()
     failure = _model_failure(app)
     if failure is not None:
         raise failure

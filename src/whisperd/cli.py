@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -11,17 +12,30 @@ from typing import TYPE_CHECKING, Any
 import click
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from whisperd.audio.formats import OUTPUT_FORMATS
-from whisperd.cli_options import option_params, options_from_flags, setting_option
-from whisperd.cli_settings import env_name, given_settings, settings_options
+from whisperd import cli_models
+from whisperd.audio.formats import OUTPUT_FORMATS, UNTIMED_FORMATS
+from whisperd.batch import DEFAULT_CONCURRENCY
+from whisperd.cli_ask import ask_params, asking_output, llm_settings
+from whisperd.cli_config import config as config_command
+from whisperd.cli_language import detection_param, run_detection
+from whisperd.cli_options import (
+    option_params,
+    options_from_flags,
+    subtitle_params,
+    subtitle_style,
+)
+from whisperd.cli_settings import env_name, given_settings, setting_option, settings_options
+from whisperd.cli_speakers import diarization_from_flags, speaker_params
 from whisperd.config import Settings
 from whisperd.errors import WhisperdError
 from whisperd.schemas.validation import describe
 
 if TYPE_CHECKING:
     from whisperd.audio.formats import OutputFormat
+    from whisperd.audio.subtitles import SubtitleStyle
     from whisperd.batch import BatchSummary, FileJob
     from whisperd.cli_output import Output
     from whisperd.engine.options import TranscribeOptions
@@ -32,6 +46,8 @@ if TYPE_CHECKING:
 def cli() -> None:
     """Self-hosted Whisper speech-to-text: an API server and a command-line transcriber."""
 
+
+cli.add_command(config_command)
 
 _FORMAT_NAMES: dict[str, tuple[OutputFormat, ...]] = {
     "txt": ("text",),
@@ -61,24 +77,19 @@ def _flag_name(field: str) -> str:
     return f"--{field.replace('_', '-')}"
 
 
-def _setup_logging(level: str, *, request_ids: bool = False) -> None:
-    """Configure logging once; server logs carry the request id of each record."""
-    if not request_ids:
-        logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
+def _setup_logging(level: str) -> None:
+    """Configure logging once, for the commands that are not servers (``serve`` has its own
+    format: :func:`whisperd.cli_logs.server_logging`)."""
+    logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
+
+
+@cli.group(params=[setting_option("models_dir")], invoke_without_command=True)
+@click.pass_context
+def models(ctx: click.Context, models_dir: Path | None) -> None:
+    """List the known model names and which are present locally; the commands below show,
+    load and unload the models loaded on a running server."""
+    if ctx.invoked_subcommand is not None:
         return
-    from whisperd.api.middleware import RequestIdLogFilter
-
-    handler = logging.StreamHandler()
-    handler.addFilter(RequestIdLogFilter())
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s")
-    )
-    logging.basicConfig(level=level.upper(), handlers=[handler])
-
-
-@cli.command(params=[setting_option("models_dir")])
-def models(models_dir: Path | None) -> None:
-    """List the known model names and which are present locally."""
     from whisperd.engine.hub import list_models
 
     settings = _settings(models_dir=models_dir)
@@ -94,6 +105,10 @@ def models(models_dir: Path | None) -> None:
     Console().print(table)
 
 
+for _command in (cli_models.loaded, cli_models.load, cli_models.unload):
+    models.add_command(_command)
+
+
 @cli.command()
 @settings_options
 def serve(**flags: Any) -> None:
@@ -106,13 +121,14 @@ def serve(**flags: Any) -> None:
     --shutdown-timeout-s to finish, then the server exits with 0; a second one quits at once.
     """
     from whisperd.app import run_server
+    from whisperd.cli_logs import server_logging
 
     settings = _settings(**given_settings(flags))
-    _setup_logging(settings.log_level, request_ids=True)
     try:
-        run_server(settings)
-    except WhisperdError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc.message}", soft_wrap=True)
+        with server_logging(settings.log_level, settings.log_format):
+            run_server(settings)
+    except WhisperdError as exc:  # escaped: a message may hold brackets (whisperd[otel])
+        Console(stderr=True).print(f"[red]error:[/red] {escape(exc.message)}", soft_wrap=True)
         raise SystemExit(2) from None
 
 
@@ -154,7 +170,12 @@ def _jobs(params: dict[str, Any]) -> list[FileJob]:
     return collect_jobs([Path(p) for p in params["paths"]], folder)
 
 
-def _output(params: dict[str, Any], jobs: list[FileJob], options: TranscribeOptions) -> Output:
+def _output(
+    params: dict[str, Any],
+    jobs: list[FileJob],
+    options: TranscribeOptions,
+    style: SubtitleStyle | None = None,
+) -> Output:
     """Files in the output folder, or standard output for ``-o -`` (one file, one format).
 
     Raises:
@@ -165,7 +186,9 @@ def _output(params: dict[str, Any], jobs: list[FileJob], options: TranscribeOpti
     formats = _formats(params["format"])
     word_timestamps = options.word_timestamps
     if params["output_dir"] != STDOUT:
-        return FileOutput(formats, word_timestamps=word_timestamps)
+        return FileOutput(
+            formats, word_timestamps=word_timestamps, style=style, logprobs=options.logprobs
+        )
     if len(formats) != 1:
         raise click.UsageError(
             f"-o - prints one format to standard output, not {len(formats)}: "
@@ -176,7 +199,13 @@ def _output(params: dict[str, Any], jobs: list[FileJob], options: TranscribeOpti
             f"-o - prints one file's transcript to standard output, not {len(jobs)} files: "
             "give one file, or an output folder."
         )
-    return StreamOutput(formats[0], sys.stdout, word_timestamps=word_timestamps)
+    return StreamOutput(
+        formats[0],
+        sys.stdout,
+        word_timestamps=word_timestamps,
+        style=style,
+        logprobs=options.logprobs,
+    )
 
 
 def _transcribe(**params: Any) -> None:
@@ -207,19 +236,49 @@ def _transcribe(**params: Any) -> None:
         options = options_from_flags(params)
     except ValidationError as exc:
         raise click.UsageError(describe(exc, name=_flag_name)) from None
+    style = subtitle_style(params, _formats(params["format"]))
+    speakers = diarization_from_flags(params)
+    if style is not None:  # cues are cut at word timings
+        options = options.model_copy(update={"word_timestamps": True})
+    if UNTIMED_FORMATS.issuperset(_formats(params["format"])):
+        options = options.model_copy(update={"segment_timestamps": False})
     remote = remote_config(params)
+    if remote is not None:
+        remote = dataclasses.replace(remote, concurrency=params["concurrency"])
     settings = _settings(
         model=params["model"],
         device=params["device"],
         compute_type=params["compute_type"],
         models_dir=params["models_dir"],
         offline=params["offline"] or None,
+        **llm_settings(params),
     )
     _setup_logging("warning")
     console = Console(stderr=True)
     try:
         jobs = _jobs(params)
-        output = _output(params, jobs, options)
+        if params["detect_language"]:
+            as_json = "json" in params["format"]
+            code = run_detection(
+                settings,
+                options,
+                jobs,
+                server=params["server"],
+                as_json=as_json,
+                console=console,
+                ask=params["ask"],
+            )
+            raise SystemExit(code)
+        output = _output(params, jobs, options, style)
+        asking = asking_output(
+            params,
+            settings,
+            output,
+            files=len(jobs),
+            to_stdout=params["output_dir"] == STDOUT,
+            console=console,
+        )
+        output = asking or output
         cancel = Cancellation()
         interrupts = Interrupts(cancel, console)
 
@@ -230,7 +289,14 @@ def _transcribe(**params: Any) -> None:
                         remote, options, jobs, output=output, console=console, cancel=cancel
                     )
                 return await run_with_progress(
-                    settings, options, jobs, output=output, console=console, cancel=cancel
+                    settings,
+                    options,
+                    jobs,
+                    output=output,
+                    console=console,
+                    cancel=cancel,
+                    concurrency=params["concurrency"],
+                    speakers=speakers,
                 )
 
         summary = asyncio.run(transcribe())
@@ -238,18 +304,18 @@ def _transcribe(**params: Any) -> None:
         console.print(f"[red]error:[/red] {exc.message}", soft_wrap=True)
         raise SystemExit(2) from None
     _print_summary(console, summary, len(jobs))
+    if asking is not None and asking.failures:
+        console.print(f"[red]{len(asking.failures)} answer(s) failed[/red]; transcripts kept")
     if summary.interrupted:
         raise SystemExit(interrupts.exit_code)
-    if summary.failed:
+    if summary.failed or (asking is not None and asking.failures):
         raise SystemExit(1)
 
 
 def _transcribe_command() -> click.Command:
     params: list[click.Parameter] = [
         click.Argument(["paths"], nargs=-1, required=True, type=click.Path()),
-        setting_option(
-            "model", "--model", "-m", help_text="Model name, Hugging Face repo id or directory."
-        ),
+        setting_option("model", help_text="Model name, Hugging Face repo id or directory."),
         click.Option(
             ["--format", "-f"],
             multiple=True,
@@ -284,7 +350,18 @@ def _transcribe_command() -> click.Command:
             help="API key of --server; prefer WHISPERD_API_KEY, which the process list "
             "does not show.",
         ),
+        click.Option(
+            ["--concurrency"],
+            type=click.IntRange(1, 64),
+            default=DEFAULT_CONCURRENCY,
+            show_default=True,
+            help="Files transcribed at once; their windows share the model's batches.",
+        ),
         *option_params(),
+        *subtitle_params(),
+        *speaker_params(),
+        detection_param(),
+        *ask_params(),
     ]
     return click.Command(
         "transcribe", callback=_transcribe, params=params, help=_transcribe.__doc__

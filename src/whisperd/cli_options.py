@@ -8,8 +8,7 @@ off by default gets only its flag (``--word-timestamps``, ``--without-timestamps
 on gets a ``--no-`` form too (``--vad-filter/--no-vad-filter``). Options that change nothing in
 the command's outputs are accepted but not listed.
 
-Flags of settings (``--model``, ``--device``, ...) are left unset unless given, so that
-``WHISPERD_<NAME>`` still applies; their help names the variable and the default.
+Flags of settings (``--model``, ``--device``, ...) are :mod:`whisperd.cli_settings`'s.
 """
 
 from __future__ import annotations
@@ -18,16 +17,19 @@ import re
 import types
 import typing
 from collections.abc import Mapping
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import click
+from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
-from whisperd.cli_settings import FINITE_FLOAT, env_name
-from whisperd.config import Settings
+from whisperd.audio.subtitles import SubtitleStyle
+from whisperd.cli_settings import FINITE_FLOAT
 from whisperd.engine.options import TranscribeOptions
+from whisperd.errors import InvalidOptionError
+from whisperd.schemas.subtitles import SHAPED_FORMATS, SubtitleFields
+from whisperd.schemas.validation import describe
 
 _SCALARS: Mapping[type, click.ParamType[Any]] = MappingProxyType(
     {int: click.INT, float: FINITE_FLOAT, str: click.STRING}
@@ -56,9 +58,10 @@ def _click_type(annotation: Any) -> click.ParamType[Any]:
     return _SCALARS.get(base, click.STRING)
 
 
-_NO_EFFECT_ON_OUTPUTS = frozenset({"include_tokens"})
-"""Options the command's outputs do not depend on (``verbose_json`` always carries segment
-tokens): accepted, so scripts that pass them keep working, but not offered in ``--help``."""
+_NO_EFFECT_ON_OUTPUTS = frozenset({"include_tokens", "segment_timestamps"})
+"""Options the command sets itself or its outputs do not depend on (``verbose_json`` always
+carries segment tokens; segment times are computed when a format shows them): accepted, so
+scripts that pass them keep working, but not offered in ``--help``."""
 
 
 def _help(field: FieldInfo) -> str:
@@ -83,7 +86,8 @@ def option_params() -> list[click.Option]:
     for name, field in TranscribeOptions.model_fields.items():
         hidden = name in _NO_EFFECT_ON_OUTPUTS
         if _base_type(field.annotation) is bool:
-            flags = _flag(name) + (f"/--no-{name.replace('_', '-')}" if field.default else "")
+            negatable = field.default is not False  # on, or unset (the mode decides)
+            flags = _flag(name) + (f"/--no-{name.replace('_', '-')}" if negatable else "")
             params.append(
                 click.Option(
                     [flags],
@@ -107,34 +111,6 @@ def option_params() -> list[click.Option]:
             )
         )
     return params
-
-
-def setting_option(
-    name: str, *decls: str, help_text: str | None = None, **attrs: Any
-) -> click.Option:
-    """A flag for the setting ``name`` (``--models-dir`` for ``models_dir`` unless ``decls``
-    says otherwise), left unset unless given so the environment still applies.
-
-    Its help is ``help_text`` (default: the setting's documentation) followed by the environment
-    variable and the default, as ``whisperd serve`` shows them:
-    ``[env: WHISPERD_DEVICE; default: auto]``. Literal settings become choices, paths folders,
-    booleans flags; ``attrs`` go to click.
-    """
-    field = Settings.model_fields[name]
-    extras = [f"env: {env_name(name)}"]
-    if field.default not in (None, "", False) and field.default_factory is None:
-        extras.append(f"default: {_shown(field.default)}")
-    text = f"{help_text or _help(field)} [{'; '.join(extras)}]"
-    base = _base_type(field.annotation)
-    if base is bool:
-        attrs.setdefault("is_flag", True)
-        attrs.setdefault("default", False)
-    elif base is Path:
-        attrs.setdefault("type", click.Path(file_okay=False, path_type=Path))
-    else:
-        attrs.setdefault("type", _click_type(field.annotation))
-    attrs.setdefault("default", None)
-    return click.Option(list(decls) or [_flag(name)], help=text, **attrs)
 
 
 def _metavar(name: str, annotation: Any) -> str | None:
@@ -161,3 +137,51 @@ def options_from_flags(values: dict[str, Any]) -> TranscribeOptions:
         if name in TranscribeOptions.model_fields and value is not None
     }
     return TranscribeOptions.model_validate(given)
+
+
+def subtitle_params() -> list[click.Option]:
+    """The subtitle shaping flags, openai-whisper's (``--max-line-width`` and so on) plus
+    ``--max-cue-duration``, each documented by its field of
+    :class:`~whisperd.schemas.subtitles.SubtitleFields`."""
+    params = []
+    for name, field in SubtitleFields.model_fields.items():
+        if name == "highlight_words":
+            params.append(
+                click.Option([_flag(name)], is_flag=True, default=False, help=_help(field))
+            )
+            continue
+        seconds = name == "max_cue_duration"
+        params.append(
+            click.Option(
+                [_flag(name)],
+                type=FINITE_FLOAT if seconds else click.INT,
+                default=None,
+                help=_help(field),
+                metavar="SECONDS" if seconds else "INT",
+            )
+        )
+    return params
+
+
+def subtitle_style(values: Mapping[str, Any], formats: tuple[str, ...]) -> SubtitleStyle | None:
+    """The subtitle shaping the flags ask for (``None``: one cue per segment).
+
+    Raises:
+        click.UsageError: naming the flag, on a bad value, on ``--max-line-count`` without
+            ``--max-line-width`` or ``--max-words-per-line``, or when no chosen format is srt
+            or vtt.
+    """
+    given = {name: values.get(name) for name in SubtitleFields.model_fields}
+    try:
+        fields = SubtitleFields.model_validate({k: v for k, v in given.items() if v is not None})
+        style = fields.style(SHAPED_FORMATS[0])
+    except ValidationError as exc:
+        raise click.UsageError(describe(exc, name=_flag)) from None
+    except InvalidOptionError as exc:
+        raise click.UsageError(f"{_flag(exc.param or '')}: {exc.message}") from None
+    if style is not None and not set(SHAPED_FORMATS) & set(formats):
+        first = next(name for name, value in given.items() if value not in (None, False))
+        raise click.UsageError(
+            f"{_flag(first)} shapes srt and vtt subtitles: add --format srt or --format vtt."
+        )
+    return style

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from typing import IO
 
     from whisperd.audio.formats import Granularity, OutputFormat
+    from whisperd.audio.subtitles import SubtitleStyle
     from whisperd.engine.base import Transcript
 
 
@@ -64,10 +65,20 @@ def write_atomically(path: Path, text: str) -> None:
 class FileOutput:
     """Writes every chosen format next to the output stem (``talk.srt``, ``talk.vtt``, ...)."""
 
-    def __init__(self, formats: Sequence[OutputFormat], *, word_timestamps: bool = False) -> None:
-        """Write ``formats``; ``word_timestamps`` adds ``words`` to ``verbose_json``."""
+    def __init__(
+        self,
+        formats: Sequence[OutputFormat],
+        *,
+        word_timestamps: bool = False,
+        style: SubtitleStyle | None = None,
+        logprobs: bool = False,
+    ) -> None:
+        """Write ``formats``; ``word_timestamps`` adds ``words`` to ``verbose_json``, ``style``
+        shapes ``srt`` and ``vtt`` cues, ``logprobs`` adds token logprobs to ``json``."""
         self.formats = tuple(formats)
         self._granularities = granularities(word_timestamps=word_timestamps)
+        self._style = style
+        self._logprobs = logprobs
 
     def write(self, transcript: Transcript, stem: Path) -> list[Path]:
         """Write one file per format, each atomically; return them in format order.
@@ -79,7 +90,14 @@ class FileOutput:
         written = []
         for fmt in self.formats:
             target = stem.with_name(f"{stem.name}.{FILE_EXTENSIONS[fmt]}")
-            write_atomically(target, render(transcript, fmt, granularities=self._granularities))
+            text = render(
+                transcript,
+                fmt,
+                granularities=self._granularities,
+                style=self._style,
+                logprobs=self._logprobs,
+            )
+            write_atomically(target, text)
             written.append(target)
         return written
 
@@ -88,12 +106,21 @@ class StreamOutput:
     """Prints one format of each transcript to a text stream (standard output for ``-o -``)."""
 
     def __init__(
-        self, fmt: OutputFormat, stream: IO[str], *, word_timestamps: bool = False
+        self,
+        fmt: OutputFormat,
+        stream: IO[str],
+        *,
+        word_timestamps: bool = False,
+        style: SubtitleStyle | None = None,
+        logprobs: bool = False,
     ) -> None:
-        """Print ``fmt`` to ``stream``; ``word_timestamps`` adds ``words`` to ``verbose_json``."""
+        """Print ``fmt`` to ``stream``; ``word_timestamps`` adds ``words`` to ``verbose_json``,
+        ``style`` shapes ``srt`` and ``vtt`` cues, ``logprobs`` adds token logprobs to ``json``."""
         self.format = fmt
         self._stream = stream
         self._granularities = granularities(word_timestamps=word_timestamps)
+        self._style = style
+        self._logprobs = logprobs
 
     def write(self, transcript: Transcript, stem: Path) -> list[Path]:
         """Print the transcript, ending with a line break; no file is written.
@@ -102,7 +129,13 @@ class StreamOutput:
             OSError: if the stream is closed (a pipe whose reader went away).
         """
         del stem  # nothing goes next to the input
-        text = render(transcript, self.format, granularities=self._granularities)
+        text = render(
+            transcript,
+            self.format,
+            granularities=self._granularities,
+            style=self._style,
+            logprobs=self._logprobs,
+        )
         self._stream.write(text if text.endswith("\n") else text + "\n")
         self._stream.flush()
         return []

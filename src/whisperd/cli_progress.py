@@ -23,7 +23,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from whisperd.batch import BatchRunner, BatchSummary, FileJob, FileResult
+from whisperd.batch import DEFAULT_CONCURRENCY, BatchRunner, BatchSummary, FileJob, FileResult
 from whisperd.service import TranscriptionService
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
-    from whisperd.batch import Reporter
+    from whisperd.batch import Reporter, Speakers
     from whisperd.cli_output import Output
     from whisperd.config import Settings
     from whisperd.engine.options import TranscribeOptions
@@ -177,10 +177,13 @@ async def run_with_progress(
     output: Output,
     console: Console,
     cancel: Cancellation,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    speakers: Speakers = (None, ()),
 ) -> BatchSummary:
-    """Load the model, then transcribe every job under a progress display on ``console``.
+    """Load the model, then transcribe every job, ``concurrency`` files at once, under a
+    progress display on ``console``.
 
-    ``cancel`` stops the run at the current file's next window (or before the first file if
+    ``cancel`` stops the run at each running file's next window (or before the first file if
     it is set while the model loads); everything is released before this returns.
 
     Raises:
@@ -194,7 +197,15 @@ async def run_with_progress(
         if cancel.cancelled:
             return BatchSummary([], 0.0, interrupted=True)
         with progress_reporter(console) as reporter:
-            runner = BatchRunner(service, options, output, reporter, cancel=cancel)
+            runner = BatchRunner(
+                service,
+                options,
+                output,
+                reporter,
+                cancel=cancel,
+                concurrency=concurrency,
+                speakers=speakers,
+            )
             return await runner.run(jobs)
     finally:
         # Off the event loop, so that a second Ctrl-C is still heard while threads finish.

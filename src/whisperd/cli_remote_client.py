@@ -118,8 +118,8 @@ def transcript_of_verbose(body: Mapping[str, Any], *, words: bool) -> Transcript
     Every format of :mod:`whisperd.audio.formats` renders it exactly as it renders the
     original: segments keep their fields, and the words (with ``words``) are given back to the
     segments in order. What ``verbose_json`` does not carry, and no format shows, is left
-    empty: the language's probability, the duration after VAD, the model and each word's
-    probability.
+    empty: the language's probability, the duration after VAD and the model (a word's
+    probability too, from a server whose words do not carry one).
 
     Raises:
         RemoteError: if the body is not ``verbose_json``.
@@ -155,7 +155,8 @@ def _segment(item: Mapping[str, Any]) -> Segment:
 
 
 def _word(item: Mapping[str, Any]) -> Word:
-    return Word(float(item["start"]), float(item["end"]), str(item["word"]), probability=0.0)
+    probability = float(item.get("probability", 0.0))
+    return Word(float(item["start"]), float(item["end"]), str(item["word"]), probability)
 
 
 def _with_words(segments: list[Segment], words: list[Word]) -> list[Segment]:

@@ -54,8 +54,10 @@ FINITE_FLOAT: Final = FiniteFloat()
 
 
 def flag_name(field: str) -> str:
-    """The flag of a setting: ``max_upload_mb`` -> ``--max-upload-mb``."""
-    return f"--{field.replace('_', '-')}"
+    """The flag of a setting: ``max_upload_mb`` -> ``--max-upload-mb``; a list setting's flag
+    is singular and repeated (``api_keys`` -> ``--api-key``)."""
+    flag = f"--{field.replace('_', '-')}"
+    return flag.removesuffix("s") if _is_list(Settings.model_fields[field]) else flag
 
 
 def env_name(field: str) -> str:
@@ -71,6 +73,10 @@ def _plain(annotation: Any) -> Any:
     return annotation
 
 
+def _is_list(info: FieldInfo) -> bool:
+    return typing.get_origin(_plain(info.annotation)) is list
+
+
 def _click_type(annotation: Any) -> Any:
     plain = _plain(annotation)
     if typing.get_origin(plain) is typing.Literal:
@@ -84,36 +90,54 @@ def _click_type(annotation: Any) -> Any:
     return str
 
 
-def _help(field: str, description: str | None, default: Any) -> str:
-    text = " ".join((description or "").replace("``", "").split())
-    shown = (
-        "none"
-        if default in (None, [])
-        else str(default).lower()
-        if isinstance(default, bool)
-        else default
-    )
-    return f"{text} [env: {env_name(field)}; default: {shown}]"
-
-
-def _option(field: str) -> Callable[[F], F]:
+def shown_default(field: str) -> str:
+    """A setting's default as ``--help`` and ``whisperd config`` show it: ``none`` for no
+    value, booleans in lower case, lists comma-separated."""
     info = Settings.model_fields[field]
-    default = None if info.default_factory is not None else info.default
-    names = [flag_name(field), *([_SHORT[field]] if field in _SHORT else [])]
-    help_text = _help(field, info.description, default)
+    default = info.get_default(call_default_factory=True)
+    if default is None or default == []:
+        return "none"
+    if isinstance(default, bool):
+        return str(default).lower()
+    if isinstance(default, list):
+        return ",".join(str(item) for item in default)
+    return str(default)
+
+
+def _help(field: str, text: str | None = None) -> str:
+    """A setting's documentation (or ``text``) on one line, then its variable and default."""
+    text = " ".join(
+        (text or Settings.model_fields[field].description or "").replace("``", "").split()
+    )
+    return f"{text} [env: {env_name(field)}; default: {shown_default(field)}]"
+
+
+def _attrs(field: str) -> dict[str, Any]:
+    """click's arguments of a setting's option: type, default (None: not given), help."""
+    info = Settings.model_fields[field]
     annotation = _plain(info.annotation)
     if annotation is bool:
-        secondary = f"--no-{field.replace('_', '-')}"
-        return click.option(
-            f"{names[0]}/{secondary}", field, default=None, help=help_text, show_default=False
-        )
-    if typing.get_origin(annotation) is list:
+        return {"default": None, "show_default": False}
+    if _is_list(info):
         argument = typing.get_args(annotation)[0]
-        singular = names[0].removesuffix("s")
         item = str if argument is SecretStr else _click_type(argument)
-        return click.option(singular, field, multiple=True, type=item, help=help_text)
+        return {"multiple": True, "type": item}
     kind = click.FLOAT if _allows_infinity(info) else _click_type(annotation)
-    return click.option(*names, field, type=kind, default=None, help=help_text)
+    return {"type": kind, "default": None}
+
+
+def _decls(field: str) -> list[str]:
+    """A setting's flag (``--offline/--no-offline`` for a boolean), its short form, its name."""
+    flag = flag_name(field)
+    if _plain(Settings.model_fields[field].annotation) is bool:
+        flag = f"{flag}/--no-{flag.removeprefix('--')}"
+    return [flag, *([_SHORT[field]] if field in _SHORT else []), field]
+
+
+def setting_option(field: str, *, help_text: str | None = None) -> click.Option:
+    """The option of the setting ``field``, as ``whisperd serve`` has it, for other commands
+    (``help_text`` replaces the setting's documentation, not the variable and default)."""
+    return click.Option(_decls(field), help=_help(field, help_text), **_attrs(field))
 
 
 def _allows_infinity(info: FieldInfo) -> bool:
@@ -125,7 +149,7 @@ def _allows_infinity(info: FieldInfo) -> bool:
 def settings_options(command: F) -> F:
     """Add one option per setting to ``command``, in the settings' order."""
     for field in reversed(list(Settings.model_fields)):
-        command = _option(field)(command)
+        command = click.option(*_decls(field), help=_help(field), **_attrs(field))(command)
     return command
 
 

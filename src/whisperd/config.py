@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -59,8 +60,13 @@ class Settings(BaseSettings):
     num_workers: Annotated[int, Field(ge=1)] = 1
     """Model replicas sharing the weights (parallel model calls)."""
     max_batch_size: Annotated[int, Field(ge=1, le=256)] = 8
-    """Most windows (from any requests) encoded or decoded in one model call. The torch engine
-    decodes continuously instead: see ``max_decode_rows``."""
+    """Most windows (from any requests) encoded or decoded in one model call. Unless set, 2 for
+    CTranslate2 on the CPU: there a merged call costs about the sum of its parts, while its
+    memory grows with windows times beams (each beam keeps the encoder's keys and values of
+    its window), so merging 8 short requests at beam 5 took tiny.en from 350 to 1,050 MiB for
+    no throughput (docs/benchmarks.md). A request's own batch of VAD chunks (``batch_size``)
+    still runs whole. The torch engine decodes continuously instead: see
+    ``max_decode_rows``."""
     max_decode_rows: Annotated[int, Field(ge=0, le=4096)] = 0
     """torch engine: most sequences (windows times beams) in its running decoder batch;
     0 sizes it from free GPU memory (64 on the CPU)."""
@@ -104,6 +110,22 @@ class Settings(BaseSettings):
     """Load the default model when the server starts: ``/health`` answers 503 ``loading``
     until it is ready, and a model that cannot be had stops the server (exit code 2). Off:
     the first request that needs it loads it, and ``/health`` answers ``ok`` at once."""
+    model_ttl: Annotated[float | None, Field(ge=0)] = None
+    """Seconds a model may stay unused (no request or stream holding it) before it is
+    unloaded and its memory freed; the next request for it loads it again. Unset: models stay
+    loaded. The default model is never unloaded for being idle."""
+    max_loaded_models: Annotated[int, Field(ge=0)] = 0
+    """Most engines (a model on one device and compute type) loaded at once: loading one more
+    first unloads the least recently used idle one (never the default model; when every other
+    one is in use, the new one loads anyway and the excess goes as soon as one is idle).
+    0: no limit."""
+    allowed_models: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["known"])
+    """Models clients may ask for, comma-separated in the environment: ``known`` (every name,
+    alias and repository of the catalogue: tiny ... large-v3-turbo, distil-*), names, Hugging
+    Face repo ids or model directories, each with shell wildcards (``Systran/*``, which a
+    table model matches by its repository too); ``*`` allows any. The default model is always
+    allowed; others are refused with 404 ``model_not_found`` (400 on the native API) and not
+    listed by ``/v1/models``."""
     hf_endpoint: str | None = None
     """Hugging Face Hub endpoint (a mirror); default: the public Hub."""
     max_audio_seconds: Annotated[float, Field(gt=0)] = 4 * 3600.0
@@ -117,6 +139,11 @@ class Settings(BaseSettings):
     """Largest request body accepted on the transcription routes, in MiB (OpenAI's is 25)."""
     max_pending_requests: Annotated[int, Field(ge=1)] = 64
     """Transcription requests held at once (running or waiting); beyond it: 503 + Retry-After."""
+    malloc_arenas: Annotated[int, Field(ge=0, le=64)] = 2
+    """Most glibc malloc arenas the process creates (``M_ARENA_MAX``; 0: glibc's own limit,
+    eight per core). Each thread that allocates while others do gets an arena of its own, and
+    freed model buffers stay in it: under 16 concurrent requests two arenas held 140 MiB less
+    than the default, at the same speed (docs/benchmarks.md). Ignored off glibc."""
     allow_private_networks: bool = False
     """Let audio URLs and job webhook URLs point at loopback, private and link-local addresses
     (never at cloud metadata). Off by default: a public server must not reach its own network."""
@@ -134,6 +161,20 @@ class Settings(BaseSettings):
     """Longest wait between two webhook attempts (a receiver's Retry-After included)."""
     webhook_timeout_s: Annotated[float, Field(gt=0)] = 15.0
     """Seconds a webhook receiver has to answer one attempt (connecting included)."""
+    llm_url: str | None = None
+    """Base URL of an OpenAI-compatible chat completions API (Ollama
+    ``http://127.0.0.1:11434/v1``, vLLM, llama.cpp, FastFlowLM) that ``ask`` and
+    ``whisperd transcribe --ask`` send the transcript to. Unset: ``ask`` is refused (400)."""
+    llm_model: str | None = None
+    """Model name to ask at ``llm_url``; unset: the first model its ``/models`` lists."""
+    llm_api_key: SecretStr | None = None
+    """API key of ``llm_url`` (sent as ``Authorization: Bearer``), if it needs one."""
+    llm_timeout_s: Annotated[float, Field(gt=0)] = 120.0
+    """Seconds one LLM call may take (connecting included) before ``ask`` gives up on it."""
+    llm_context_tokens: Annotated[int, Field(ge=1024, le=10_000_000)] = 8192
+    """The LLM's context window, in tokens estimated from characters (4 per token for ASCII,
+    1 for any other character): a quarter is kept for the answer, and a transcript longer than
+    what is left is asked about in parts whose answers are then combined (map-reduce)."""
     data_dir: Path | None = None
     """Where durable jobs (``/v1/jobs``) keep their database and spooled audio; None: the
     jobs API is off. It must be writable, on a local disk (SQLite's WAL needs one host)."""
@@ -164,6 +205,54 @@ class Settings(BaseSettings):
     in the environment)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Logging verbosity."""
+    log_format: Literal["text", "json"] = "text"
+    """How ``whisperd serve`` writes log lines (whisperd's, uvicorn's, faster-whisper's) to
+    standard error: ``text``, or ``json`` (one object per line: time, level, logger, message,
+    request_id, job_id, key_fingerprint, thread)."""
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Origins of browser apps allowed to call the API (CORS), as ``scheme://host[:port]``,
+    comma-separated in the environment; ``*`` allows any origin. Empty: no cross-origin
+    browser calls."""
+    metrics_port: Annotated[int | None, Field(ge=1, le=65535)] = None
+    """Serve ``/metrics`` on this port of the same host instead, without an API key (for a
+    Prometheus on a private network); the main port then has no ``/metrics``. Unset: the main
+    port serves it, behind the API key when keys are set."""
+    otel_endpoint: str | None = None
+    """OpenTelemetry: the OTLP/HTTP base URL of a collector (``http://collector:4318``, what
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` holds; spans go to its ``/v1/traces``). Set: every HTTP
+    request and WebSocket is traced with FastAPI's instrumentation (needs the ``otel``
+    extra: ``pip install 'whisperd[otel]'``). Unset: no tracing."""
+    otel_service_name: Annotated[str, Field(min_length=1)] = "whisperd"
+    """OpenTelemetry: the ``service.name`` of this server's spans."""
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        return [check_cors_origin(origin) for origin in value]
+
+    @field_validator("otel_endpoint")
+    @classmethod
+    def _check_otel_endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", value):
+            raise ValueError(
+                f"{value!r} is not an OTLP/HTTP endpoint: write http(s)://host:port, "
+                "like http://collector:4318"
+            )
+        return value.removesuffix("/") if value is not None else None
+
+    @field_validator("metrics_port")
+    @classmethod
+    def _check_metrics_port(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and value == info.data.get("port"):
+            raise ValueError("the metrics port must differ from the server's port")
+        return value
 
     @field_validator("webhook_secret")
     @classmethod
@@ -172,7 +261,7 @@ class Settings(BaseSettings):
             check_webhook_secret(value.get_secret_value())
         return value
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "allowed_models", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
@@ -218,3 +307,24 @@ def check_webhook_secret(secret: str) -> None:
         raise ValueError("the webhook secret is not valid base64 after 'whsec_'") from None
     if not 24 <= len(key) <= 64:
         raise ValueError(f"the webhook secret holds {len(key)} bytes; 24 to 64 are needed")
+
+
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#@\s]+")
+
+
+def check_cors_origin(origin: str) -> str:
+    """An allowed CORS origin in the form browsers send it in ``Origin`` (RFC 6454): scheme,
+    host and optional port, lower case, no path (one trailing ``/`` is dropped); or ``*``.
+
+    Raises:
+        ValueError: naming the origin, if it has a path, query, user or no scheme.
+    """
+    if origin == "*":
+        return origin
+    normal = origin.removesuffix("/").lower()
+    if not _ORIGIN.fullmatch(normal):
+        raise ValueError(
+            f"{origin!r} is not an origin: write scheme://host[:port] with no path, "
+            "like https://app.example.com, or * for any"
+        )
+    return normal

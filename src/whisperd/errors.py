@@ -19,7 +19,9 @@ Hierarchy::
     │   └── TorchUnavailableError     a PyTorch tensor was sent but torch is not installed
     ├── ModelError                    the model cannot be had
     │   ├── UnknownModelError         a name that is neither known, a repo id, nor a directory
-    │   └── ModelUnavailableError     known, but cannot be downloaded or loaded
+    │   │   └── ModelNotAllowedError  a model this server does not let clients ask for
+    │   ├── ModelUnavailableError     known, but cannot be downloaded or loaded
+    │   └── ModelNotLoadedError       an unload asked for a model that is not loaded
     ├── TranscriptionError            the engine failed while decoding
     ├── CancelledError                the client went away; remaining work was dropped
     ├── QueueFullError                the server is at capacity; retry later
@@ -30,11 +32,14 @@ Hierarchy::
     │   ├── UrlTimeoutError           the server was too slow
     │   └── UrlFetchError             connection failed or the server answered an error
     ├── InvalidWebhookUrlError        a job's webhook_url is refused, or webhooks are off
-    └── JobsError                     durable jobs
-        ├── JobNotFoundError          no job of that id (for this API key)
-        ├── JobNotFinishedError       a job's result was asked for before it succeeded
-        ├── StorageFullError          the data directory is full; nothing was stored
-        └── JobStoreUnavailableError  the job database or data directory cannot be used
+    ├── LlmError                      the LLM asked about a transcript gave no answer
+    │   └── LlmRefusedError           it answered, but without an answer (empty, a refusal)
+    ├── JobsError                     durable jobs
+    │   ├── JobNotFoundError          no job of that id (for this API key)
+    │   ├── JobNotFinishedError       a job's result was asked for before it succeeded
+    │   ├── StorageFullError          the data directory is full; nothing was stored
+    │   └── JobStoreUnavailableError  the job database or data directory cannot be used
+    └── StartupError                  the server cannot start as configured
 """
 
 from __future__ import annotations
@@ -127,10 +132,21 @@ class UnknownModelError(ModelError):
     code = "model_not_found"
 
 
+class ModelNotAllowedError(UnknownModelError):
+    """The model exists but is not on the server's allow-list (``allowed_models``): answered
+    as a model that does not exist (OpenAI: 404 ``model_not_found``; native API: 400)."""
+
+
 class ModelUnavailableError(ModelError):
     """The model is known but cannot be downloaded or loaded."""
 
     code = "model_unavailable"
+
+
+class ModelNotLoadedError(ModelError):
+    """An unload asked for a model that is not loaded (404)."""
+
+    code = "model_not_loaded"
 
 
 class TranscriptionError(WhisperdError):
@@ -194,6 +210,22 @@ class UrlFetchError(UrlError):
     code = "url_http_error"
 
 
+class LlmError(WhisperdError):
+    """The LLM that ``ask`` sends a transcript to is unreachable, too slow, or answered an
+    error status (the transcript itself is never lost to it)."""
+
+    code = "llm_unavailable"
+
+    def __init__(self, message: str, *, param: str | None = "ask") -> None:
+        super().__init__(message, param=param)
+
+
+class LlmRefusedError(LlmError):
+    """The LLM answered without an answer: no text, or a refusal."""
+
+    code = "llm_refused"
+
+
 class InvalidWebhookUrlError(WhisperdError):
     """A job's ``webhook_url`` is refused (scheme, credentials, internal address), or this
     server sends no webhooks (no ``WHISPERD_WEBHOOK_SECRET``)."""
@@ -235,3 +267,11 @@ class JobStoreUnavailableError(JobsError):
     """The job database or the data directory cannot be opened, read or written."""
 
     code = "job_store_unavailable"
+
+
+class StartupError(WhisperdError):
+    """``whisperd serve`` cannot start as configured: a port it cannot bind (the metrics
+    port), or tracing asked for without the ``otel`` extra. Raised before it serves a request;
+    the command line prints it and exits with 2."""
+
+    code = "startup_failed"

@@ -185,41 +185,36 @@ def test_values_outside_a_fields_set_are_400(
 
 
 @pytest.mark.parametrize(
-    ("fields", "param", "words"),
+    ("fields", "param"),
     [
-        ({"include[]": "logprobs"}, "include[]", "log-probabilities"),
-        ({"include": "logprobs"}, "include[]", "log-probabilities"),
-        ({"include": '["logprobs"]'}, "include[]", "log-probabilities"),
-        ({"response_format": "diarized_json"}, "response_format", "diarization"),
-        ({"known_speaker_names[]": "agent"}, "known_speaker_names[]", "diarization"),
+        ({"known_speaker_names[]": "agent"}, "known_speaker_names[]"),
         (
             {"known_speaker_references[]": "data:audio/wav;base64,AAAA"},
             "known_speaker_references[]",
-            "diarization",
         ),
-        ({"languages[]": "en"}, "languages[]", "language"),
-        ({"keywords[]": "whisperd"}, "keywords[]", "hotwords"),
     ],
 )
-def test_openai_fields_whisperd_cannot_honour_are_400_saying_so(
-    fake_server: RunningServer, fields: dict[str, str], param: str, words: str
+def test_known_speakers_without_diarization_are_400_saying_so(
+    fake_server: RunningServer, fields: dict[str, str], param: str
 ) -> None:
+    """More diarization refusals: tests/api/test_diarization_errors.py."""
     error = _error(_post(fake_server, {"model": "whisper-1", **fields}))
     assert error["param"] == param
-    assert error["code"] == "unsupported_parameter"
-    assert "not supported" in error["message"]
-    assert words in error["message"]
+    assert error["code"] == "invalid_option"
+    assert "needs diarization" in error["message"]
 
 
-def test_the_sdk_gets_the_logprobs_refusal(fake_server: RunningServer) -> None:
-    import openai
-
-    with (DATA / "speech.wav").open("rb") as audio, pytest.raises(openai.BadRequestError) as info:
-        fake_server.client().audio.transcriptions.create(
-            model="whisper-1", file=audio, include=["logprobs"]
-        )
-    assert info.value.param == "include[]"
-    assert info.value.code == "unsupported_parameter"
+@pytest.mark.parametrize(
+    "fields",
+    [{"include[]": "logprobs"}, {"include": "logprobs"}, {"include": '["logprobs"]'}],
+)
+def test_every_spelling_of_include_logprobs_is_honoured(
+    fake_server: RunningServer, fields: dict[str, str]
+) -> None:
+    response = _post(fake_server, {"model": "whisper-1", **fields})
+    assert response.status_code == 200, response.text
+    assert list(response.json()) == ["text", "logprobs", "usage"]  # tests/api/test_logprobs.py
+    assert IGNORED_FIELDS_HEADER not in response.headers  # has the real model's entries
 
 
 @pytest.mark.parametrize(

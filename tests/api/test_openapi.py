@@ -132,7 +132,7 @@ def test_the_wire_models_have_openais_fields(document: dict[str, Any]) -> None:
     segment = schemas["TranscriptionSegment"]
     assert (
         set(segment["required"])
-        == set(segment["properties"])
+        == set(segment["properties"]) - {"speaker"}  # with diarization only
         == {
             "id",
             "seek",
@@ -146,7 +146,9 @@ def test_the_wire_models_have_openais_fields(document: dict[str, Any]) -> None:
             "no_speech_prob",
         }
     )
-    assert set(schemas["TranscriptionWord"]["properties"]) == {"word", "start", "end"}
+    word = set(schemas["TranscriptionWord"]["properties"])
+    # OpenAI's, Whisper's confidence, and the speaker with diarization
+    assert word == {"word", "start", "end", "probability", "speaker"}
     verbose = schemas["TranscriptionVerbose"]
     assert list(verbose["properties"]) == [
         "task",
@@ -155,7 +157,10 @@ def test_the_wire_models_have_openais_fields(document: dict[str, Any]) -> None:
         "text",
         "segments",
         "words",
+        "languages",  # OpenAI's, with languages[]
         "usage",
+        "answer",  # whisperd's, with ask
+        "answer_error",
     ]
     assert set(schemas["ErrorDetail"]["required"]) == {"message", "type", "param", "code"}
     assert list(schemas["NativeError"]["properties"]) == ["detail"]

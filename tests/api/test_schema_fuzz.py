@@ -46,6 +46,7 @@ MAX_EXAMPLES = 15
 _AUDIO_FIELDS = {
     "/v1/audio/transcriptions": "file",
     "/v1/audio/translations": "file",
+    "/v1/audio/language": "file",
     "/v1/jobs": "file",
     "/transcribe": "audio",
     "/transcribe/raw": "audio_data",

@@ -21,7 +21,6 @@ from whisperd.schemas.openai import (
     TranscriptionJson,
     TranscriptionVerbose,
     TranscriptTextDone,
-    UnsupportedFieldError,
     refuse_unsupported,
 )
 from whisperd.schemas.validation import Problem, describe, problems
@@ -66,13 +65,17 @@ def test_verbose_json_through_its_model_keeps_every_byte(
 
 
 def test_json_through_its_model_keeps_every_byte() -> None:
-    body = to_json(TRANSCRIPT)
-    assert _bytes(TranscriptionJson.model_validate(body).model_dump()) == _bytes(body)
+    for body in (to_json(TRANSCRIPT), to_json(TRANSCRIPT, logprobs=True)):
+        typed = TranscriptionJson.model_validate(body).model_dump(exclude_none=True)
+        assert _bytes(typed) == _bytes(body)
 
 
 def test_the_done_event_is_the_json_body_with_its_type() -> None:
     done = TranscriptTextDone(text=TRANSCRIPT.text, usage=DurationUsage.of(TRANSCRIPT.duration))
-    assert done.model_dump() == {"type": "transcript.text.done", **to_json(TRANSCRIPT)}
+    assert done.model_dump(exclude_none=True) == {
+        "type": "transcript.text.done",
+        **to_json(TRANSCRIPT),
+    }
 
 
 @pytest.mark.parametrize(("duration", "seconds"), [(8.47, 9), (0.0, 0), (float("nan"), 0)])
@@ -80,11 +83,9 @@ def test_usage_is_whole_seconds_rounded_up(duration: float, seconds: int) -> Non
     assert DurationUsage.of(duration).model_dump() == {"type": "duration", "seconds": seconds}
 
 
-def test_logprobs_are_refused_rather_than_silently_missing() -> None:
-    with pytest.raises(UnsupportedFieldError) as info:
-        refuse_unsupported({"include[]": ("logprobs",)})
-    assert info.value.param == "include[]"
-    assert "not supported" in info.value.message
+def test_include_takes_only_logprobs() -> None:
+    refuse_unsupported({"include[]": ("logprobs",)})  # honoured: tests/api/test_logprobs.py
+    assert OpenAIFields.model_validate({"include[]": ("logprobs",)}).include == ("logprobs",)
     with pytest.raises(ValidationError) as invalid:
         OpenAIFields.model_validate({"include[]": ("nonsense",)})
     assert problems(invalid.value)[0].field == "include[]"

@@ -432,7 +432,12 @@ def test_verbose_json_matches_openai_word_example() -> None:
     body = to_verbose_json(openai_like_transcript(), granularities=("word",))
     assert "segments" not in body
     assert list(body) == ["task", "language", "duration", "text", "words", "usage"]
-    assert body["words"] == OPENAI_WORD_EXAMPLE["words"]
+    words: list[dict[str, Any]] = body["words"]  # type: ignore[assignment]
+    # OpenAI's word fields exactly, plus Whisper's probability of each word
+    assert [{k: v for k, v in w.items() if k != "probability"} for w in words] == (
+        OPENAI_WORD_EXAMPLE["words"]
+    )
+    assert [w["probability"] for w in words] == [0.9, 0.8]
     assert body["usage"] == OPENAI_WORD_EXAMPLE["usage"]
 
 
@@ -452,6 +457,8 @@ def assert_same_shape(ours: Any, example: Any, where: str = "body") -> None:
 @given(transcripts())
 def test_verbose_json_shape_key_by_key(t: Transcript) -> None:
     both = to_verbose_json(t, granularities=("segment", "word"))
+    words: list[dict[str, Any]] = both["words"]  # type: ignore[assignment]
+    assert all(0.0 <= word.pop("probability") <= 1.0 for word in words)
     assert_same_shape({k: v for k, v in both.items() if k != "segments"}, OPENAI_WORD_EXAMPLE)
     assert_same_shape({k: v for k, v in both.items() if k != "words"}, OPENAI_SEGMENT_EXAMPLE)
     assert both["task"] == t.task

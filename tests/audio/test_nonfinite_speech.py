@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import av
@@ -18,7 +17,6 @@ import pytest
 
 from whisperd.audio.decode import AudioSource
 from whisperd.audio.formats import render
-from whisperd.config import Settings
 from whisperd.engine.base import SAMPLE_RATE, Transcript
 from whisperd.engine.options import TranscribeOptions
 from whisperd.errors import CorruptAudioError
@@ -26,21 +24,14 @@ from whisperd.service import TranscriptionRequest, TranscriptionService
 from whisperd.testing.speech import SENTENCES, conversation, espeak_available, word_error_rate
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from whisperd.testing.speech import SpokenText
 
 pytestmark = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed")
 
 
 @pytest.fixture(scope="module")
-def service(real_model: Path) -> Iterator[TranscriptionService]:
-    settings = Settings(
-        _env_file=None, model=str(real_model), device="cpu", compute_type="int8", offline=True
-    )
-    service = TranscriptionService.create(settings)
-    yield service
-    service.close()
+def service(real_service: TranscriptionService) -> TranscriptionService:
+    return real_service
 
 
 @pytest.fixture(scope="module")

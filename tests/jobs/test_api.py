@@ -174,6 +174,7 @@ def _error(response: Any) -> tuple[int, str | None, str | None]:
     ("fields", "param"),
     [
         ({"stream": "true"}, "stream"),
+        ({"ask": "summarize it"}, "ask"),
         ({"metadata": "[1, 2]"}, "metadata"),
         ({"metadata": json.dumps({str(n): n for n in range(17)})}, "metadata"),
         ({"task": "summarize"}, "task"),

@@ -148,9 +148,12 @@ def test_unknown_fields_are_ignored() -> None:
             "invalid_value",
         ),
         (
-            {"type": "session.update", "session": {"include": ["a", 5]}},
+            {
+                "type": "session.update",
+                "session": {"include": ["item.input_audio_transcription.logprobs", 5]},
+            },
             "session.include[1]",
-            "invalid_type",
+            "invalid_value",
         ),
         ({"type": "input_audio_buffer.append", "audio": "@@"}, "audio", "invalid_value"),
         ({"type": "input_audio_buffer.append"}, "audio", "missing_required_parameter"),

@@ -15,7 +15,7 @@ from urllib.parse import quote
 from starlette.datastructures import FormData, UploadFile
 
 from whisperd.audio.decode import AudioSource
-from whisperd.errors import AudioError, EmptyAudioError
+from whisperd.errors import AudioError, EmptyAudioError, UrlError
 from whisperd.schemas.form_fields import ArrayField, looks_like_text, part_bytes, read_fields
 
 if TYPE_CHECKING:
@@ -124,24 +124,29 @@ async def audio_source(form: ParsedForm, fetcher: AudioFetcher) -> AsyncIterator
         UrlError: if a URL cannot be fetched.
     """
     url = form.fields.get("audio_url") or None
+    groq_url = form.fields.get("url") or None  # Groq's name for audio_url
     encoded = form.fields.get("audio_base64") or None
     upload: UploadFile | bytes | None = None
+    file_url: str | None = None
     if isinstance(form.file, str):
         if _is_url(form.file.strip()):
-            url = form.file.strip()
+            file_url = form.file.strip()
         elif form.file:  # an empty text part is no file at all
             upload = file_bytes(form.file, param="file")
     else:
         upload = form.file
-    given = [
-        name
-        for name, v in (("file", upload), ("audio_url", url), ("audio_base64", encoded))
-        if v is not None
-    ]
+    sources = (
+        ("file", upload if file_url is None else file_url),
+        ("audio_url", url),
+        ("url", groq_url),
+        ("audio_base64", encoded),
+    )
+    given = [name for name, v in sources if v is not None]
+    url = url or groq_url or file_url
     if not given:
         raise AudioError(
             "No file or url in the request: send 'file' (an upload or a URL), "
-            "'audio_url' or 'audio_base64'.",
+            "'audio_url' (or 'url') or 'audio_base64'.",
             param="file",
         )
     if len(given) > 1:
@@ -154,7 +159,11 @@ async def audio_source(form: ParsedForm, fetcher: AudioFetcher) -> AsyncIterator
         yield AudioSource(_base64_audio(encoded))
     else:
         assert url is not None
-        path = await fetcher.fetch(url)
+        try:
+            path = await fetcher.fetch(url)
+        except UrlError as error:
+            error.param = given[0]  # the field the client sent the URL in
+            raise
         try:
             yield AudioSource(path)
         finally:

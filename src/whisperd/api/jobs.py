@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Final, get_args
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -24,6 +25,7 @@ from whisperd.errors import InvalidOptionError, JobStoreUnavailableError
 from whisperd.jobs import Job, JobService, JobStatus, Submission, job_json
 from whisperd.jobs.service import check_submission
 from whisperd.jobs.webhooks import check_webhook_url
+from whisperd.schemas.diarization import DiarizationFields
 from whisperd.schemas.jobs import JobFields, JobList, JobObject
 from whisperd.schemas.openai import (
     ARRAY_FIELDS,
@@ -38,6 +40,8 @@ from whisperd.schemas.openai import (
     refuse_unsupported,
     request_schema,
 )
+from whisperd.schemas.subtitles import SubtitleFields
+from whisperd.service.log_context import JOB_ID
 
 __all__ = ["router"]
 
@@ -81,6 +85,21 @@ def _owner(request: Request, settings: SettingsDep) -> str:
 
 
 OwnerDep = Annotated[str, Depends(_owner)]
+
+
+async def _log_job_id(job_id: str) -> AsyncIterator[None]:
+    """Name the job in the log lines of a ``/v1/jobs/{job_id}`` route (their ``job_id``).
+
+    Async, so it runs in the route's own context (a sync dependency runs in a copy): the
+    route and the pool threads it uses see it, until the route ends."""
+    token = JOB_ID.set(job_id)
+    try:
+        yield
+    finally:
+        JOB_ID.reset(token)
+
+
+_JOB_LOGS: Final = [Depends(_log_job_id)]
 
 
 def _form_doc() -> dict[str, Any]:
@@ -156,7 +175,29 @@ def _submission(form: ParsedForm, owner: str, settings: Settings, jobs: JobServi
     extra = JobFields.model_validate(form.fields)
     if fields.stream:
         raise InvalidOptionError("A job cannot stream: poll it instead.", param="stream")
-    options = decoding_options(fields, form.fields, task=extra.task)
+    if fields.ask:
+        raise InvalidOptionError(
+            "A job cannot ask an LLM about its transcript: send ask to "
+            "/v1/audio/transcriptions, or ask about the job's result yourself.",
+            param="ask",
+        )
+    shaping = SubtitleFields.model_validate(form.fields).first_sent()
+    if shaping is not None:
+        raise InvalidOptionError(
+            f"A job's result is not shaped into subtitles: send {shaping} to "
+            "/v1/audio/transcriptions.",
+            param=shaping,
+        )
+    _refuse_diarization(form, fields)
+    # Timed segments whatever the default format: the result may be asked as srt later.
+    options = decoding_options(fields, form.fields, task=extra.task).model_copy(
+        update={"segment_timestamps": True}
+    )
+    if options.logprobs:
+        raise InvalidOptionError(
+            "A job's result carries no token logprobs: ask /v1/audio/transcriptions for them.",
+            param="include[]" if fields.include else "logprobs",
+        )
     if "word" in fields.timestamp_granularities:
         # Kept whatever the default format: the result may be asked as verbose_json later.
         options = options.model_copy(update={"word_timestamps": True})
@@ -171,6 +212,20 @@ def _submission(form: ParsedForm, owner: str, settings: Settings, jobs: JobServi
         metadata=extra.metadata,
         webhook_url=extra.webhook_url,
     )
+
+
+def _refuse_diarization(form: ParsedForm, fields: OpenAIFields) -> None:
+    """Jobs do not tell speakers apart yet: a job asking for it is refused (400) rather than
+    run without it."""
+    speakers = DiarizationFields.model_validate(form.fields)
+    diarization, _ = speakers.options(model=fields.model, response_format=fields.response_format)
+    if diarization is not None:
+        param = "multichannel" if speakers.multichannel else "diarize"
+        raise InvalidOptionError(
+            "Jobs do not label speakers yet: send diarization requests to "
+            "/v1/audio/transcriptions.",
+            param="response_format" if fields.response_format == "diarized_json" else param,
+        )
 
 
 def _model_name(requested: str, default: str) -> str | None:
@@ -203,7 +258,7 @@ async def list_jobs(
     )
 
 
-@router.get("/jobs/{job_id}", responses=_errors(401, 404, 503))
+@router.get("/jobs/{job_id}", responses=_errors(401, 404, 503), dependencies=_JOB_LOGS)
 async def retrieve_job(job_id: str, jobs: JobsDep, owner: OwnerDep) -> JobObject:
     """One job: its status, progress, times, error and webhook deliveries."""
     return JobObject.model_validate(job_json(await jobs.get(job_id, owner)))
@@ -224,6 +279,7 @@ async def retrieve_job(job_id: str, jobs: JobsDep, owner: OwnerDep) -> JobObject
         },
         **_errors(400, 401, 404, 409, 503),
     },
+    dependencies=_JOB_LOGS,
 )
 async def job_result(
     job_id: str,
@@ -259,8 +315,14 @@ def _render(
     Raises:
         InvalidOptionError: if words are asked of a transcript decoded without them.
     """
+    if fmt == "diarized_json":
+        raise InvalidOptionError(
+            "Jobs do not label speakers yet, so their results have no diarized_json.",
+            param="response_format",
+        )
     if fmt == "json":
-        return JSONResponse(TranscriptionJson.model_validate(to_json(transcript)).model_dump())
+        typed = TranscriptionJson.model_validate(to_json(transcript))
+        return JSONResponse(typed.model_dump(exclude_none=True))
     if fmt == "verbose_json":
         if "word" in granularities and any(s.words is None for s in transcript.segments):
             raise InvalidOptionError(
@@ -275,7 +337,7 @@ def _render(
     return PlainTextResponse(render(transcript, fmt), media_type=f"{media}; charset=utf-8")
 
 
-@router.delete("/jobs/{job_id}", responses=_errors(401, 404, 503))
+@router.delete("/jobs/{job_id}", responses=_errors(401, 404, 503), dependencies=_JOB_LOGS)
 async def delete_job(job_id: str, jobs: JobsDep, owner: OwnerDep) -> JobObject:
     """Cancel a queued or running job (it stops at its next window) and delete its audio; a
     finished job is deleted with its result. Answers with the job as it ends."""

@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from whisperd.api.errors import AnsweredElsewhereError, api_of, error_response, route_path
 from whisperd.api.openapi import DOCS_PATHS
 from whisperd.scheduler.batcher import BATCH_CONTEXTS
+from whisperd.service.log_context import KEY_FINGERPRINT, fingerprint_of_key
 
 __all__ = [
     "DEFAULT_PUBLIC_PATHS",
@@ -206,7 +207,15 @@ class ApiKeyMiddleware:
             return
         problem = self._problem(scope)
         if problem is None:
-            await self.app(scope, receive, send)
+            # The key's fingerprint (never the key) names the caller in log lines.
+            presented = _bearer_token(scope) or _subprotocol_token(scope) or b""
+            fingerprint = fingerprint_of_key(presented)
+            scope.setdefault("state", {})["key_fingerprint"] = fingerprint
+            bound = KEY_FINGERPRINT.set(fingerprint)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                KEY_FINGERPRINT.reset(bound)
         elif scope["type"] == "http":
             await _auth_error(scope, problem)(scope, receive, send)
         else:

@@ -4,7 +4,8 @@ Capabilities (translation, languages) come from the model itself once it is load
 English-only model says ``["en"]`` and no translation, whatever its name. Before that, a known
 model's table entry tells them; a Hub repo or a directory outside the table claims nothing
 (no translation, no languages) until it is loaded. A default model whose last load failed is
-not listed, nor are its aliases.
+not listed, nor are its aliases. Models the allow-list refuses (``allowed_models``) are not
+listed. Each entry says whether its model is ``loaded`` now (on any device and compute type).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from whisperd.engine.allowed import ModelAllowList
 from whisperd.engine.catalogue import KNOWN_MODELS, known_model
 from whisperd.engine.hub import list_models, local_copy
 from whisperd.errors import UnknownModelError
@@ -71,14 +73,18 @@ def _capabilities(info: ModelInfo | None, known_translation: bool | None) -> Mod
 
 
 def model_entries(settings: Settings, created: int, served: ServedModels) -> list[ModelObject]:
-    """Every id a request may name. Blocking (inspects the model cache); run it in a thread."""
+    """Every id a request may name (the allow-list's, ``allowed_models``). Blocking (inspects
+    the model cache); run it in a thread."""
     common: dict[str, Any] = {"created": created, "parameters": request_schema()}
     default = known_model(settings.model)
+    allowed = ModelAllowList(tuple(settings.allowed_models), settings.model)
     loaded = {info.name: info for info in served.loaded}
     entries = []
     for listing in list_models(models_dir=settings.models_dir, fmt=served.fmt):
         is_default = default is not None and default.name == listing.name
         if is_default and served.default_failure is not None:
+            continue
+        if not is_default and not allowed.allows(listing.name):
             continue
         info = (served.default if is_default else None) or loaded.get(listing.name)
         entries.append(
@@ -86,6 +92,7 @@ def model_entries(settings: Settings, created: int, served: ServedModels) -> lis
                 id=listing.name,
                 downloaded=listing.present or info is not None,
                 default=is_default,
+                loaded=info is not None,
                 capabilities=_capabilities(info, listing.supports_translation),
                 **common,
             )
@@ -117,6 +124,7 @@ def _outside_entry(
         id=settings.model,
         downloaded=downloaded,
         default=True,
+        loaded=served.default is not None,
         capabilities=_capabilities(served.default, known),
         **common,
     )

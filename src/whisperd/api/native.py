@@ -18,6 +18,8 @@ from whisperd.api.disconnect import until_disconnected
 from whisperd.api.inputs import report_ignored
 from whisperd.api.responses import native_errors, openai_errors
 from whisperd.audio.decode import AudioSource
+from whisperd.audio.formats import render
+from whisperd.audio.turns import speaker_text
 from whisperd.engine.catalogue import KNOWN_MODELS
 from whisperd.errors import AudioError, EmptyAudioError, UnknownModelError
 from whisperd.schemas.native import (
@@ -66,9 +68,14 @@ def _segment(segment: Segment, words: bool) -> NativeSegment:
         start=round(segment.start, 3),
         end=round(segment.end, 3),
         text=segment.text,
+        speaker=segment.speaker,
         words=[
             NativeWord(
-                start=round(w.start, 3), end=round(w.end, 3), word=w.word, probability=w.probability
+                start=round(w.start, 3),
+                end=round(w.end, 3),
+                word=w.word,
+                probability=w.probability,
+                speaker=w.speaker,
             )
             for w in segment.words or ()
         ]
@@ -82,7 +89,7 @@ def _result(
 ) -> NativeTranscription:
     with_words = bool(settings.word_timestamps)
     return NativeTranscription(
-        text="\n".join(s.text.strip() for s in transcript.segments if s.text.strip()),
+        text=speaker_text(transcript),
         segments=[_segment(s, with_words) for s in transcript.segments]
         if settings.include_timestamps
         else [],
@@ -91,6 +98,9 @@ def _result(
         task=transcript.task,
         model_used=model_used,
         processing_time_seconds=round(time.perf_counter() - began, 3),
+        subtitles=None
+        if settings.subtitle_format is None
+        else render(transcript, settings.subtitle_format, style=settings.subtitle_style()),
     )
 
 
@@ -104,6 +114,7 @@ async def _run(
         model=native.model,
         device=native.device or service.settings.device,
         compute_type=native.quantization,
+        diarization=native.diarization(),
     )
     try:
         transcription = await service.open(wanted)

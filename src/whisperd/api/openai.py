@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -18,9 +18,17 @@ from whisperd.api.errors import error_content, status_of
 from whisperd.api.inputs import audio_source, parse_form, report_ignored
 from whisperd.api.models import ServedModels, find_entry, missing_model, model_entries
 from whisperd.api.responses import openai_errors, transcription_responses
-from whisperd.audio.formats import render, to_json, to_verbose_json
-from whisperd.engine.base import Transcript
+from whisperd.api.transcript_extras import check_ask, response_extras
+from whisperd.audio.formats import logprobs_json, render, to_json, to_verbose_json
+from whisperd.audio.speakers import diarized_segment_id, to_diarized_json
+from whisperd.engine.base import TokenLogprob, Transcript
 from whisperd.errors import WhisperdError
+from whisperd.schemas.diarization import (
+    DIARIZE_MODEL,
+    DiarizationFields,
+    TranscriptionDiarized,
+    TranscriptTextSegment,
+)
 from whisperd.schemas.openai import (
     ARRAY_FIELDS,
     OBJECT_FIELDS,
@@ -29,7 +37,9 @@ from whisperd.schemas.openai import (
     ModelObject,
     OpenAIFields,
     TranscriptionJson,
+    TranscriptionLanguage,
     TranscriptionVerbose,
+    TranscriptLogprob,
     TranscriptTextDelta,
     TranscriptTextDone,
     decoding_options,
@@ -37,10 +47,13 @@ from whisperd.schemas.openai import (
     refuse_unsupported,
     request_schema,
 )
+from whisperd.schemas.subtitles import SubtitleFields
 from whisperd.service import TranscriptionRequest
 
 if TYPE_CHECKING:
+    from whisperd.audio.subtitles import SubtitleStyle
     from whisperd.config import Settings
+    from whisperd.engine.options import TranscribeOptions
     from whisperd.service import Transcription, TranscriptionService
 
 logger = logging.getLogger(__name__)
@@ -48,9 +61,10 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", dependencies=[Depends(accepting_work)])
 
 _DEFAULT_ALIASES = frozenset(
-    {"", "whisper-1", "whisper-large-v3-turbo", "openai/whisper-large-v3-turbo"}
+    {"", "whisper-1", "whisper-large-v3-turbo", "openai/whisper-large-v3-turbo", DIARIZE_MODEL}
 )
-"""Ids OpenAI clients and hosted-Whisper scripts send that mean "the server's model"."""
+"""Ids OpenAI clients and hosted-Whisper scripts send that mean "the server's model"
+(``gpt-4o-transcribe-diarize`` also turns diarization on)."""
 
 
 def _form_doc() -> dict[str, Any]:
@@ -74,36 +88,63 @@ def _form_limits(settings: Settings) -> dict[str, int]:
     return {"max_files": 2, "max_fields": 256, "max_part_size": limit * 4 // 3 + 1024}
 
 
-def _render(transcript: Transcript, fields: OpenAIFields) -> Response:
+def _render(
+    transcript: Transcript,
+    fields: OpenAIFields,
+    options: TranscribeOptions,
+    style: SubtitleStyle | None = None,
+    extras: dict[str, Any] | None = None,
+) -> Response:
     fmt = fields.response_format
     if fmt == "json":
-        body = TranscriptionJson.model_validate(to_json(transcript))
-        return JSONResponse(body.model_dump())
+        body = TranscriptionJson.model_validate(
+            {**to_json(transcript, logprobs=options.logprobs), **(extras or {})}
+        )
+        return JSONResponse(body.model_dump(exclude_none=True))
+    if fmt == "diarized_json":
+        diarized = TranscriptionDiarized.model_validate(to_diarized_json(transcript))
+        return JSONResponse(diarized.model_dump())
     if fmt == "verbose_json":
         granularities = fields.timestamp_granularities or ("segment",)
-        verbose = to_verbose_json(transcript, granularities=granularities)
+        verbose = {**to_verbose_json(transcript, granularities=granularities), **(extras or {})}
         return JSONResponse(
             TranscriptionVerbose.model_validate(verbose).model_dump(exclude_none=True)
         )
     media = "text/vtt" if fmt == "vtt" else "text/plain"
-    return PlainTextResponse(render(transcript, fmt), media_type=f"{media}; charset=utf-8")
+    text = render(transcript, fmt, style=style)
+    return PlainTextResponse(text, media_type=f"{media}; charset=utf-8")
 
 
-def _sse(payload: TranscriptTextDelta | TranscriptTextDone | dict[str, Any]) -> bytes:
-    content = payload if isinstance(payload, dict) else payload.model_dump()
+def _logprobs(entries: Iterable[TokenLogprob]) -> list[TranscriptLogprob]:
+    return [TranscriptLogprob.model_validate(entry) for entry in logprobs_json(entries)]
+
+
+def _sse(
+    payload: TranscriptTextDelta | TranscriptTextDone | TranscriptTextSegment | dict[str, Any],
+) -> bytes:
+    content = payload if isinstance(payload, dict) else payload.model_dump(exclude_none=True)
     return f"data: {json.dumps(content, ensure_ascii=False)}\n\n".encode()
 
 
-async def _events(transcription: Transcription) -> AsyncIterator[bytes]:
-    """A delta per decoded segment as soon as it exists, then the done event."""
+async def _events(
+    transcription: Transcription, *, logprobs: bool, languages: bool = False
+) -> AsyncIterator[bytes]:
+    """A delta per decoded segment as soon as it exists, then the done event; each with its
+    tokens' ``logprobs`` when asked for, the done event with the ``languages`` detected among
+    the candidates when there were candidates."""
     try:
         async for event in transcription.events():
             if isinstance(event, Transcript):
-                yield _sse(
-                    TranscriptTextDone(text=event.text, usage=DurationUsage.of(event.duration))
+                done = TranscriptTextDone(
+                    text=event.text,
+                    usage=DurationUsage.of(event.duration),
+                    logprobs=_logprobs(event.logprobs) if logprobs else None,
+                    languages=TranscriptionLanguage.of(event) if languages else None,
                 )
+                yield _sse(done)
             else:
-                yield _sse(TranscriptTextDelta(delta=event.text))
+                entries = _logprobs(event.logprobs or ()) if logprobs else None
+                yield _sse(TranscriptTextDelta(delta=event.text, logprobs=entries))
     except WhisperdError as exc:
         _, type_ = status_of(exc)
         yield _sse(
@@ -113,6 +154,32 @@ async def _events(transcription: Transcription) -> AsyncIterator[bytes]:
         logger.exception("transcription stream failed")
         message = "The transcription failed on the server."
         yield _sse(error_content("openai", message, type_="server_error", code="internal_error"))
+
+
+async def _diarized_events(transcription: Transcription) -> AsyncIterator[bytes]:
+    """Speakers are known once the whole audio is heard: then, per diarized segment, a delta
+    with its ``segment_id`` and a ``transcript.text.segment`` event; then the done event."""
+    try:
+        transcript = await transcription.run()
+        for index, segment in enumerate(s for s in transcript.segments if s.text.strip()):
+            segment_id = diarized_segment_id(index)
+            yield _sse(TranscriptTextDelta(delta=segment.text, segment_id=segment_id))
+            event = TranscriptTextSegment(
+                id=segment_id,
+                start=segment.start,
+                end=segment.end,
+                text=segment.text.strip(),
+                speaker=segment.speaker or "A",
+            )
+            yield _sse(event)
+        yield _sse(
+            TranscriptTextDone(text=transcript.text, usage=DurationUsage.of(transcript.duration))
+        )
+    except WhisperdError as exc:
+        _, type_ = status_of(exc)
+        yield _sse(
+            error_content("openai", exc.message, type_=type_, param=exc.param, code=exc.code)
+        )
 
 
 async def _transcribe(
@@ -126,15 +193,35 @@ async def _transcribe(
         form = parse_form(raw_form, arrays=ARRAY_FIELDS, objects=OBJECT_FIELDS)
         refuse_unsupported(form.fields)
         fields = OpenAIFields.model_validate(form.fields)
+        check_ask(fields, settings)
         options = decoding_options(fields, form.fields, task=task)
+        diarization, references = DiarizationFields.model_validate(form.fields).options(
+            model=fields.model, response_format=fields.response_format
+        )
+        style = SubtitleFields.model_validate(form.fields).style(
+            fields.response_format, stream=fields.stream
+        )
+        if style is not None:  # cues are cut at word timings
+            options = options.model_copy(update={"word_timestamps": True})
         async with audio_source(form, fetcher) as source:
             transcription = await service.open(
-                TranscriptionRequest(source, options, model=_model_name(fields.model, settings))
+                TranscriptionRequest(
+                    source,
+                    options,
+                    model=_model_name(fields.model, settings),
+                    diarization=diarization,
+                    speaker_references=references,
+                )
             )
     ignored = (*form.unknown(known_fields()), *fields.ignored())
     if fields.stream:
+        events = (
+            _diarized_events(transcription)
+            if diarization is not None
+            else _events(transcription, logprobs=options.logprobs, languages=bool(fields.languages))
+        )
         response: Response = StreamingResponse(
-            _events(transcription),
+            events,
             media_type="text/event-stream",
             headers={"cache-control": "no-cache"},
             background=BackgroundTask(transcription.aclose),
@@ -143,7 +230,8 @@ async def _transcribe(
         transcript = await until_disconnected(
             request, lambda cancel: transcription.run(cancel=cancel)
         )
-        response = _render(transcript, fields)
+        extras = await response_extras(request, transcript, fields, settings)
+        response = _render(transcript, fields, options, style, extras)
     return report_ignored(response, ignored, route=request.url.path)
 
 

@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
 from whisperd.schemas.realtime_session import (
+    LOGPROBS_INCLUDE,
     PCM_RATE,
     AudioDescription,
     AudioFormatName,
@@ -90,6 +91,8 @@ class RealtimeConfig:
     prompt: str = ""
     turn_detection: TurnDetection | None = field(default_factory=default_turn_detection)
     """The ``server_vad`` settings that run; None: no server VAD, the client commits turns."""
+    logprobs: bool = False
+    """``include`` holds ``item.input_audio_transcription.logprobs``."""
 
     def apply(self, changes: SessionChanges) -> None:
         """Apply a (partial) ``session.update`` / ``transcription_session.update``."""
@@ -102,6 +105,8 @@ class RealtimeConfig:
         if changes.sets_turn_detection:
             turn = changes.turn_detection
             self.turn_detection = None if turn is None else endpointing(turn)
+        if changes.include is not None:
+            self.logprobs = LOGPROBS_INCLUDE in changes.include
 
     def pcm(self) -> PcmDecoder:
         """A decoder for this session's audio format."""
@@ -118,6 +123,7 @@ class RealtimeConfig:
             vad_threshold=turn.threshold,
             min_silence_ms=turn.silence_duration_ms,
             speech_pad_ms=turn.prefix_padding_ms,
+            logprobs=self.logprobs,
         )
 
     def describe(
@@ -125,12 +131,14 @@ class RealtimeConfig:
     ) -> SessionDescription | BetaSessionDescription:
         """The session object sent in ``*.created`` / ``*.updated``."""
         transcription = Transcription(model=self.model, language=self.language, prompt=self.prompt)
+        include = [LOGPROBS_INCLUDE] if self.logprobs else None
         if beta:
             return BetaSessionDescription(
                 id=session_id,
                 input_audio_format=self.audio_format,
                 input_audio_transcription=transcription,
                 turn_detection=self.turn_detection,
+                include=include,
             )
         return SessionDescription(
             id=session_id,
@@ -141,6 +149,7 @@ class RealtimeConfig:
                     turn_detection=self.turn_detection,
                 )
             ),
+            include=include,
         )
 
 

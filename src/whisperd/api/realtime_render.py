@@ -14,6 +14,11 @@ carries words that have become stable (never retracted, see
 words forced as its prefix, and the decoder may go on inside the last one ("Re" -> "Really"),
 but every earlier one is followed by a forced word. The rest of the final transcript follows as
 one last delta just before ``completed``.
+
+With the session's ``include`` of ``item.input_audio_transcription.logprobs``, ``completed``
+carries every token's log-probability of the final transcript and the last delta those of its
+own tokens (:mod:`whisperd.engine.token_logprobs`); deltas of words made stable while the turn
+is spoken carry none (partials are not aligned).
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from whisperd.schemas.openai import usage_seconds
+from whisperd.audio.formats import logprobs_json
+from whisperd.engine.token_logprobs import tail_logprobs
+from whisperd.schemas.openai import TranscriptLogprob, usage_seconds
 from whisperd.schemas.realtime_server import (
     ConversationItemAdded,
     DurationUsage,
@@ -44,6 +51,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from whisperd.api.realtime_config import RealtimeConfig
+    from whisperd.engine.base import TokenLogprob
     from whisperd.streaming.session import Failed, Result, SpeechStarted, SpeechStopped
 
 logger = logging.getLogger(__name__)
@@ -77,6 +85,12 @@ def continuation(text: str, sent: Sequence[str]) -> str:
     return text[words[len(sent) - 1].end() :]
 
 
+def _wire(entries: Sequence[TokenLogprob] | None) -> list[TranscriptLogprob] | None:
+    if entries is None:
+        return None
+    return [TranscriptLogprob.model_validate(entry) for entry in logprobs_json(entries)]
+
+
 class RealtimeRenderer:
     """OpenAI Realtime events for one session, in the protocol generation it speaks."""
 
@@ -90,9 +104,13 @@ class RealtimeRenderer:
         self._items: dict[int, _Item] = {}
         """Items of the turns in progress or awaiting their transcript, by utterance number."""
         self._last_committed: str | None = None
+        self.logprobs = False
+        """Finals' events carry token logprobs (the session's ``include``)."""
 
     def session(self, config: RealtimeConfig, session_id: str, *, created: bool) -> SessionEvent:
-        """``session.created`` / ``session.updated`` (``transcription_session.*`` in beta)."""
+        """``session.created`` / ``session.updated`` (``transcription_session.*`` in beta), for
+        the settings from now on (whether finals carry logprobs, too)."""
+        self.logprobs = config.logprobs
         description = config.describe(session_id, beta=self.beta)
         if self.beta:
             kind = "transcription_session.created" if created else "transcription_session.updated"
@@ -170,13 +188,16 @@ class RealtimeRenderer:
         item = self._items.pop(result.number)
         sent = " ".join(item.sent)
         rest = continuation(result.transcript.text, item.sent)
+        entries = result.transcript.logprobs if self.logprobs else None
         if rest:
-            events.append(TranscriptionDelta(item_id=item.id, delta=rest))
+            tail = None if entries is None else tail_logprobs(entries, rest)
+            events.append(TranscriptionDelta(item_id=item.id, delta=rest, logprobs=_wire(tail)))
         events.append(
             TranscriptionCompleted(
                 item_id=item.id,
                 transcript=sent + rest,
                 usage=DurationUsage(seconds=usage_seconds(result.duration)),
+                logprobs=_wire(entries),
             )
         )
         return events

@@ -23,7 +23,10 @@ from whisperd.api.deps import ServiceDep
 from whisperd.api.stream_events import emitter
 from whisperd.api.stream_io import StreamClosed, receive_message, run_stream, serve_stream
 from whisperd.api.stream_render import BasetenRenderer
+from whisperd.api.stream_speakers import StreamSpeakers
+from whisperd.diarization import DiarizationUnavailableError
 from whisperd.errors import WhisperdError
+from whisperd.scheduler.batcher import Priority
 from whisperd.schemas.client_messages import Rejection, read_message
 from whisperd.schemas.stream import StreamMetadata
 from whisperd.schemas.stream_messages import (
@@ -110,6 +113,8 @@ class BasetenStream:
         self.service = service
         self.settings = service.settings
         self.outbox: asyncio.Queue[BaseModel] = asyncio.Queue()
+        self.speakers: StreamSpeakers | None = None
+        """With ``enable_diarization``: the stream's audio and speakers."""
         self._handlers: dict[type[BaseModel], _Handler] = {
             EndAudio: self._end_audio,
             Finalize: self._finalize,
@@ -126,9 +131,15 @@ class BasetenStream:
         pcm = PcmDecoder(metadata.streaming_params.encoding, metadata.streaming_params.sample_rate)
         emit = emitter(BasetenRenderer(metadata), self.outbox)
         try:
+            if metadata.whisper_params.enable_diarization:
+                encoder = await self.service.speakers.encoder(Priority.STREAM_FINAL)
+                self.speakers = StreamSpeakers(encoder)
+                emit = self.speakers.wrap(emit)
             session = await self.service.stream_session(
                 stream_config(metadata), emit, hotwords=metadata.whisper_params.hotwords
             )
+        except DiarizationUnavailableError as exc:
+            raise StreamClosed(1007, exc.message) from None
         except WhisperdError as exc:
             raise StreamClosed(1011, exc.message) from None
         await run_stream(
@@ -142,7 +153,10 @@ class BasetenStream:
         self, message: dict[str, Any], session: StreamSession, pcm: PcmDecoder
     ) -> None:
         if message.get("bytes") is not None:
-            await session.feed(pcm.decode(message["bytes"]))
+            samples = pcm.decode(message["bytes"])
+            if self.speakers is not None:
+                self.speakers.feed(samples)
+            await session.feed(samples)
             if session.audio_seconds > self.settings.stream_max_seconds:
                 await session.end_audio()
                 raise StreamClosed(1008, "The stream reached its maximum length.")

@@ -43,6 +43,7 @@ def _segment(segment: Segment, result: Result) -> TranscriptionSegment:
         log_prob=segment.avg_logprob,
         word_timestamps=[_word(w, result.start) for w in segment.words or ()],
         possible_hallucination=_hallucinated(segment),
+        speaker=segment.speaker,
         language_code=transcript.language,
         language_prob=transcript.language_probability,
     )

@@ -42,7 +42,7 @@ from whisperd.audio.decoded import DecodedAudio, Samples, failure_reason, finish
 from whisperd.audio.durations import declared_seconds, expected_seconds
 from whisperd.audio.finite import NonFiniteCount, zero_nonfinite
 from whisperd.audio.limits import DecodeLimits, check_duration, check_stream_shape
-from whisperd.audio.mixing import mix_to_mono
+from whisperd.audio.mixing import mix_to_mono, split_channels
 from whisperd.audio.ogg import ogg_is_complete
 from whisperd.audio.sniffing import NOT_CONTAINERS, sniff
 from whisperd.audio.source import AudioSource, open_binary
@@ -140,6 +140,8 @@ class _DecodeState:
     bad: int = 0
     last_bad: bool = False
     end_pts: int | None = None
+    kept: list[Samples] | None = None
+    """Resampled frames with their channels apart, when the source keeps channels."""
 
     def __post_init__(self) -> None:
         self.nonfinite = NonFiniteCount(self.limits.max_nonfinite_ratio)
@@ -201,6 +203,8 @@ class _DecodeState:
                 packed = np.asarray(out.to_ndarray(), dtype=np.float32)
                 channels = packed.reshape(out.samples, -1)
                 self.buffer.append(mix_to_mono(channels, channel_axis=1))
+                if self.kept is not None:
+                    self.kept.append(channels.copy())
 
 
 def _check_frame(frame: AudioFrame, limits: DecodeLimits) -> None:
@@ -250,6 +254,7 @@ def decode_container(
             frames = None if expected is None else round(expected * SAMPLE_RATE)
             buffer = SampleBuffer(frames, reserve=reserve)
             state = _DecodeState(limits, buffer, float(stream.time_base or 0))
+            state.kept = [] if source.keep_channels else None
             _decode_packets(container, stream, state)
             samples = state.samples()
             _check_integrity(state, declared)
@@ -257,7 +262,7 @@ def decode_container(
                 _raise_cut_ogg(state)
             state.nonfinite.check()
             label = _container_label(demuxer, container, head)
-    return finish(samples, label, state.bad)
+    return finish(samples, label, state.bad, split_channels(state.kept or []))
 
 
 def _raise_cut_ogg(state: _DecodeState) -> NoReturn:

@@ -29,11 +29,14 @@ class DecodedAudio:
         container: What the input was: a container name (``"mp3"``, ``"wav"``, ``"webm"``,
             ``"mp4"`` ...), or ``"numpy"``, ``"tensor"`` or ``"pcm"``.
         bad_packets: Packets that failed to decode and were skipped (within the budget).
+        channels: Each channel's 16 kHz samples, when the source asked to keep them
+            (:attr:`AudioSource.keep_channels`) and a container has more than one; else empty.
     """
 
     samples: Samples
     container: str
     bad_packets: int = 0
+    channels: tuple[Samples, ...] = ()
 
     @property
     def duration(self) -> float:
@@ -52,7 +55,12 @@ class DecodedAudio:
         return max(float(self.samples.max()), -float(self.samples.min())) < SILENCE_PEAK
 
 
-def finish(samples: Samples, container: str, bad_packets: int = 0) -> DecodedAudio:
+def finish(
+    samples: Samples,
+    container: str,
+    bad_packets: int = 0,
+    channels: tuple[Samples, ...] = (),
+) -> DecodedAudio:
     """Reject empty audio and wrap the result (C-contiguous, writeable and finite).
 
     The readers zero non-finite input samples before mixing and resampling; a mix or resampler
@@ -66,7 +74,9 @@ def finish(samples: Samples, container: str, bad_packets: int = 0) -> DecodedAud
     if not samples.flags.writeable or not samples.flags.c_contiguous:
         samples = np.array(samples, dtype=np.float32, order="C")
     zero_nonfinite(samples, in_place=True)
-    return DecodedAudio(samples=samples, container=container, bad_packets=bad_packets)
+    for channel in channels:
+        zero_nonfinite(channel, in_place=True)
+    return DecodedAudio(samples, container, bad_packets, channels)
 
 
 def failure_reason(exc: BaseException) -> str:

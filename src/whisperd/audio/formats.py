@@ -11,6 +11,11 @@ Rules shared by the timed formats:
   millisecond) before they are split into hours, minutes and seconds.
 * ``srt``, ``vtt`` and ``tsv`` skip segments whose stripped text is empty: an empty cue would
   end the previous cue early in a subtitle parser and carries nothing.
+* ``srt`` and ``vtt`` are one cue per segment, or, given a
+  :class:`~whisperd.audio.subtitles.SubtitleStyle`, cues re-cut from the words by its limits.
+
+Confidence: ``verbose_json`` words carry Whisper's ``probability``, and ``json`` carries OpenAI's
+``logprobs`` entries when asked (:func:`to_json`).
 
 Every number rendered is finite, so every ``json`` and ``verbose_json`` body is valid JSON (which
 has no NaN or Infinity): a non-finite time becomes 0 (then clamped as above), a NaN score 0 and
@@ -29,16 +34,20 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Literal
 
-from whisperd.engine.base import Segment, Transcript, Word
+from whisperd.audio.subtitles import Cue, SubtitleStyle, shape_cues
+from whisperd.audio.turns import speaker_text
+from whisperd.engine.base import Segment, TokenLogprob, Transcript, Word
 from whisperd.languages import language_name
 
 __all__ = [
     "FILE_EXTENSIONS",
     "GRANULARITIES",
     "OUTPUT_FORMATS",
+    "UNTIMED_FORMATS",
     "Granularity",
     "OutputFormat",
     "format_timestamp",
+    "logprobs_json",
     "render",
     "to_json",
     "to_srt",
@@ -54,6 +63,10 @@ OutputFormat = Literal["text", "json", "verbose_json", "srt", "vtt", "tsv"]
 
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("text", "json", "verbose_json", "srt", "vtt", "tsv")
 """Every output format, in the order of :data:`OutputFormat`."""
+
+UNTIMED_FORMATS: frozenset[OutputFormat] = frozenset({"text", "json"})
+"""Formats that show no time: a transcript only they render needs no segment times
+(``TranscribeOptions.segment_timestamps``)."""
 
 FILE_EXTENSIONS: Mapping[OutputFormat, str] = MappingProxyType(
     {
@@ -180,9 +193,25 @@ def to_text(t: Transcript) -> str:
         t: The transcript.
 
     Returns:
-        ``t.text + "\\n"`` (just ``"\\n"`` for an empty transcript).
+        ``t.text + "\\n"`` (just ``"\\n"`` for an empty transcript); a diarized transcript
+        has one ``speaker: text`` line per turn instead
+        (:func:`~whisperd.audio.turns.speaker_text`).
     """
+    if _has_speakers(t):
+        return speaker_text(t) + "\n"
     return t.text + "\n"
+
+
+def _has_speakers(t: Transcript) -> bool:
+    return any(segment.speaker is not None for segment in t.segments)
+
+
+def _labelled(segment: Segment, *, vtt: bool = False) -> str:
+    """A cue's text with its speaker: ``[A] text``, or WebVTT's voice span ``<v A>text``."""
+    if segment.speaker is None:
+        return segment.text
+    text = segment.text.strip()
+    return f"<v {segment.speaker}>{text}" if vtt else f"[{segment.speaker}] {text}"
 
 
 def usage_seconds(duration: float) -> int:
@@ -199,16 +228,36 @@ def _usage(duration: float) -> dict[str, object]:
     return {"type": "duration", "seconds": usage_seconds(duration)}
 
 
-def to_json(t: Transcript) -> dict[str, object]:
+def logprobs_json(entries: Iterable[TokenLogprob]) -> list[dict[str, object]]:
+    """OpenAI's ``logprobs`` entries: ``{"token", "logprob", "bytes"}`` each, numbers finite.
+
+    Args:
+        entries: Token log-probabilities (:attr:`Segment.logprobs`).
+
+    Returns:
+        One dict per entry, in order; a ``-inf`` log-probability as the lowest float.
+    """
+    return [
+        {"token": e.token, "logprob": _finite(e.logprob), "bytes": list(e.bytes)} for e in entries
+    ]
+
+
+def to_json(t: Transcript, *, logprobs: bool = False) -> dict[str, object]:
     """Build OpenAI's ``json`` response body (``TranscriptionJson`` in the OpenAI schemas).
 
     Args:
         t: The transcript.
+        logprobs: Add ``logprobs``, every text token's entry (``include[]=logprobs``).
 
     Returns:
-        ``{"text": ..., "usage": {"type": "duration", "seconds": ceil(duration)}}``.
+        ``{"text": ..., "usage": {"type": "duration", "seconds": ceil(duration)}}``, with
+        ``"logprobs": [...]`` between them when asked for.
     """
-    return {"text": t.text, "usage": _usage(t.duration)}
+    body: dict[str, object] = {"text": t.text}
+    if logprobs:
+        body["logprobs"] = logprobs_json(t.logprobs)
+    body["usage"] = _usage(t.duration)
+    return body
 
 
 def _segment_json(segment: Segment) -> dict[str, object]:
@@ -225,13 +274,19 @@ def _segment_json(segment: Segment) -> dict[str, object]:
         "avg_logprob": _finite(segment.avg_logprob),
         "compression_ratio": _finite(segment.compression_ratio),
         "no_speech_prob": _finite(segment.no_speech_prob),
-    }
+    } | ({} if segment.speaker is None else {"speaker": segment.speaker})
 
 
 def _word_json(word: Word) -> dict[str, object]:
-    """One OpenAI ``TranscriptionWord``, its text stripped of surrounding whitespace."""
+    """One OpenAI ``TranscriptionWord``, its text stripped of surrounding whitespace, plus
+    Whisper's ``probability`` (0 to 1: the mean probability of the word's tokens)."""
     start, end = _span(word.start, word.end)
-    return {"word": word.word.strip(), "start": float(start), "end": float(end)}
+    return {
+        "word": word.word.strip(),
+        "start": float(start),
+        "end": float(end),
+        "probability": min(max(_finite(word.probability), 0.0), 1.0),
+    } | ({} if word.speaker is None else {"speaker": word.speaker})
 
 
 def _check_granularities(granularities: Sequence[Granularity]) -> frozenset[Granularity]:
@@ -286,49 +341,64 @@ def to_verbose_json(
     return body
 
 
-def _cue_timing(segment: Segment, decimal_marker: str) -> str:
+def _cue_timing(start: float, end: float, decimal_marker: str) -> str:
     """The ``start --> end`` line of a cue."""
-    start, end = _span(segment.start, segment.end)
+    start, end = _span(start, end)
     return (
         f"{format_timestamp(start, decimal_marker=decimal_marker)} --> "
         f"{format_timestamp(end, decimal_marker=decimal_marker)}"
     )
 
 
-def to_srt(t: Transcript) -> str:
+def _cues(t: Transcript, style: SubtitleStyle | None, *, vtt: bool = False) -> list[Cue]:
+    """The transcript's cues: one per spoken segment (its speaker's label first, when
+    diarized), or shaped by ``style``."""
+    if style is not None and style.shapes:
+        return shape_cues(t.segments, style, t.duration)
+    return [
+        Cue(segment.start, segment.end, _labelled(segment, vtt=vtt))
+        for segment in _spoken(t.segments)
+    ]
+
+
+def to_srt(t: Transcript, style: SubtitleStyle | None = None) -> str:
     """Render SubRip subtitles.
 
     Cues are numbered from 1, timed ``HH:MM:SS,mmm --> HH:MM:SS,mmm`` and each is followed by
-    a blank line. Segments with blank text are skipped; an empty transcript gives ``""``.
+    a blank line. Without ``style`` each spoken segment is a cue (segments with blank text are
+    skipped); with it, the words are laid out by :func:`~whisperd.audio.subtitles.shape_cues`.
+    An empty transcript gives ``""``.
 
     Args:
         t: The transcript.
+        style: Limits of lines and cues (``None``: one cue per segment).
 
     Returns:
         The SRT document.
     """
     return "".join(
-        f"{number}\n{_cue_timing(segment, ',')}\n{_cue_text(segment.text)}\n\n"
-        for number, segment in enumerate(_spoken(t.segments), start=1)
+        f"{number}\n{_cue_timing(cue.start, cue.end, ',')}\n{_cue_text(cue.text)}\n\n"
+        for number, cue in enumerate(_cues(t, style), start=1)
     )
 
 
-def to_vtt(t: Transcript) -> str:
+def to_vtt(t: Transcript, style: SubtitleStyle | None = None) -> str:
     """Render WebVTT subtitles.
 
     A ``WEBVTT`` header and a blank line, then unnumbered cues timed
-    ``HH:MM:SS.mmm --> HH:MM:SS.mmm``, each followed by a blank line. Segments with blank text
-    are skipped. Cue text is not HTML-escaped, as in Whisper's writer.
+    ``HH:MM:SS.mmm --> HH:MM:SS.mmm``, each followed by a blank line. Cues are as in
+    :func:`to_srt`. Cue text is not HTML-escaped, as in Whisper's writer.
 
     Args:
         t: The transcript.
+        style: Limits of lines and cues (``None``: one cue per segment).
 
     Returns:
         The WebVTT document.
     """
     cues = (
-        f"{_cue_timing(segment, '.')}\n{_cue_text(segment.text)}\n\n"
-        for segment in _spoken(t.segments)
+        f"{_cue_timing(cue.start, cue.end, '.')}\n{_cue_text(cue.text)}\n\n"
+        for cue in _cues(t, style, vtt=True)
     )
     return "WEBVTT\n\n" + "".join(cues)
 
@@ -348,12 +418,12 @@ def to_tsv(t: Transcript) -> str:
     rows = ["start\tend\ttext\n"]
     for segment in _spoken(t.segments):
         start, end = _span(segment.start, segment.end)
-        rows.append(f"{_to_ms(start)}\t{_to_ms(end)}\t{_tsv_text(segment.text)}\n")
+        rows.append(f"{_to_ms(start)}\t{_to_ms(end)}\t{_tsv_text(_labelled(segment))}\n")
     return "".join(rows)
 
 
 _TEXT_RENDERERS: Mapping[OutputFormat, Callable[[Transcript], str]] = MappingProxyType(
-    {"text": to_text, "srt": to_srt, "vtt": to_vtt, "tsv": to_tsv}
+    {"text": to_text, "tsv": to_tsv}
 )
 
 
@@ -363,6 +433,8 @@ def render(
     *,
     granularities: Sequence[Granularity] = _DEFAULT_GRANULARITIES,
     include_tokens: bool = True,
+    style: SubtitleStyle | None = None,
+    logprobs: bool = False,
 ) -> str:
     """Render a transcript as the body of a response or output file.
 
@@ -374,6 +446,8 @@ def render(
         fmt: The output format.
         granularities: Passed to :func:`to_verbose_json`; ignored by the other formats.
         include_tokens: Passed to :func:`to_verbose_json`; ignored by the other formats.
+        style: Passed to :func:`to_srt` and :func:`to_vtt`; ignored by the other formats.
+        logprobs: Passed to :func:`to_json`; ignored by the other formats.
 
     Returns:
         The rendered document.
@@ -382,10 +456,14 @@ def render(
         ValueError: on an unknown format or granularity.
     """
     if fmt == "json":
-        return json.dumps(to_json(t), ensure_ascii=False, allow_nan=False)
+        return json.dumps(to_json(t, logprobs=logprobs), ensure_ascii=False, allow_nan=False)
     if fmt == "verbose_json":
         body = to_verbose_json(t, granularities=granularities, include_tokens=include_tokens)
         return json.dumps(body, ensure_ascii=False, allow_nan=False)
+    if fmt == "srt":
+        return to_srt(t, style)
+    if fmt == "vtt":
+        return to_vtt(t, style)
     renderer = _TEXT_RENDERERS.get(fmt)
     if renderer is None:
         raise ValueError(f"unknown output format {fmt!r}; use one of {OUTPUT_FORMATS!r}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["mix_to_mono"]
+__all__ = ["mix_to_mono", "split_channels"]
 
 
 def mix_to_mono(samples: npt.NDArray[np.float32], channel_axis: int) -> npt.NDArray[np.float32]:
@@ -31,3 +31,16 @@ def mix_to_mono(samples: npt.NDArray[np.float32], channel_axis: int) -> npt.NDAr
     if samples.shape[channel_axis] == 1:
         return np.ascontiguousarray(np.take(samples, 0, axis=channel_axis))
     return np.asarray(samples.mean(axis=channel_axis, dtype=np.float32), dtype=np.float32)
+
+
+def split_channels(frames: list[npt.NDArray[np.float32]]) -> tuple[npt.NDArray[np.float32], ...]:
+    """Each channel of ``frames`` (2-D blocks, channels on axis 1) as its own 1-D array.
+
+    Empty for mono audio, and when the channel count changes mid-stream (there is then no one
+    channel per speaker to keep).
+    """
+    widths = {block.shape[1] for block in frames}
+    if len(widths) != 1 or widths == {1}:
+        return ()
+    whole = np.concatenate(frames)
+    return tuple(np.ascontiguousarray(whole[:, index]) for index in range(whole.shape[1]))

@@ -40,12 +40,15 @@ class AudioSource:
         format: How to read ``data``; ``"auto"`` detects it from the bytes, never from a name.
         sample_rate: Sample rate of ``numpy``/``tensor``/``pcm`` input; 16000 when ``None``.
         dtype: Sample type of ``pcm`` input; ``"float32"`` when ``None``.
+        keep_channels: Also keep each channel of a container apart (per-channel speakers);
+            the mono mix is made either way.
     """
 
     data: bytes | Path
     format: AudioFormat = "auto"
     sample_rate: int | None = None
     dtype: PcmDtype | None = None
+    keep_channels: bool = False
 
 
 def input_size(data: bytes | Path) -> int:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from whisperd.engine.detection import LanguageDetection
     from whisperd.engine.options import TranscribeOptions
     from whisperd.scheduler.batcher import Priority
 
@@ -33,6 +34,21 @@ class Word:
     end: float
     word: str
     probability: float
+    speaker: str | None = None
+    """Who said it, when diarization is on (a known speaker's name, ``A``, ``B``, ..., or a
+    channel's label)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One text token and its log-probability, as OpenAI's ``logprobs`` entries have them."""
+
+    token: str
+    """The token's text (bytes that are part of a longer UTF-8 character show as U+FFFD)."""
+    logprob: float
+    """Natural log of the token's probability (at most 0)."""
+    bytes: tuple[int, ...]
+    """The token's UTF-8 bytes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +66,11 @@ class Segment:
     compression_ratio: float
     no_speech_prob: float
     words: tuple[Word, ...] | None = None
+    logprobs: tuple[TokenLogprob, ...] | None = None
+    """Each text token's log-probability, when asked for (``TranscribeOptions.logprobs``;
+    :mod:`whisperd.engine.token_logprobs` says what the number is)."""
+    speaker: str | None = None
+    """Who said the segment, when diarization is on (a segment is one speaker's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +98,11 @@ class Transcript:
         """Every word of every segment, in order (empty without word timestamps)."""
         return tuple(word for segment in self.segments for word in segment.words or ())
 
+    @property
+    def logprobs(self) -> tuple[TokenLogprob, ...]:
+        """Every text token's log-probability, in order (empty when not asked for)."""
+        return tuple(entry for segment in self.segments for entry in segment.logprobs or ())
+
 
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
@@ -103,8 +129,9 @@ def check_english_only(name: str, options: TranscribeOptions) -> None:
     """Refuse what the English-only model ``name`` cannot do.
 
     Raises:
-        InvalidOptionError: on translation, a language other than English, or multilingual
-            decoding, naming the field at fault.
+        InvalidOptionError: on translation, a language other than English, multilingual
+            decoding, or candidate languages without English (``languages[]``, OpenAI's
+            spelling of the only field that carries them), naming the field at fault.
     """
     if options.task == "translate":
         raise InvalidOptionError(
@@ -121,6 +148,12 @@ def check_english_only(name: str, options: TranscribeOptions) -> None:
         raise InvalidOptionError(
             f"Model {name!r} is English-only; multilingual decoding needs a multilingual model.",
             param="multilingual",
+        )
+    if options.languages and options.language is None and "en" not in options.languages:
+        raise InvalidOptionError(
+            f"Model {name!r} is English-only; none of the candidate languages "
+            f"{', '.join(options.languages)} is English.",
+            param="languages[]",
         )
 
 
@@ -162,6 +195,28 @@ class Engine(Protocol):
             InvalidOptionError: if the options do not suit this model.
             TranscriptionError: if decoding fails.
             CancelledError: if ``cancel`` was set before the last window.
+        """
+        ...
+
+    def detect_language(
+        self,
+        audio: npt.NDArray[np.float32],
+        options: TranscribeOptions,
+        *,
+        priority: Priority = ...,
+        cancel: threading.Event | None = None,
+    ) -> LanguageDetection:
+        """Detect the spoken language of 16 kHz mono float32 audio. Blocking.
+
+        One encoder pass per window considered (``options.language_detection_segments``,
+        after VAD when ``options.vad_filter``), through the engine's scheduler at
+        ``priority``; only ``options.languages`` are considered when given. An English-only
+        model answers English with probability 1 without a model call.
+
+        Raises:
+            InvalidOptionError: if the options do not suit this model.
+            TranscriptionError: if the model call fails.
+            CancelledError: if ``cancel`` was set before it ran.
         """
         ...
 

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from whisperd.languages import language_or_detect
+from whisperd.languages import language_or_detect, normalize_language
 
 Task = Literal["transcribe", "translate"]
 
@@ -33,6 +33,10 @@ MAX_TIME_MS = MAX_TIME_S * 1000
 """:data:`MAX_TIME_S` in milliseconds, the bound of the VAD's durations (Silero's arithmetic
 turns them into sample counts through floats)."""
 MAX_TOKEN_ID = 2**31 - 1
+
+DEFAULT_BATCH_SIZE = 8
+"""VAD chunks per model call when ``batch_size`` is unset and the engine says nothing
+(faster-whisper's batched pipeline is documented with 8 to 16)."""
 """Largest token id accepted (CTranslate2 takes 32-bit ids; Whisper's are below 51866)."""
 DEFAULT_PREPEND_PUNCTUATIONS = "\"'“¿([{-"
 DEFAULT_APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
@@ -73,6 +77,10 @@ class TranscribeOptions(BaseModel):
 
     language: str | None = None
     """ISO 639-1 code (or English name) of the spoken language; None detects it."""
+    languages: tuple[str, ...] = ()
+    """Candidate languages (OpenAI's ``languages[]``): detection picks the most probable of
+    these, its probability renormalised among them. Empty: any language. Ignored when
+    ``language`` is given."""
     task: Task = "transcribe"
     """``transcribe`` keeps the spoken language; ``translate`` translates to English."""
     beam_size: Annotated[int, Field(ge=1, le=32)] = 5
@@ -95,8 +103,10 @@ class TranscribeOptions(BaseModel):
     """A window whose average log-probability is below this is retried."""
     no_speech_threshold: Annotated[float | None, Field(ge=0.0, le=1.0)] = 0.6
     """A window is silent when no-speech probability is above this and log-prob is low."""
-    condition_on_previous_text: bool = True
-    """Prompt each window with the text of the previous ones."""
+    condition_on_previous_text: bool | None = None
+    """Prompt each window with the text of the previous ones. Unset: on in sequential decoding
+    (faster-whisper's default), off in batched decoding, which has no previous text; set to
+    true, decoding is sequential."""
     prompt_reset_on_temperature: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
     """Drop the previous-text prompt after a fallback to at least this temperature."""
     initial_prompt: str | None = None
@@ -108,7 +118,12 @@ class TranscribeOptions(BaseModel):
     suppress_tokens: tuple[Annotated[int, Field(ge=-1, le=MAX_TOKEN_ID)], ...] = (-1,)
     """Token ids never generated; -1 stands for the model's default non-speech set."""
     without_timestamps: bool = False
-    """Decode without timestamp tokens (one segment per window)."""
+    """Decode without timestamp tokens and time no segments: one segment per window
+    (sequential) or per VAD chunk (batched)."""
+    segment_timestamps: bool = True
+    """Whether the output needs segment times. Off (OpenAI's ``json`` and ``text`` formats,
+    which show none), batched decoding skips its word-alignment pass and gives one segment per
+    VAD chunk; sequential decoding is unchanged."""
     word_timestamps: bool = False
     """Compute word-level timings from cross-attention alignment."""
     prepend_punctuations: str = DEFAULT_PREPEND_PUNCTUATIONS
@@ -145,14 +160,22 @@ class TranscribeOptions(BaseModel):
     """Windows considered for language detection."""
     include_tokens: bool = False
     """Include raw token ids in the output."""
+    logprobs: bool = False
+    """Give each segment its text tokens' log-probabilities (from the word-alignment pass, so
+    word timestamps are computed too): the json output carries them. OpenAI's
+    ``include[]=logprobs`` sets it."""
     encoder_context: Literal["window", "audio"] = "window"
     """``window`` encodes every window padded to 30 s, as Whisper was trained; ``audio``
     encodes only the audio's own length (rounded up to a second): much faster for short clips,
     possibly less accurate with real models."""
-    batch_size: Annotated[int, Field(ge=1, le=128)] = 1
-    """Above 1: cut the audio into VAD chunks and decode them in parallel batches of this size
-    (faster-whisper's batched pipeline: VAD forced on, no context between chunks, first
-    temperature only)."""
+    batch_size: Annotated[int | None, Field(ge=1, le=128)] = None
+    """VAD chunks decoded side by side: the audio is cut at VAD pauses into chunks of up to
+    30 s, decoded in batches of this size without previous text, each with the temperature
+    fallback, and cut into sentence segments timed by word alignment (whisperd.engine.batched).
+    1: sequential, window after window, as faster-whisper's transcribe. Unset: as many chunks
+    as the engine merges into one model call (WHISPERD_MAX_BATCH_SIZE; 2 on a CPU, where a
+    bigger call is no faster but makes other requests wait longer), unless an option only
+    sequential decoding honours is set (chunk_batch_size)."""
 
     @field_validator("language", mode="before")
     @classmethod
@@ -160,6 +183,19 @@ class TranscribeOptions(BaseModel):
         if isinstance(value, str):
             return None if value.strip() == "auto" else language_or_detect(value)
         return value
+
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _languages(cls, value: object) -> object:
+        items = _split_csv(value) if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            return items
+        codes: list[str] = []
+        for item in items:
+            code = normalize_language(item) if isinstance(item, str) else item
+            if code not in codes:
+                codes.append(code)
+        return tuple(codes)
 
     @field_validator("temperature", mode="before")
     @classmethod
@@ -210,3 +246,19 @@ class TranscribeOptions(BaseModel):
         if list(value) != sorted(value):
             raise ValueError("clip_timestamps must be in increasing order")
         return value
+
+    def chunk_batch_size(self, default: int = DEFAULT_BATCH_SIZE) -> int:
+        """VAD chunks per model call: ``batch_size`` when set, else ``default`` (the engine's
+        windows per model call) unless an option asks for what only sequential decoding (1)
+        does: VAD off, explicit ``clip_timestamps``, ``condition_on_previous_text``, a
+        ``prefix`` or a ``hallucination_silence_threshold``."""
+        if self.batch_size is not None:
+            return self.batch_size
+        sequential_only = (
+            not self.vad_filter
+            or self.clip_timestamps != (0.0,)
+            or self.condition_on_previous_text
+            or self.prefix
+            or self.hallucination_silence_threshold is not None
+        )
+        return 1 if sequential_only else max(2, default)

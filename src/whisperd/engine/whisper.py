@@ -5,19 +5,29 @@ from __future__ import annotations
 import copy
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import ctranslate2
 import faster_whisper
 from faster_whisper.feature_extractor import FeatureExtractor as FeatureExtractor  # re-exported
 
-from whisperd.engine.base import ModelInfo, Segment, SegmentCallback, Transcript, check_english_only
+from whisperd.engine.base import (
+    SAMPLE_RATE,
+    ModelInfo,
+    Segment,
+    SegmentCallback,
+    Transcript,
+    check_english_only,
+)
+from whisperd.engine.batched import BatchedPipeline, Fallback
 from whisperd.engine.ct2_batch import PromptTokens, ScheduledModel, run_batch
+from whisperd.engine.detection import CandidateLanguages, LanguageDetection, LanguageProbability
 from whisperd.engine.prompts import BudgetedPrompt, check_room, fit_max_new_tokens
 from whisperd.engine.results import to_segment
+from whisperd.engine.token_logprobs import AlignmentRecorder, TokenLogprobReader
 from whisperd.errors import InvalidOptionError, ModelUnavailableError, TranscriptionError
-from whisperd.scheduler.batcher import Batcher, Priority, Ticket
+from whisperd.scheduler.batcher import Batcher, BatchObserver, Priority, Ticket
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -33,9 +43,12 @@ logger = logging.getLogger(__name__)
 
 _OUTPUT_ONLY_OPTIONS = {
     "include_tokens",
+    "languages",
+    "logprobs",
     "vad_parameters",
     "clip_timestamps",
     "batch_size",
+    "segment_timestamps",
     "encoder_context",
 }
 
@@ -48,6 +61,8 @@ class BatchingConfig:
     """Most windows in one model call."""
     max_wait_ms: float = 5.0
     """Longest wait for other active requests' windows before a batch starts."""
+    observer: BatchObserver | None = None
+    """Told of every model call the scheduler ran (the metrics' batch sizes and waits)."""
 
 
 def resolve_device(device: str) -> str:
@@ -102,26 +117,49 @@ def nearest_supported(device: str, compute_type: str) -> tuple[str, str]:
     return device, compute_type
 
 
-def batched_kwargs(options: TranscribeOptions, default_chunk_length: int) -> dict[str, Any]:
-    """Keywords for ``faster_whisper.BatchedInferencePipeline.transcribe``.
+def batched_kwargs(
+    options: TranscribeOptions, default_chunk_length: int, batch_size: int
+) -> dict[str, Any]:
+    """Keywords for :class:`~whisperd.engine.batched.BatchedPipeline`'s ``transcribe``.
 
     VAD is always on; without explicit vad_parameters the pipeline's own tuned defaults apply
     (chunks up to chunk_length, 160 ms minimum silence).
 
     Raises:
-        InvalidOptionError: for clip_timestamps, which batched decoding does not take here.
+        InvalidOptionError: for an option batched decoding cannot honour, asked with an
+            explicit ``batch_size`` above 1 (unset, such options make decoding sequential).
     """
-    if options.clip_timestamps != (0.0,):
-        raise InvalidOptionError(
-            "clip_timestamps cannot be combined with batch_size above 1; batched decoding "
-            "finds its chunks with VAD.",
-            param="clip_timestamps",
-        )
+    for name, asked in (
+        ("clip_timestamps", options.clip_timestamps != (0.0,)),
+        ("condition_on_previous_text", bool(options.condition_on_previous_text)),
+        ("prefix", bool(options.prefix)),
+        ("hallucination_silence_threshold", options.hallucination_silence_threshold is not None),
+    ):
+        if asked:
+            raise InvalidOptionError(
+                f"{name} cannot be combined with batch_size above 1: batched decoding cuts "
+                "the audio at VAD pauses and decodes each chunk on its own; leave batch_size "
+                "unset or set it to 1.",
+                param=name,
+            )
     kwargs = transcribe_kwargs(options, default_chunk_length)
-    kwargs.update(batch_size=options.batch_size, vad_filter=True, clip_timestamps=None)
+    kwargs.update(batch_size=batch_size, vad_filter=True, clip_timestamps=None)
+    for name in ("condition_on_previous_text", "prompt_reset_on_temperature", "prefix"):
+        kwargs.pop(name, None)
     if options.vad_parameters is None:
         kwargs.pop("vad_parameters", None)
     return kwargs
+
+
+def fallback_rule(options: TranscribeOptions) -> Fallback:
+    """The temperature fallback of ``options``, for batched decoding."""
+    return Fallback(
+        temperatures=options.temperature,
+        compression_ratio_threshold=options.compression_ratio_threshold,
+        log_prob_threshold=options.log_prob_threshold,
+        no_speech_threshold=options.no_speech_threshold,
+        best_of=options.best_of,
+    )
 
 
 def transcribe_kwargs(options: TranscribeOptions, default_chunk_length: int) -> dict[str, Any]:
@@ -130,6 +168,9 @@ def transcribe_kwargs(options: TranscribeOptions, default_chunk_length: int) -> 
     # faster-whisper's feature extractor keeps the last chunk_length it was given, so every
     # call states it, or one request's chunk_length would leak into the next.
     kwargs["chunk_length"] = options.chunk_length or default_chunk_length
+    kwargs["condition_on_previous_text"] = options.condition_on_previous_text is not False
+    # Token log-probabilities come from the word-alignment pass (engine/token_logprobs.py).
+    kwargs["word_timestamps"] = options.word_timestamps or options.logprobs
     kwargs["temperature"] = list(options.temperature)
     kwargs["suppress_tokens"] = list(options.suppress_tokens)
     # faster-whisper runs VAD only when clip_timestamps is exactly its default string "0".
@@ -266,8 +307,9 @@ class FasterWhisperEngine:
         self.batcher.enter(ticket)
         try:
             view = self._request_model(ticket, options)
+            logprobs = self._logprob_reader(view) if options.logprobs else None
             raw_segments, info = self._start(view, audio, options)
-            segments = self._collect(raw_segments, float(info.duration), on_segment)
+            segments = self._collect(raw_segments, float(info.duration), on_segment, logprobs)
         except (RuntimeError, MemoryError) as exc:
             raise TranscriptionError(f"Transcription failed: {exc}") from exc
         except ValueError as exc:
@@ -293,28 +335,94 @@ class FasterWhisperEngine:
         view = copy.copy(self._model)
         view.feature_extractor = copy.copy(self._model.feature_extractor)
         view.model = self._stand_in(ticket, trim=options.encoder_context == "audio")
+        if options.languages and options.language is None:
+            view.model = CandidateLanguages(view.model, options.languages)
         view.get_prompt = BudgetedPrompt(int(view.max_length), options.max_new_tokens)
         return view
+
+    def detect_language(
+        self,
+        audio: npt.NDArray[np.float32],
+        options: TranscribeOptions,
+        *,
+        priority: Priority = Priority.INTERACTIVE,
+        cancel: threading.Event | None = None,
+    ) -> LanguageDetection:
+        """Detect the spoken language: faster-whisper's ``detect_language`` (VAD as the
+        options say, then one scheduled encoder pass and language call per window), only
+        ``options.languages`` considered when given. Blocking.
+
+        Raises:
+            InvalidOptionError: if the options do not suit this model.
+            TranscriptionError: if a model call fails.
+            CancelledError: if ``cancel`` was set before it ran.
+        """
+        self.check(options)
+        duration = len(audio) / SAMPLE_RATE
+        if not self._info.multilingual:
+            return LanguageDetection.certain("en", duration=duration, model=self._info.name)
+        ticket = self.batcher.ticket(priority)
+        if cancel is not None:
+            ticket.cancelled = cancel
+        self.batcher.enter(ticket)
+        try:
+            view = self._request_model(ticket, options)
+            language, probability, ranking = view.detect_language(
+                audio=audio,
+                vad_filter=options.vad_filter,
+                vad_parameters=faster_whisper.vad.VadOptions(
+                    **(options.vad_parameters.model_dump() if options.vad_parameters else {})
+                ),
+                language_detection_segments=options.language_detection_segments,
+                language_detection_threshold=options.language_detection_threshold,
+            )
+        except (RuntimeError, MemoryError, ValueError) as exc:
+            raise TranscriptionError(f"Language detection failed: {exc}") from exc
+        finally:
+            self.batcher.leave(ticket)
+        return LanguageDetection(
+            language=str(language),
+            probability=float(probability),
+            candidates=tuple(LanguageProbability(str(c), float(p)) for c, p in ranking),
+            duration=duration,
+            model=self._info.name,
+        )
 
     def _start(
         self, view: faster_whisper.WhisperModel, audio: Any, options: TranscribeOptions
     ) -> tuple[Iterable[Any], Any]:
-        if options.batch_size > 1:
-            pipeline = faster_whisper.BatchedInferencePipeline(view)
-            started = pipeline.transcribe(audio, **batched_kwargs(options, self._chunk_length))
+        batch_size = options.chunk_batch_size(self.batcher.max_batch_size)
+        if batch_size > 1:
+            sentences = options.segment_timestamps and not options.without_timestamps
+            pipeline = BatchedPipeline(view, fallback_rule(options), sentence_segments=sentences)
+            kwargs = batched_kwargs(options, self._chunk_length, batch_size)
+            started = pipeline.transcribe(audio, **kwargs)
         else:
             started = view.transcribe(audio, **transcribe_kwargs(options, self._chunk_length))
         segments, info = started
         return segments, info
 
     @staticmethod
+    def _logprob_reader(view: faster_whisper.WhisperModel) -> TokenLogprobReader:
+        """Record ``view``'s alignments from now on, to read its segments' token logprobs."""
+        recorder = AlignmentRecorder(view.model)
+        view.model = recorder
+        return TokenLogprobReader(recorder, view.hf_tokenizer)
+
+    @staticmethod
     def _collect(
-        raw_segments: Iterable[Any], duration: float, on_segment: SegmentCallback | None
+        raw_segments: Iterable[Any],
+        duration: float,
+        on_segment: SegmentCallback | None,
+        logprobs: TokenLogprobReader | None = None,
     ) -> tuple[Segment, ...]:
-        """Convert (and clamp to ``duration``) each segment, calling ``on_segment`` with it."""
+        """Convert (and clamp to ``duration``) each segment, with its token logprobs when
+        ``logprobs`` reads them, calling ``on_segment`` with it."""
         segments = []
         for raw in raw_segments:
             segment = to_segment(raw, duration)
+            if logprobs is not None:
+                segment = replace(segment, logprobs=logprobs.segment(segment.tokens))
             segments.append(segment)
             if on_segment is not None:
                 on_segment(segment)
@@ -369,6 +477,7 @@ class WhisperEngine(FasterWhisperEngine):
             max_batch_size=batching.max_batch_size,
             max_wait_s=batching.max_wait_ms / 1000,
             workers=num_workers,
+            observer=batching.observer,
         )
         info = ModelInfo(
             name=model.name,

@@ -100,7 +100,12 @@ async def open_jobs(settings: Settings, service: TranscriptionService) -> JobSer
     )
     await runner.start()
     return JobService(
-        store, spool, runner, max_attempts=settings.job_max_attempts, webhooks=webhooks
+        store,
+        spool,
+        runner,
+        max_attempts=settings.job_max_attempts,
+        webhooks=webhooks,
+        metrics=service.metrics,
     )
 
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 from whisperd.jobs.attempt import Attempt, AttemptConfig
 from whisperd.jobs.model import Job, JobStatus, WebhookAttempt, WebhookState
 from whisperd.jobs.public import job_json
+from whisperd.service.log_context import JOB_ID, KEY_FINGERPRINT, key_fingerprint
 
 if TYPE_CHECKING:
     from whisperd.jobs.spool import Spool
@@ -189,6 +190,11 @@ class JobRunner:
             self._running[job.id] = (attempt, asyncio.create_task(self._run(attempt)))
 
     async def _run(self, attempt: Attempt) -> None:
+        # This task's own context: its log lines, and its threads', name the job and its key.
+        JOB_ID.set(attempt.job.id)
+        KEY_FINGERPRINT.set(key_fingerprint(attempt.job.owner) or None)
+        metrics = self._service.metrics
+        metrics.jobs_running.inc()
         try:
             finished = await attempt.run()
         except asyncio.CancelledError:
@@ -197,11 +203,14 @@ class JobRunner:
             logger.exception("Job %s: the job store failed during its attempt", attempt.job.id)
             finished = None
         finally:
+            metrics.jobs_running.dec()
             self._running.pop(attempt.job.id, None)
             self._slots.release()
             self._wake.set()
         if finished is not None:
             logger.info("Job %s: %s", finished.id, finished.status.value)
+            if finished.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+                metrics.jobs_finished.labels(finished.status.value).inc()
             await self._forget_audio(finished)
             self._announce(finished)
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from whisperd.jobs.store import JobStore
     from whisperd.jobs.webhooks import WebhookSender
     from whisperd.service import TranscriptionService
+    from whisperd.service.metrics import ServiceMetrics
 
 __all__ = ["JobService", "Submission", "check_submission"]
 
@@ -63,8 +64,11 @@ class JobService:
         max_attempts: int,
         webhooks: WebhookSender | None = None,
         clock: Callable[[], float] = time.time,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
-        """Serve jobs from ``store`` and ``spool``, run by ``runner`` (already started)."""
+        """Serve jobs from ``store`` and ``spool``, run by ``runner`` (already started);
+        ``metrics`` count the jobs submitted and cancelled."""
+        self._metrics = metrics
         self.store = store
         self.spool = spool
         self.runner = runner
@@ -105,6 +109,8 @@ class JobService:
             raise
         if created:
             self.runner.wake()
+            if self._metrics is not None:
+                self._metrics.jobs_submitted.inc()
         else:
             await asyncio.to_thread(self.spool.remove, key)
         return job, created
@@ -169,6 +175,8 @@ class JobService:
         await self.store.drop_audio(job_id)
         if cancelled.status is JobStatus.CANCELLED:
             self.runner.announce(cancelled)
+            if self._metrics is not None:
+                self._metrics.jobs_finished.labels(JobStatus.CANCELLED.value).inc()
         return cancelled
 
     async def close(self) -> None:
@@ -198,7 +206,8 @@ async def check_submission(
         options: The job's decoding options.
 
     Raises:
-        UnknownModelError: if ``model`` is no known name, repo id or model directory.
+        UnknownModelError: if ``model`` is no known name, repo id or model directory, or
+            one the allow-list refuses (``allowed_models``).
         ModelUnavailableError: if, offline, ``model`` is not in the cache.
         InvalidOptionError: if the options do not suit the model (``param`` names the field).
     """
@@ -209,6 +218,7 @@ async def check_submission(
         loaded.check(options)
         return
     if model is not None:  # the default model's failures are the server's, not the job's
+        service.allowed.check(model)
         await asyncio.to_thread(
             check_model,
             name,

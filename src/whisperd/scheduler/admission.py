@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -79,6 +80,10 @@ class Admission:
         """Audio a new request waits behind: streams' decodes and each running request's
         first-come share (at most :data:`FIRST_COME_AUDIO_S`)."""
         self._throughput = Throughput(clock)
+        self.rejections: Counter[str] = Counter()
+        """New work refused so far, by reason: ``requests`` (every slot taken), ``wait`` (the
+        estimated wait), ``audio`` (the queued audio budget), ``streams`` (every stream slot
+        taken). Read by the metrics (:mod:`whisperd.service.metrics`)."""
 
     @property
     def in_flight(self) -> int:
@@ -113,6 +118,7 @@ class Admission:
             QueueFullError: once ``max_streams`` streams are open.
         """
         if self._streams >= self.max_streams:
+            self.rejections["streams"] += 1
             raise QueueFullError(
                 f"The server is at its capacity of {self.max_streams} streams; "
                 "retry in a few seconds.",
@@ -151,7 +157,8 @@ class Admission:
             return 5
         return _clamp_retry(self._audio / rate)
 
-    def _refuse(self, reason: str) -> QueueFullError:
+    def _refuse(self, reason: str, *, kind: str) -> QueueFullError:
+        self.rejections[kind] += 1
         after = self.retry_after()
         return QueueFullError(
             f"The server is at capacity: {reason} ({self._in_flight} requests and "
@@ -169,7 +176,7 @@ class Admission:
                 longer would).
         """
         if self._in_flight >= self.capacity:
-            raise self._refuse(f"all {self.capacity} request slots are taken")
+            raise self._refuse(f"all {self.capacity} request slots are taken", kind="requests")
         if priority < Priority.BULK:
             self._check_wait()
         self._in_flight += 1
@@ -191,7 +198,8 @@ class Admission:
         if self._audio > 0 and self._audio + audio_seconds > self.max_audio_seconds:
             raise self._refuse(
                 f"{audio_seconds:.0f} s more audio would exceed the "
-                f"{self.max_audio_seconds:.0f} s queue"
+                f"{self.max_audio_seconds:.0f} s queue",
+                kind="audio",
             )
         share = min(audio_seconds, FIRST_COME_AUDIO_S) if priority < Priority.BULK else 0.0
         self._audio += audio_seconds
@@ -232,6 +240,7 @@ class Admission:
         if wait is None or wait <= self.max_wait_s:
             return
         after = _clamp_retry(wait - self.max_wait_s)
+        self.rejections["wait"] += 1
         raise QueueFullError(
             f"The server is at capacity: the estimated wait of {wait:.0f} s exceeds its "
             f"{self.max_wait_s:.0f} s bound ({self._in_flight} requests and "

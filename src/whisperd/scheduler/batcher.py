@@ -9,7 +9,8 @@ every caller its own share of the result.
 Fairness policy. The next batch is led by the queued call that ranks first by
 ``(priority, service level of its request, arrival order)`` (:meth:`Ticket.rank`): stream
 finals, then stream partials, then interactive requests, then bulk work. Within a class, a
-request's first :data:`FIRST_COME_CALLS` calls (about two windows) are served in arrival order;
+request's first :data:`FIRST_COME_CALLS` calls (about two windows; a call counts as many as
+the windows it carries) are served in arrival order;
 past them, its level rises each time its calls served double, and lower levels go first
 (least attained service, in coarse steps, first come first served within a step):
 
@@ -102,7 +103,8 @@ class Ticket:
     priority: Priority = Priority.INTERACTIVE
     arrival: int = 0
     served: int = 0
-    """Calls of this request run so far."""
+    """Calls of this request run so far, each counted by its items (windows or VAD chunks), so
+    a batched long file leaves its first-come calls after its first batch."""
     cancelled: threading.Event = field(default_factory=threading.Event)
 
     def cancel(self) -> None:
@@ -128,6 +130,8 @@ class Call:
     future: Future[Any] = field(default_factory=Future)
     context: contextvars.Context = field(default_factory=contextvars.copy_context)
     """The submitter's context variables (its request id among them), for log lines."""
+    queued_at: float = field(default_factory=time.monotonic)
+    """When it was submitted (monotonic seconds), for the batch waits of the metrics."""
 
     def rank(self) -> tuple[int, int, int]:
         """Order of service under the fairness policy (its ticket's :meth:`Ticket.rank`)."""
@@ -136,6 +140,10 @@ class Call:
 
 Runner = Callable[[str, Sequence[Call]], Sequence[Any]]
 """Runs one merged model call for compatible calls; returns one result per call."""
+
+BatchObserver = Callable[[str, int, float], None]
+"""Told of each model call that ran: its kind, how many request calls it merged, and how long
+(seconds) the oldest of them waited in the queue. Called on a scheduler thread; keep it quick."""
 
 
 def split_by_call(values: Any, calls: Sequence[Call]) -> list[Any]:
@@ -175,11 +183,17 @@ class Batcher:
         max_wait_s: float = 0.005,
         workers: int = 1,
         name: str = "whisperd-scheduler",
+        observer: BatchObserver | None = None,
     ) -> None:
-        """Create a stopped scheduler; :meth:`start` launches its ``workers`` threads."""
+        """Create a stopped scheduler; :meth:`start` launches its ``workers`` threads.
+
+        ``observer`` is told of every model call that succeeded (the metrics' batch sizes and
+        waits).
+        """
         if max_batch_size < 1 or workers < 1:
             raise ValueError("max_batch_size and workers must be at least 1")
         self._runner = runner
+        self._observer = observer
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
         self._workers = workers
@@ -274,16 +288,29 @@ class Batcher:
             return self._take_batch()
 
     def _wait_for_stragglers(self) -> None:
-        """Under load, give active requests without a queued call a moment to catch up."""
+        """Under load, give active requests without a queued call a moment to catch up.
+
+        A full batch starts at once, unless an active request that ranks ahead of its leader
+        is between two calls: a model call is not interrupted, so a short request whose next
+        call came a moment late would otherwise wait for a whole batch of a long one (8 VAD
+        chunks) at each of its calls.
+        """
         deadline = time.monotonic() + self.max_wait_s
         while not self._stopping:
             waiting = {call.ticket for call in self._queue}
-            if len(waiting) >= len(self._active) or self._full():
+            if len(waiting) >= len(self._active):
+                return
+            if self._full() and not self._ahead_missing(waiting):
                 return
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
             self._cond.wait(remaining)
+
+    def _ahead_missing(self, waiting: set[Ticket]) -> bool:
+        """Whether an active request without a queued call ranks ahead of the queue's leader."""
+        leader = min(call.rank() for call in self._queue)
+        return any(t.rank() < leader for t in self._active if t not in waiting)
 
     def _full(self) -> bool:
         leader = min(self._queue, key=Call.rank)
@@ -317,6 +344,7 @@ class Batcher:
             self._run_live(live)
 
     def _run_live(self, live: list[Call]) -> None:
+        waited = time.monotonic() - min(call.queued_at for call in live)
         try:
             results = self._runner(live[0].kind, live)
         except Exception as exc:
@@ -331,6 +359,8 @@ class Batcher:
             return
         logger.debug("ran %d %s call(s) in one model call", len(live), live[0].kind)
         self._record(live)
+        if self._observer is not None:
+            self._observer(live[0].kind, len(live), waited)
         for call, result in zip(live, results, strict=True):
             call.future.set_result(result)
 
@@ -350,4 +380,4 @@ class Batcher:
             self.stats.sizes[len(batch)] += 1
             self.stats.kinds[batch[0].kind] += len(batch)
             for call in batch:
-                call.ticket.served += 1
+                call.ticket.served += call.items  # a batch of 8 VAD chunks is 8 windows' work

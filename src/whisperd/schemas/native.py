@@ -14,8 +14,13 @@ from fastapi import UploadFile
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from whisperd.audio.decode import AudioFormat, PcmDtype
+from whisperd.audio.subtitles import SubtitleStyle
+from whisperd.diarization import DiarizationOptions
+from whisperd.diarization.options import MAX_SPEAKERS
 from whisperd.engine.options import TranscribeOptions
+from whisperd.errors import InvalidOptionError
 from whisperd.schemas.form_fields import looks_like_text, part_bytes
+from whisperd.schemas.subtitles import SubtitleFields
 
 Quantization = Literal[
     "float32", "float16", "bfloat16", "int8", "int8_float16", "int8_bfloat16", "int8_float32"
@@ -60,16 +65,71 @@ class NativeSettings(BaseModel):
     """Sample rate of numpy, tensor or PCM input (resampled to 16 kHz; default 16000)."""
     dtype: PcmDtype | None = None
     """Sample type of raw PCM: float32 (default), float64, int16 or int32."""
+    subtitle_format: Literal["srt", "vtt"] | None = None
+    """whisperd's addition: also return the transcript as ``subtitles`` in this format, cues
+    shaped by ``max_line_width``, ``max_line_count``, ``max_words_per_line``,
+    ``max_cue_duration`` and ``highlight_words`` when given (as on the OpenAI routes)."""
+    diarize: bool | None = None
+    """whisperd's addition: label who speaks (``A``, ``B``, ...) with the speaker model; the
+    labels show on segments and words and as ``A: `` line prefixes in ``text``."""
+    multichannel: bool | None = None
+    """whisperd's addition: transcribe each channel on its own, the speaker being the
+    channel (no model needed)."""
+    num_speakers: Annotated[int | None, Field(ge=1, le=MAX_SPEAKERS)] = None
+    """With ``diarize``: exactly this many speakers."""
+    min_speakers: Annotated[int | None, Field(ge=1, le=MAX_SPEAKERS)] = None
+    """With ``diarize``: at least this many speakers."""
+    max_speakers: Annotated[int | None, Field(ge=1, le=MAX_SPEAKERS)] = None
+    """With ``diarize``: at most this many speakers."""
+
+    def diarization(self) -> DiarizationOptions | None:
+        """The speakers these settings ask for (None: none).
+
+        Raises:
+            InvalidOptionError: speaker counts without ``diarize``, or min above max.
+        """
+        if not (self.diarize or self.multichannel):
+            for name in ("num_speakers", "min_speakers", "max_speakers"):
+                if getattr(self, name) is not None:
+                    raise InvalidOptionError(f"{name} needs diarize=true.", param=name)
+            return None
+        least = self.min_speakers or 1
+        return DiarizationOptions(
+            mode="channels" if self.multichannel else "speakers",
+            num_speakers=self.num_speakers,
+            min_speakers=least,
+            max_speakers=self.max_speakers or max(8, least),
+        )
+
+    def subtitle_style(self) -> SubtitleStyle | None:
+        """The cue shaping asked for (``None``: one cue per segment, or no subtitles).
+
+        Raises:
+            pydantic.ValidationError: on a bad shaping value, naming the field.
+            InvalidOptionError: on a shaping field without ``subtitle_format``, naming it, or
+                on ``max_line_count`` alone.
+        """
+        fields = SubtitleFields.model_validate(self.model_extra or {})
+        first = fields.first_sent()
+        if self.subtitle_format is None and first is not None:
+            raise InvalidOptionError(
+                f"{first} shapes subtitles: send subtitle_format=srt or vtt with it.", param=first
+            )
+        return fields.style(self.subtitle_format or "srt")
 
     def options(self) -> TranscribeOptions:
         """The decoding options these settings ask for, defaults filled in.
 
         Raises:
-            pydantic.ValidationError: if the language is unknown.
+            pydantic.ValidationError: if the language, or a shaping value, is bad.
+            InvalidOptionError: on shaping without ``subtitle_format`` (see
+                :meth:`subtitle_style`).
         """
+        style = self.subtitle_style()  # a bad shaping field fails before any work
+        subtitles = self.subtitle_format is not None  # cues need times, shaping words
         values: dict[str, Any] = {
             "task": self.task_mode or "transcribe",
-            "without_timestamps": not self.include_timestamps,
+            "without_timestamps": not (self.include_timestamps or subtitles),
         }
         optional = {
             "language": self.language,
@@ -80,11 +140,13 @@ class NativeSettings(BaseModel):
             "batch_size": self.batch_size,
         }
         values.update({k: v for k, v in optional.items() if v is not None})
+        if style is not None:
+            values["word_timestamps"] = True
         return TranscribeOptions.model_validate(values)
 
     def ignored(self) -> tuple[str, ...]:
         """The fields sent that this API does not know, sorted."""
-        return tuple(sorted(self.model_extra or ()))
+        return tuple(sorted(set(self.model_extra or ()) - set(SubtitleFields.model_fields)))
 
 
 def _audio_part(value: object) -> object:
@@ -123,6 +185,8 @@ class NativeWord(BaseModel):
     end: float
     word: str
     probability: float
+    speaker: Annotated[str | None, Field(exclude_if=lambda value: value is None)] = None
+    """With ``diarize`` or ``multichannel``: who said it (absent otherwise)."""
 
 
 class NativeSegment(BaseModel):
@@ -132,6 +196,8 @@ class NativeSegment(BaseModel):
     end: float
     text: str
     words: list[NativeWord] | None = None
+    speaker: Annotated[str | None, Field(exclude_if=lambda value: value is None)] = None
+    """With ``diarize`` or ``multichannel``: who said it (absent otherwise)."""
 
 
 class NativeTranscription(BaseModel):
@@ -149,6 +215,9 @@ class NativeTranscription(BaseModel):
     model_used: str
     """Model and compute type, e.g. "large-v3-turbo - int8"."""
     processing_time_seconds: float
+    subtitles: Annotated[str | None, Field(exclude_if=lambda value: value is None)] = None
+    """With ``subtitle_format``: the SRT or WebVTT document (whisperd's addition; absent
+    otherwise, so the seed API's shape is unchanged)."""
 
 
 class NativeModel(BaseModel):

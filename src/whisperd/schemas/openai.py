@@ -10,12 +10,21 @@ accepted as a form field, and audio may be given as a URL (``file`` or ``audio_u
 What happens to each field OpenAI documents (``CreateTranscriptionRequest``):
 
 - honoured: ``file``, ``model``, ``language`` (BCP 47 tags too), ``prompt``,
-  ``response_format`` (but ``diarized_json``), ``temperature``, ``timestamp_granularities[]``
-  (with ``verbose_json``), ``stream``, ``chunking_strategy`` (Silero VAD);
-- refused with a 400 that says so (:class:`UnsupportedFieldError`): ``include[]=logprobs``
-  (the engines give no per-token log-probabilities), diarization (``known_speaker_names[]``,
-  ``known_speaker_references[]``, ``diarized_json``) and ``gpt-transcribe``'s ``languages[]``
-  and ``keywords[]``.
+  ``response_format``, ``temperature``, ``timestamp_granularities[]``
+  (with ``verbose_json``), ``stream``, ``chunking_strategy`` (Silero VAD), and
+  ``gpt-transcribe``'s ``languages[]`` (detection restricted to those candidates, reported as
+  ``languages``) and ``keywords[]`` (decoding biased toward them, as ``hotwords``), and
+  ``include[]=logprobs`` (with ``json``, as OpenAI allows it: token log-probabilities from the
+  word-alignment pass, :mod:`whisperd.engine.token_logprobs`);
+- diarization (``gpt-4o-transcribe-diarize``, ``diarized_json``, ``known_speaker_names[]``,
+  ``known_speaker_references[]``, and whisperd's ``diarize`` and ``multichannel``):
+  :mod:`whisperd.schemas.diarization`.
+
+Subtitle shaping fields (``max_line_width`` and the others of
+:class:`~whisperd.schemas.subtitles.SubtitleFields`) shape ``srt`` and ``vtt`` answers.
+
+Groq's ``url`` is read as ``audio_url``; ``ask`` (whisperd's) sends the transcript and an
+instruction to the server's LLM and returns its ``answer`` next to the transcript.
 
 Any other field is ignored, as clients send extras meant for other servers, and reported by the
 route. Responses follow OpenAI's schemas field for field (``CreateTranscriptionResponseJson``,
@@ -30,14 +39,22 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from whisperd.audio.formats import Granularity, usage_seconds
+from whisperd.audio.formats import UNTIMED_FORMATS, Granularity, usage_seconds
+from whisperd.engine.base import Transcript
 from whisperd.engine.options import DEFAULT_TEMPERATURES, TranscribeOptions
 from whisperd.errors import InvalidOptionError
+from whisperd.languages import language_or_detect, normalize_language
+from whisperd.schemas.diarization import DiarizationFields
 from whisperd.schemas.form_fields import ArrayField
+from whisperd.schemas.subtitles import SubtitleFields
 
 __all__ = [
     "ARRAY_FIELDS",
+    "MAX_ASK_CHARS",
+    "MAX_KEYWORDS",
+    "MAX_KEYWORD_CHARS",
     "OBJECT_FIELDS",
+    "AnswerError",
     "ChunkingStrategy",
     "DurationUsage",
     "ErrorDetail",
@@ -47,10 +64,12 @@ __all__ = [
     "ModelObject",
     "OpenAIFields",
     "ResponseFormat",
+    "TranscriptLogprob",
     "TranscriptStreamEvent",
     "TranscriptTextDelta",
     "TranscriptTextDone",
     "TranscriptionJson",
+    "TranscriptionLanguage",
     "TranscriptionSegment",
     "TranscriptionVerbose",
     "TranscriptionWord",
@@ -62,7 +81,14 @@ __all__ = [
     "usage_seconds",
 ]
 
-ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
+ResponseFormat = Literal["json", "text", "srt", "verbose_json", "vtt", "diarized_json"]
+
+MAX_KEYWORDS: Final = 100
+"""Most ``keywords[]`` a request may send."""
+MAX_KEYWORD_CHARS: Final = 100
+"""Longest keyword, in characters."""
+MAX_ASK_CHARS: Final = 4000
+"""Longest ``ask`` instruction, in characters."""
 
 
 ARRAY_FIELDS: Final = (
@@ -85,30 +111,9 @@ class UnsupportedFieldError(InvalidOptionError):
     code = "unsupported_parameter"
 
 
-_DIARIZATION = "whisperd does not tell speakers apart (no diarization) yet"
-_UNSUPPORTED: Final = (
-    (
-        "include[]",
-        "include[]=logprobs is not supported: whisperd's engines do not return per-token "
-        "log-probabilities. Leave out include[].",
-    ),
-    ("known_speaker_names[]", f"known_speaker_names[] is not supported: {_DIARIZATION}."),
-    (
-        "known_speaker_references[]",
-        f"known_speaker_references[] is not supported: {_DIARIZATION}.",
-    ),
-    (
-        "languages[]",
-        "languages[] (candidate languages, gpt-transcribe only) is not supported: send the "
-        "one spoken language as 'language', or leave it out to detect it.",
-    ),
-    (
-        "keywords[]",
-        "keywords[] (gpt-transcribe only) is not supported: whisperd's 'hotwords' field "
-        "biases decoding toward words.",
-    ),
-)
-"""OpenAI's array fields whisperd cannot honour, and what a request sending them is told."""
+_UNSUPPORTED: Final[tuple[tuple[str, str], ...]] = ()
+"""OpenAI's array fields whisperd cannot honour, and what a request sending them is told
+(none since diarization: :mod:`whisperd.schemas.diarization`)."""
 
 
 def refuse_unsupported(fields: Mapping[str, Any]) -> None:
@@ -119,20 +124,10 @@ def refuse_unsupported(fields: Mapping[str, Any]) -> None:
             them (arrays as tuples under their ``name[]`` wire names).
 
     Raises:
-        UnsupportedFieldError: for ``include[]=logprobs``, ``response_format=diarized_json``,
-            or any value of ``known_speaker_names[]``, ``known_speaker_references[]``,
-            ``languages[]`` or ``keywords[]`` (OpenAI's fields, ``CreateTranscriptionRequest``).
+        UnsupportedFieldError: for any value of a field in :data:`_UNSUPPORTED`.
     """
-    if str(fields.get("response_format", "")).strip() == "diarized_json":
-        raise UnsupportedFieldError(
-            f"response_format=diarized_json is not supported: {_DIARIZATION}. Use json, text, "
-            "srt, verbose_json or vtt.",
-            param="response_format",
-        )
     for name, message in _UNSUPPORTED:
         values = fields.get(name) or ()
-        if name == "include[]" and "logprobs" not in values:
-            continue  # other values are not OpenAI's: validation reports them
         if values:
             raise UnsupportedFieldError(message, param=name)
 
@@ -187,7 +182,8 @@ class OpenAIFields(BaseModel):
     prompt: str | None = None
     """Text to guide style or continue a previous segment (Whisper's initial prompt)."""
     response_format: ResponseFormat = "json"
-    """json, text, srt, verbose_json or vtt."""
+    """json, text, srt, verbose_json, vtt, or diarized_json (speakers; turns diarization
+    on)."""
     temperature: str | None = None
     """0 (or absent): Whisper's fallback ladder 0,0.2,...,1. One value above 0: that temperature
     only. A comma-separated list: that ladder."""
@@ -197,23 +193,42 @@ class OpenAIFields(BaseModel):
     """``segment`` and/or ``word``, with verbose_json (ignored otherwise); ``word`` turns on
     word timestamps."""
     include: Annotated[tuple[Literal["logprobs"], ...], Field(alias="include[]")] = ()
-    """Not supported: OpenAI's one value, ``logprobs``, asks for token log-probabilities that
-    whisperd's engines do not give, so it is refused (400)."""
+    """``logprobs`` (OpenAI's one value): each text token's ``{token, logprob, bytes}`` in the
+    ``json`` answer and in the stream's events; only with ``response_format=json``, as OpenAI
+    allows it. The log-probabilities come from the word-alignment pass."""
     stream: bool = False
     """Send Server-Sent Events: a delta per decoded segment, then the full text."""
     chunking_strategy: ChunkingStrategy | None = None
     """``auto`` or a ``server_vad`` object: cut the audio at VAD speech boundaries. Absent: the
     server's VAD settings (``vad_filter``, on by default)."""
+    languages: Annotated[tuple[str, ...], Field(alias="languages[]", max_length=100)] = ()
+    """Candidate languages (codes, tags or names): detection picks the most probable of them
+    and the response reports it as ``languages``. With ``language``, it must be among them."""
+    keywords: Annotated[
+        tuple[Annotated[str, Field(max_length=MAX_KEYWORD_CHARS)], ...],
+        Field(alias="keywords[]", max_length=MAX_KEYWORDS),
+    ] = ()
+    """Words or phrases to bias decoding toward: joined with ``, `` after ``hotwords``."""
     audio_url: str | None = None
     """http(s) URL to fetch the audio from (instead of uploading ``file``)."""
+    url: str | None = None
+    """The same as ``audio_url`` (Groq's name for it)."""
+    ask: Annotated[str | None, Field(max_length=MAX_ASK_CHARS)] = None
+    """An instruction about the transcript ("summarize it") for the server's LLM: its answer is
+    returned as ``answer`` (json and verbose_json only; not with ``stream``)."""
     audio_base64: str | None = None
     """Base64-encoded audio bytes (instead of uploading ``file``); the format is detected from
     the bytes."""
 
-    @field_validator("timestamp_granularities", "include", mode="before")
+    @field_validator("timestamp_granularities", "include", "languages", "keywords", mode="before")
     @classmethod
     def _listify(cls, value: object) -> object:
         return (value,) if isinstance(value, str) else value
+
+    @field_validator("languages")
+    @classmethod
+    def _language_codes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(normalize_language(item) for item in value))
 
     @field_validator("chunking_strategy", mode="before")
     @classmethod
@@ -267,8 +282,14 @@ def decoding_options(
 ) -> TranscribeOptions:
     """Build the decoding options of a request from OpenAI fields and extra form fields.
 
+    ``languages[]`` become the candidate ``languages``; ``keywords[]`` are joined with ``, ``
+    after any ``hotwords`` into the one hotwords text faster-whisper puts before each window's
+    prompt.
+
     Raises:
         pydantic.ValidationError: if a value is out of range or malformed.
+        InvalidOptionError: if ``language`` is not among ``languages[]``, or ``keywords[]``
+            come with a ``prefix`` (which makes faster-whisper drop hotwords).
     """
     values: dict[str, Any] = {
         name: value
@@ -278,6 +299,7 @@ def decoding_options(
     values["task"] = task
     if fields.language is not None:
         values.setdefault("language", fields.language)
+    _check_language_among_candidates(fields)
     if fields.prompt:
         values.setdefault("initial_prompt", fields.prompt)
     temperatures = fields.temperatures()
@@ -285,6 +307,21 @@ def decoding_options(
         values.setdefault("temperature", temperatures)
     if fields.words_shown():
         values["word_timestamps"] = True
+    if "logprobs" in fields.include:
+        values["logprobs"] = True
+    if fields.response_format in UNTIMED_FORMATS:
+        values.setdefault("segment_timestamps", False)
+    _check_logprobs_format(fields, values)
+    if fields.languages:
+        values["languages"] = fields.languages
+    if fields.keywords:
+        if values.get("prefix"):  # faster-whisper drops hotwords when a prefix is given
+            raise InvalidOptionError(
+                "keywords[] cannot be combined with prefix: Whisper's prompt has no room for "
+                "both. Leave out one of them.",
+                param="keywords[]",
+            )
+        values["hotwords"] = ", ".join(filter(None, (values.get("hotwords"), *fields.keywords)))
     if fields.chunking_strategy is not None:
         values.setdefault("vad_filter", True)
         vad = fields.chunking_strategy.vad_parameters()
@@ -293,11 +330,45 @@ def decoding_options(
     return TranscribeOptions.model_validate(values)
 
 
+def _check_logprobs_format(fields: OpenAIFields, values: Mapping[str, Any]) -> None:
+    """Refuse token logprobs with an answer that cannot carry them (OpenAI gives them only
+    with ``response_format=json``)."""
+    if values.get("logprobs") in (None, False, "false") or fields.response_format == "json":
+        return
+    param = "include[]" if fields.include else "logprobs"
+    raise InvalidOptionError(
+        f"{param} asks for token log-probabilities, which only the json response_format "
+        f"carries (got {fields.response_format}).",
+        param=param,
+    )
+
+
+def _check_language_among_candidates(fields: OpenAIFields) -> None:
+    """Refuse a ``language`` that ``languages[]`` leaves out (an unknown one is reported by
+    the options' own validation)."""
+    if not fields.languages or fields.language is None or fields.language.strip() == "auto":
+        return
+    try:
+        code = language_or_detect(fields.language)
+    except ValueError:
+        return
+    if code is not None and code not in fields.languages:
+        raise InvalidOptionError(
+            f"language {fields.language!r} is not among languages[] "
+            f"({', '.join(fields.languages)}): send one of them, or leave language out to "
+            "detect the language among the candidates.",
+            param="languages[]",
+        )
+
+
 def known_fields() -> frozenset[str]:
     """Every form field name a transcription request may carry (arrays as ``name[]``)."""
     openai = {field.alias or name for name, field in OpenAIFields.model_fields.items()}
     arrays = {f"{field.name}[]" for field in ARRAY_FIELDS}
-    return frozenset({"file", *openai, *arrays, *TranscribeOptions.model_fields})
+    subtitles = SubtitleFields.model_fields
+    speakers = {field.alias or name for name, field in DiarizationFields.model_fields.items()}
+    options = TranscribeOptions.model_fields
+    return frozenset({"file", *openai, *arrays, *options, *subtitles, *speakers})
 
 
 class ModelCapabilities(BaseModel):
@@ -320,6 +391,9 @@ class ModelObject(BaseModel):
     """Weights are on local disk (no download needed before the first request)."""
     default: bool = False
     """This id is served by the server's default model."""
+    loaded: bool = False
+    """The model is loaded now (on any device and compute type): a request for it starts
+    without loading it. A whisperd field; OpenAI's clients ignore it."""
     capabilities: ModelCapabilities
     parameters: dict[str, Any]
     """JSON Schema of the form fields a transcription request accepts."""
@@ -344,6 +418,8 @@ def request_schema() -> dict[str, Any]:
         }
     }
     properties.update(openai["properties"])
+    properties.update(SubtitleFields.model_json_schema()["properties"])
+    properties.update(DiarizationFields.model_json_schema(by_alias=True)["properties"])
     properties.update(
         {name: spec for name, spec in options["properties"].items() if name not in properties}
     )
@@ -367,12 +443,60 @@ class DurationUsage(BaseModel):
         return cls(seconds=usage_seconds(duration))
 
 
+class TranscriptionLanguage(BaseModel):
+    """A language detected in the audio: OpenAI's ``TranscriptionLanguage`` (``code``), plus
+    whisperd's ``probability``."""
+
+    code: str
+    """Whisper's code of the language (ISO 639-1 where there is one)."""
+    probability: float
+    """Its probability among the ``languages[]`` candidates (0-1)."""
+
+    @classmethod
+    def of(cls, transcript: Transcript) -> list[TranscriptionLanguage]:
+        """The ``languages`` of a response: the one language detected among the candidates."""
+        return [cls(code=transcript.language, probability=transcript.language_probability)]
+
+
+class AnswerError(BaseModel):
+    """Why the LLM gave no ``answer`` (the transcript is returned all the same)."""
+
+    message: str
+    """What went wrong, meant to be shown as is."""
+    code: str
+    """``llm_unavailable`` (unreachable, timed out, or an error status) or ``llm_refused``
+    (no answer in its reply)."""
+
+
+class TranscriptLogprob(BaseModel):
+    """One token's log-probability (OpenAI's ``logprobs`` entry), with ``include[]=logprobs``.
+
+    The number is the natural log of the token's probability in Whisper's word-alignment
+    pass (:mod:`whisperd.engine.token_logprobs` says exactly what that is).
+    """
+
+    token: str
+    """The token's text."""
+    logprob: float
+    """Natural log of its probability (at most 0)."""
+    bytes: list[int]
+    """Its UTF-8 bytes."""
+
+
 class TranscriptionJson(BaseModel):
     """The ``json`` response (OpenAI's ``CreateTranscriptionResponseJson``)."""
 
     text: str
     """The transcript, trimmed."""
+    logprobs: list[TranscriptLogprob] | None = None
+    """With ``include[]=logprobs``: every text token's log-probability, in order."""
+    languages: list[TranscriptionLanguage] | None = None
+    """With ``languages[]``: the language detected among them."""
     usage: DurationUsage
+    answer: str | None = None
+    """With ``ask``: the LLM's answer."""
+    answer_error: AnswerError | None = None
+    """With ``ask``, when the LLM gave no answer: why."""
 
 
 class TranscriptionSegment(BaseModel):
@@ -397,6 +521,8 @@ class TranscriptionSegment(BaseModel):
     """gzip compression ratio of its text; above 2.4 it is likely repetitive."""
     no_speech_prob: float
     """Probability that the window holds no speech."""
+    speaker: str | None = None
+    """Who said it, when diarization is on (whisperd's addition)."""
 
 
 class TranscriptionWord(BaseModel):
@@ -408,6 +534,11 @@ class TranscriptionWord(BaseModel):
     """Start in seconds."""
     end: float
     """End in seconds."""
+    probability: float | None = None
+    """Whisper's confidence in the word, 0 to 1 (the mean probability of its tokens in the
+    word-alignment pass); whisperd's addition to OpenAI's word."""
+    speaker: str | None = None
+    """Who said it, when diarization is on (whisperd's addition)."""
 
 
 class TranscriptionVerbose(BaseModel):
@@ -425,7 +556,13 @@ class TranscriptionVerbose(BaseModel):
     """Present when ``timestamp_granularities[]`` holds ``segment`` (the default)."""
     words: list[TranscriptionWord] | None = None
     """Present when ``timestamp_granularities[]`` holds ``word``."""
+    languages: list[TranscriptionLanguage] | None = None
+    """With ``languages[]``: the language detected among them."""
     usage: DurationUsage
+    answer: str | None = None
+    """With ``ask``: the LLM's answer."""
+    answer_error: AnswerError | None = None
+    """With ``ask``, when the LLM gave no answer: why."""
 
 
 class TranscriptTextDelta(BaseModel):
@@ -434,6 +571,10 @@ class TranscriptTextDelta(BaseModel):
     type: Literal["transcript.text.delta"] = "transcript.text.delta"
     delta: str
     """The new text, with Whisper's leading space."""
+    logprobs: list[TranscriptLogprob] | None = None
+    """With ``include[]=logprobs``: the log-probabilities of the delta's tokens."""
+    segment_id: str | None = None
+    """With diarization: the id of the diarized segment the delta belongs to."""
 
 
 class TranscriptTextDone(BaseModel):
@@ -442,6 +583,10 @@ class TranscriptTextDone(BaseModel):
     type: Literal["transcript.text.done"] = "transcript.text.done"
     text: str
     """The transcript, trimmed."""
+    logprobs: list[TranscriptLogprob] | None = None
+    """With ``include[]=logprobs``: every text token's log-probability, in order."""
+    languages: list[TranscriptionLanguage] | None = None
+    """With ``languages[]``: the language detected among them."""
     usage: DurationUsage
 
 

@@ -10,11 +10,16 @@ Reference: https://platform.openai.com/docs/api-reference/realtime-server-events
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from whisperd.schemas.openai import TranscriptLogprob
 from whisperd.schemas.realtime_session import BetaSessionDescription, SessionDescription
+
+
+def _absent(value: object) -> bool:
+    return value is None
 
 
 def new_id(prefix: str) -> str:
@@ -106,6 +111,9 @@ class TranscriptionDelta(ServerEvent):
     item_id: str
     content_index: int = 0
     delta: str
+    logprobs: Annotated[list[TranscriptLogprob] | None, Field(exclude_if=_absent)] = None
+    """With the session's ``include`` of logprobs: the delta's tokens (left out otherwise, and
+    on deltas of words made stable by partials, which are not aligned)."""
 
 
 class DurationUsage(BaseModel):
@@ -125,6 +133,8 @@ class TranscriptionCompleted(ServerEvent):
     content_index: int = 0
     transcript: str
     usage: DurationUsage
+    logprobs: Annotated[list[TranscriptLogprob] | None, Field(exclude_if=_absent)] = None
+    """With the session's ``include`` of logprobs: every token of the transcript."""
 
 
 class TranscriptionError(BaseModel):

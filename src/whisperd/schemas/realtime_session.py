@@ -34,6 +34,19 @@ AudioFormatName = Literal["pcm16", "g711_ulaw", "g711_alaw"]
 PCM_RATE = 24000
 """The only PCM sample rate of the Realtime API."""
 
+LOGPROBS_INCLUDE: Final = "item.input_audio_transcription.logprobs"
+"""The one ``include`` value: token log-probabilities on the transcription's delta and
+completed events (whisperd's come from the word-alignment pass of each final,
+:mod:`whisperd.engine.token_logprobs`)."""
+
+Include = list[Literal["item.input_audio_transcription.logprobs"]]
+"""A session's ``include``: empty, or :data:`LOGPROBS_INCLUDE`."""
+
+
+def _absent(value: object) -> bool:
+    return value is None
+
+
 MAX_TURN_MS = 10_000
 """Longest prefix padding and end-of-turn silence, in ms (OpenAI gives no bound; 10 s is the
 bound of the other VAD settings of whisperd's APIs, ``chunking_strategy``'s)."""
@@ -139,6 +152,8 @@ class SessionChanges:
     """The update names ``turn_detection`` (``null`` switches server VAD off)."""
     noise_reduction: NoiseReduction | None = None
     """The noise filter the update asks for (None: none, or not named)."""
+    include: tuple[str, ...] | None = None
+    """The session's ``include`` (None: unchanged; empty: nothing extra)."""
 
 
 class AudioInput(_Settings):
@@ -163,8 +178,9 @@ class Session(_Settings):
     type: Literal["transcription"] = "transcription"
     """Only transcription sessions are served."""
     audio: Audio | None = None
-    include: list[str] | None = None
-    """Accepted for compatibility; Whisper gives no log-probabilities here."""
+    include: Include | None = None
+    """``item.input_audio_transcription.logprobs``: token logprobs on the transcription's
+    events (:data:`LOGPROBS_INCLUDE`); any other value is refused."""
 
     def changes(self) -> SessionChanges:
         """The settings this update changes."""
@@ -175,6 +191,7 @@ class Session(_Settings):
             turn_detection=audio_input.turn_detection,
             sets_turn_detection="turn_detection" in audio_input.model_fields_set,
             noise_reduction=audio_input.noise_reduction,
+            include=None if self.include is None else tuple(self.include),
         )
 
 
@@ -186,8 +203,8 @@ class BetaSession(_Settings):
     turn_detection: TurnDetection | None = None
     """Null: no server VAD; the client commits each turn."""
     input_audio_noise_reduction: NoiseReduction | None = None
-    include: list[str] | None = None
-    """Accepted for compatibility; Whisper gives no log-probabilities here."""
+    include: Include | None = None
+    """As the GA session's ``include``."""
 
     def changes(self) -> SessionChanges:
         """The settings this update changes."""
@@ -197,6 +214,7 @@ class BetaSession(_Settings):
             turn_detection=self.turn_detection,
             sets_turn_detection="turn_detection" in self.model_fields_set,
             noise_reduction=self.input_audio_noise_reduction,
+            include=None if self.include is None else tuple(self.include),
         )
 
 
@@ -242,6 +260,8 @@ class SessionDescription(BaseModel):
     object: Literal["realtime.transcription_session"] = "realtime.transcription_session"
     type: Literal["transcription"] = "transcription"
     audio: AudioDescription
+    include: Annotated[Include | None, Field(exclude_if=_absent)] = None
+    """What the session includes (left out when nothing is)."""
 
 
 class BetaSessionDescription(BaseModel):
@@ -254,4 +274,6 @@ class BetaSessionDescription(BaseModel):
     turn_detection: EchoedTurnDetection
     input_audio_noise_reduction: None = None
     """Always null: no noise filter runs."""
+    include: Annotated[Include | None, Field(exclude_if=_absent)] = None
+    """What the session includes (left out when nothing is)."""
     modalities: tuple[Literal["text"], ...] = ("text",)

@@ -7,6 +7,8 @@
 - :meth:`TranscriptionService.stream_capacity` and
   :meth:`~TranscriptionService.stream_session`: a real-time stream's slot and its session.
 - :meth:`TranscriptionService.model`: load a model once and check options against it.
+- :meth:`TranscriptionService.hold_model`: a lease that keeps a model loaded while held (the
+  lifecycle: :mod:`whisperd.engine.manager`; the allow-list: :mod:`whisperd.engine.allowed`).
 - :meth:`TranscriptionService.preload` and :attr:`~TranscriptionService.readiness`: the default
   model loaded in the background when a server starts, and whether it is ready.
 
@@ -23,26 +25,37 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Literal, TypeAlias
 
 from whisperd.audio.decode import DecodeLimits, decode_audio
+from whisperd.engine.allowed import ModelAllowList
 from whisperd.engine.manager import ModelManager
 from whisperd.engine.selection import choose_engine
-from whisperd.errors import ModelError, ModelUnavailableError, UnknownModelError
+from whisperd.errors import (
+    ModelError,
+    ModelNotLoadedError,
+    ModelUnavailableError,
+    UnknownModelError,
+)
 from whisperd.scheduler.admission import Admission
 from whisperd.service.decoding_budget import DecodedAudioBudget
+from whisperd.service.held_session import HeldStreamSession
 from whisperd.service.loading import model_format, model_hardware, whisper_loader
+from whisperd.service.malloc import limit_malloc_arenas
+from whisperd.service.metrics import ServiceMetrics
 from whisperd.service.pools import Pools
+from whisperd.service.speakers import SpeakerModel, decode_references
 from whisperd.service.streams import stream_decoder, stream_vad
 from whisperd.service.transcription import Transcription
-from whisperd.streaming.session import StreamSession
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
     from whisperd.config import Settings
+    from whisperd.diarization import SpeakerEncoder
     from whisperd.engine.base import Engine, ModelInfo, SegmentCallback, Transcript
+    from whisperd.engine.lifecycle import ModelLease
     from whisperd.engine.manager import Loader
     from whisperd.engine.options import TranscribeOptions
     from whisperd.service.requests import Cancellation, TranscriptionRequest
-    from whisperd.streaming.session import Emit, StreamConfig
+    from whisperd.streaming.session import Emit, StreamConfig, StreamSession
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +73,10 @@ class TranscriptionService:
         *,
         pools: Pools,
         admission: Admission | None = None,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
-        """Wire the service to its model manager and pools (closed by :meth:`close`)."""
+        """Wire the service to its model manager and pools (closed by :meth:`close`);
+        ``metrics`` (default: new ones) count what it does."""
         self.settings = settings
         self.models = models
         self.admission = admission or Admission(
@@ -74,8 +89,15 @@ class TranscriptionService:
         self._limits = DecodeLimits(max_duration_s=settings.max_audio_seconds)
         self.decoded_audio = DecodedAudioBudget(settings.max_decoded_audio_seconds)
         """Decoded audio held in memory by every request together (see its module)."""
+        self.metrics = metrics or ServiceMetrics()
+        """This service's Prometheus metrics (an app registers them for ``/metrics``)."""
+        self.metrics.watch(self.admission, models.loaded, lambda: self.decoded_audio.rejections)
+        self.allowed = ModelAllowList(tuple(settings.allowed_models), settings.model)
+        """The models requests may name besides the default (``allowed_models``)."""
         self._preload: asyncio.Task[Engine] | None = None
         self._default_failure: ModelError | None = None
+        self.speakers = SpeakerModel(pools.loading)
+        """The speaker model of diarized requests, loaded on first use."""
 
     @classmethod
     def create(
@@ -84,19 +106,26 @@ class TranscriptionService:
         """Build a service with its own pools and model manager from ``settings``.
 
         ``loader`` builds engines (default: the settings' engine, CTranslate2 or PyTorch);
-        ``progress`` shows download progress bars (for the CLI, not for servers).
+        ``progress`` shows download progress bars (for the CLI, not for servers). Caps the
+        process's malloc arenas first (``malloc_arenas``, :mod:`whisperd.service.malloc`).
         """
+        limit_malloc_arenas(settings.malloc_arenas)
         engine = choose_engine(settings.engine, settings.device)
+        metrics = ServiceMetrics()
+        loader = loader or whisper_loader(settings, engine, observer=metrics.record_batch)
         models = ModelManager(
-            loader or whisper_loader(settings, engine),
+            metrics.timed(loader),
             models_dir=settings.models_dir,
             offline=settings.offline,
             endpoint=settings.hf_endpoint,
             progress=progress,
             fmt=model_format(engine),
             hardware=model_hardware(engine),
+            ttl=settings.model_ttl,
+            max_loaded=settings.max_loaded_models,
+            pinned=(settings.model,),
         )
-        return cls(settings, models, pools=Pools.create(settings))
+        return cls(settings, models, pools=Pools.create(settings), metrics=metrics)
 
     async def model(
         self, name: str | None = None, options: TranscribeOptions | None = None
@@ -110,10 +139,44 @@ class TranscriptionService:
             ModelError: if the model cannot be had.
             InvalidOptionError: if the options do not suit the model.
         """
-        engine = await self._load(name or self.settings.model)
-        if options is not None:
-            engine.check(options)
-        return engine.info
+        lease = await self._lease(name or self.settings.model)
+        try:
+            if options is not None:
+                lease.engine.check(options)
+            return lease.engine.info
+        finally:
+            lease.release()
+
+    async def hold_model(
+        self, name: str | None, device: str | None = None, compute_type: str | None = None
+    ) -> ModelLease:
+        """Hold a request's model (loaded if need be) until the lease is released.
+
+        ``name`` None, empty or the configured name is the default model; any other must be
+        on the allow-list. Failures are logged.
+
+        Raises:
+            ModelNotAllowedError: if ``name`` is not on the allow-list (``allowed_models``).
+            UnknownModelError: if the request named a model that does not exist.
+            ModelUnavailableError: if the model cannot be had; for the default model, whatever
+                the cause, naming it and not blaming the request.
+        """
+        return await self._engine(name, device, compute_type)
+
+    async def unload_model(self, name: str) -> int:
+        """Take every engine of ``name`` out of service (:meth:`ModelManager.unload
+        <whisperd.engine.manager.ModelManager.unload>`: held ones close when released).
+
+        Returns:
+            How many engines were taken out of service.
+
+        Raises:
+            ModelNotLoadedError: if no engine of ``name`` is loaded.
+        """
+        unloaded = await self._pools.loading.run(self.models.unload, name)
+        if unloaded == 0:
+            raise ModelNotLoadedError(f"The model '{name}' is not loaded.")
+        return unloaded
 
     async def open(self, request: TranscriptionRequest) -> Transcription:
         """Admit ``request``, load and check its model, and decode its audio.
@@ -132,11 +195,15 @@ class TranscriptionService:
         held = AsyncExitStack()
         await held.enter_async_context(self.admission.slot(request.priority))
         try:
-            engine = await self._engine(request.model, request.device, request.compute_type)
+            request, speakers = await self._diarization(request)
+            lease = await self._engine(request.model, request.device, request.compute_type)
+            held.callback(lease.release)
+            engine = lease.engine
             engine.check(request.options)
             reserve = held.enter_context(self.decoded_audio.reservation())
             audio = await self._pools.audio.run(decode_audio, request.source, self._limits, reserve)
-        except BaseException:
+        except BaseException as error:
+            self.metrics.record_failure(error)
             await held.aclose()
             raise
         return Transcription(
@@ -146,7 +213,31 @@ class TranscriptionService:
             pool=self._pools.requests,
             admission=self.admission,
             held=held,
+            metrics=self.metrics,
+            speakers=speakers,
         )
+
+    async def _diarization(
+        self, request: TranscriptionRequest
+    ) -> tuple[TranscriptionRequest, SpeakerEncoder | None]:
+        """The request as diarization needs it (word timings on; channels kept; known
+        speakers' clips decoded), and the speaker encoder when voices are told apart.
+
+        Raises:
+            DiarizationUnavailableError: voices are to be told apart but the speaker model is
+                not installed.
+            InvalidOptionError: a known speaker's clip is not usable.
+        """
+        diarization = request.diarization
+        if diarization is None:
+            return request, None
+        if diarization.mode == "channels":
+            source = dataclasses.replace(request.source, keep_channels=True)
+            return dataclasses.replace(request, source=source), None
+        encoder = await self.speakers.encoder(request.priority)
+        options = request.options.model_copy(update={"word_timestamps": True})
+        request = dataclasses.replace(request, options=options)
+        return await decode_references(request, self._pools.audio, self._limits), encoder
 
     async def transcribe(
         self,
@@ -176,26 +267,28 @@ class TranscriptionService:
     async def stream_session(
         self, config: StreamConfig, emit: Emit, *, hotwords: str | None = None
     ) -> StreamSession:
-        """A new (not yet started) session on the default model, decoding on the stream pool.
+        """A new (not yet started) session on the default model, decoding on the stream pool;
+        it holds the model until it is closed.
 
         Raises:
             ModelError: if the default model cannot be had.
         """
-        engine = await self._engine(None)
+        lease = await self._engine(None)
         config = dataclasses.replace(
             config,
             context_s=self.settings.stream_final_context_s,
             stable_partials=self.settings.stream_stable_partials,
         )
         decoder = stream_decoder(
-            engine,
+            lease.engine,
             config,
             hotwords=hotwords,
             final_context=self.settings.stream_final_encoder_context,
             pool=self._pools.streams,
             admission=self.admission,
+            on_final=self.metrics.stream_final_latency.observe,
         )
-        return StreamSession(config, decoder, stream_vad(self._pools.vad), emit)
+        return HeldStreamSession(config, decoder, stream_vad(self._pools.vad), emit, lease=lease)
 
     def preload(self) -> None:
         """Start loading the default model in the background; :attr:`readiness` follows it.
@@ -207,7 +300,7 @@ class TranscriptionService:
         """
         if self._preload is None:
             logger.info("Loading the default model %s", self.settings.model)
-            self._preload = asyncio.create_task(self._default_engine(None, None))
+            self._preload = asyncio.create_task(self._preload_default())
             self._preload.add_done_callback(_announce)
 
     @property
@@ -234,13 +327,20 @@ class TranscriptionService:
         )
         return engine.info if engine is not None else None
 
+    async def _preload_default(self) -> Engine:
+        """Load the default model (pinned: it stays loaded without a holder)."""
+        lease = await self._default_engine(None, None)
+        lease.release()
+        return lease.engine
+
     async def _engine(
         self, name: str | None, device: str | None = None, compute_type: str | None = None
-    ) -> Engine:
-        """The loaded engine for a request's ``name`` (None, empty or the configured name: the
-        default model), logging every failure.
+    ) -> ModelLease:
+        """A lease on the loaded engine for a request's ``name`` (None, empty or the configured
+        name: the default model), logging every failure.
 
         Raises:
+            ModelNotAllowedError: if ``name`` is not on the allow-list.
             UnknownModelError: if the request named a model that does not exist.
             ModelUnavailableError: if the model cannot be had; for the default model, whatever
                 the cause, naming it and not blaming the request.
@@ -250,7 +350,8 @@ class TranscriptionService:
                 await asyncio.wait([self._preload])
             return await self._default_engine(device, compute_type)
         try:
-            return await self._load(name, device, compute_type)
+            self.allowed.check(name)
+            return await self._lease(name, device, compute_type)
         except UnknownModelError as error:
             logger.info("A request asked for an unknown model: %s", error.message)
             raise
@@ -258,9 +359,9 @@ class TranscriptionService:
             logger.warning("A request's model %s cannot be had: %s", name, error.message)
             raise
 
-    async def _default_engine(self, device: str | None, compute_type: str | None) -> Engine:
-        """The default model's engine; a failure is logged and, on the settings' own hardware,
-        kept in :attr:`default_failure`.
+    async def _default_engine(self, device: str | None, compute_type: str | None) -> ModelLease:
+        """A lease on the default model's engine; a failure is logged and, on the settings' own
+        hardware, kept in :attr:`default_failure`.
 
         Raises:
             ModelUnavailableError: naming the default model and why it cannot be had.
@@ -271,7 +372,7 @@ class TranscriptionService:
             settings.compute_type,
         )
         try:
-            engine = await self._load(settings.model, device, compute_type)
+            lease = await self._lease(settings.model, device, compute_type)
         except ModelError as error:
             failure = ModelUnavailableError(
                 f"The default model '{settings.model}' is not available: {error.message}",
@@ -283,13 +384,13 @@ class TranscriptionService:
             raise failure from error
         if own_hardware:
             self._default_failure = None
-        return engine
+        return lease
 
-    async def _load(
+    async def _lease(
         self, name: str, device: str | None = None, compute_type: str | None = None
-    ) -> Engine:
-        """The loaded engine for ``name`` on the settings' hardware, or the nearest this machine
-        runs to a request's device and compute type.
+    ) -> ModelLease:
+        """A lease on the loaded engine for ``name`` on the settings' hardware, or the nearest
+        this machine runs to a request's device and compute type.
 
         Raises:
             ModelError: if the model cannot be had.
@@ -302,7 +403,7 @@ class TranscriptionService:
 
             hardware = await self._pools.loading.run(nearest_supported, *wanted)
         return await self._pools.loading.run(
-            self.models.get, name, device=hardware[0], compute_type=hardware[1]
+            self.models.acquire, name, device=hardware[0], compute_type=hardware[1]
         )
 
     def close(self) -> None:
@@ -311,6 +412,7 @@ class TranscriptionService:
         if self._preload is not None and not self._preload.done():
             self._preload.cancel()
         self._pools.shutdown()
+        self.speakers.close()
         self.models.close()
 
 

@@ -43,6 +43,8 @@ class DecodedAudioBudget:
         self.max_seconds = max_seconds
         self._held = 0.0
         self._lock = threading.Lock()
+        self.rejections = 0
+        """Requests refused so far because the budget was full (for the metrics)."""
 
     @property
     def held_seconds(self) -> float:
@@ -68,6 +70,7 @@ class DecodedAudioBudget:
                 return
             others = self._held - held.seconds
             if others > 0 and others + total > self.max_seconds:
+                self.rejections += 1
                 raise QueueFullError(
                     f"The server is at capacity: {total:.0f} s of decoded audio for this request "
                     f"and the {others:.0f} s held for others would exceed the "

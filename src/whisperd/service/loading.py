@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from whisperd.engine.catalogue import ModelFormat
     from whisperd.engine.hub import ResolvedModel
     from whisperd.engine.manager import Hardware, Loader
+    from whisperd.scheduler.batcher import BatchObserver
 
 
 def model_format(engine: str) -> ModelFormat:
@@ -54,13 +55,33 @@ def check_default_model(settings: Settings) -> None:
     )
 
 
-def whisper_loader(settings: Settings, engine: str = "ctranslate2") -> Loader:
-    """Return a loader that builds ``engine`` engines with the settings' threading."""
+CPU_MAX_BATCH_SIZE = 2
+"""Windows per merged CTranslate2 call on the CPU unless ``max_batch_size`` is set: memory
+grows with windows times beams, throughput does not (see ``Settings.max_batch_size``)."""
+
+
+def max_batch_size(settings: Settings, engine: str, device: str) -> int:
+    """The scheduler's most windows per model call: ``max_batch_size`` when it was set (flag,
+    environment or argument), else :data:`CPU_MAX_BATCH_SIZE` for CTranslate2 on the CPU and
+    the setting's default elsewhere."""
+    chosen = "max_batch_size" in settings.model_fields_set
+    if not chosen and engine == "ctranslate2" and device == "cpu":
+        return CPU_MAX_BATCH_SIZE
+    return settings.max_batch_size
+
+
+def whisper_loader(
+    settings: Settings, engine: str = "ctranslate2", *, observer: BatchObserver | None = None
+) -> Loader:
+    """Return a loader that builds ``engine`` engines with the settings' threading, whose
+    schedulers tell ``observer`` of every model call they run."""
 
     def load(model: ResolvedModel, device: str, compute_type: str) -> Engine:
         from whisperd.engine.whisper import BatchingConfig, WhisperEngine
 
-        batching = BatchingConfig(settings.max_batch_size, settings.max_batch_wait_ms)
+        batching = BatchingConfig(
+            max_batch_size(settings, engine, device), settings.max_batch_wait_ms, observer=observer
+        )
         if engine == "torch":
             from whisperd.engine.pytorch.engine import TorchEngine
 

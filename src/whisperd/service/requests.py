@@ -10,6 +10,7 @@ from whisperd.scheduler.batcher import Priority
 
 if TYPE_CHECKING:
     from whisperd.audio.decode import AudioSource
+    from whisperd.diarization import DiarizationOptions
     from whisperd.engine.options import TranscribeOptions
 
 
@@ -29,6 +30,11 @@ class TranscriptionRequest:
     """A per-request compute-type wish (native API); the nearest the device runs is used."""
     priority: Priority = Priority.INTERACTIVE
     """Scheduling class of the request's model calls (BULK for CLI folders and jobs)."""
+    diarization: DiarizationOptions | None = None
+    """Label speakers (by voice, or one per channel); None: no speakers."""
+    speaker_references: tuple[tuple[str, AudioSource], ...] = ()
+    """Known speakers' names and voice clips (2 to 10 s each), decoded by the service into
+    :attr:`DiarizationOptions.known_speakers`."""
 
 
 @dataclass(slots=True)

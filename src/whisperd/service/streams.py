@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any, Literal
 
 from whisperd.engine.base import SAMPLE_RATE
@@ -9,6 +10,8 @@ from whisperd.engine.options import TranscribeOptions
 from whisperd.scheduler.batcher import Priority
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import numpy as np
 
     from whisperd.engine.base import Engine, Transcript
@@ -39,6 +42,7 @@ def utterance_options(
         hotwords=hotwords or None,
         prefix=request.prefix,
         word_timestamps=request.word_timestamps or (config.word_timestamps and request.final),
+        logprobs=config.logprobs and request.final,
         vad_filter=False,
         condition_on_previous_text=False,
         beam_size=config.beam_size if request.final else 1,
@@ -58,18 +62,24 @@ def stream_decoder(
     final_context: Literal["window", "audio"],
     pool: WorkerPool,
     admission: Admission,
+    on_final: Callable[[float], None] | None = None,
 ) -> Decoder:
     """A decoder for one stream's utterances, on the stream pool, at stream priorities.
 
     Finals are scheduled before partials, and both before HTTP requests; every decode counts
-    in the admission's stream work while it runs.
+    in the admission's stream work while it runs. ``on_final`` is told the seconds each final
+    took, from the decode's request to its transcript (waiting included).
     """
 
     async def decode(audio: np.ndarray[Any, Any], request: DecodeRequest) -> Transcript:
         options = utterance_options(config, request, hotwords=hotwords, final_context=final_context)
         priority = Priority.STREAM_FINAL if request.final else Priority.STREAMING
+        started = time.monotonic()
         async with admission.stream_work(len(audio) / SAMPLE_RATE):
-            return await pool.run(engine.transcribe, audio, options, None, priority=priority)
+            transcript = await pool.run(engine.transcribe, audio, options, None, priority=priority)
+        if request.final and on_final is not None:
+            on_final(time.monotonic() - started)
+        return transcript
 
     return decode
 

@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING
 
-from whisperd.engine.base import Transcript
+from whisperd.audio.decoded import SILENCE_PEAK
+from whisperd.diarization import channel_labels, diarize, merge_channels
+from whisperd.engine.base import SAMPLE_RATE, Transcript
+from whisperd.engine.detection import LanguageDetection, LanguageProbability
 from whisperd.service.requests import Cancellation
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from contextlib import AsyncExitStack
 
+    import numpy as np
+    import numpy.typing as npt
+
     from whisperd.audio.decode import DecodedAudio
+    from whisperd.diarization import SpeakerEncoder
     from whisperd.engine.base import Engine, ModelInfo, Segment, SegmentCallback
     from whisperd.engine.options import TranscribeOptions
     from whisperd.scheduler.admission import Admission
+    from whisperd.service.metrics import ServiceMetrics
     from whisperd.service.pools import WorkerPool
     from whisperd.service.requests import TranscriptionRequest
 
@@ -39,14 +48,20 @@ class Transcription:
         pool: WorkerPool,
         admission: Admission,
         held: AsyncExitStack,
+        metrics: ServiceMetrics | None = None,
+        speakers: SpeakerEncoder | None = None,
     ) -> None:
-        """Wrap a prepared request; ``held`` releases its admission slot when closed."""
+        """Wrap a prepared request; ``held`` releases its admission slot when closed;
+        ``metrics`` counts its audio, speed and failure; ``speakers`` labels the speakers of
+        a request that asks for them by voice."""
         self.request = request
         self.audio = audio
         self._engine = engine
         self._pool = pool
         self._admission = admission
         self._held = held
+        self._metrics = metrics
+        self._speakers = speakers
 
     @property
     def model(self) -> ModelInfo:
@@ -66,7 +81,10 @@ class Transcription:
         ``on_segment`` is called from that thread with each segment as soon as it is decoded.
         If the awaiting task is cancelled, the engine is told to stop at its next window.
         Digital silence is not given to the model (Whisper hallucinates on it): its transcript
-        has no segments and the audio's duration (:func:`silent_transcript`).
+        has no segments and the audio's duration (:func:`silent_transcript`). A request with
+        :attr:`~whisperd.service.requests.TranscriptionRequest.diarization` gets speakers:
+        each channel transcribed on its own and merged (``channels``; mono audio is its one
+        channel), or voices told apart by the speaker model after decoding (``speakers``).
 
         Raises:
             QueueFullError: if the audio would exceed the server's audio budget.
@@ -78,14 +96,95 @@ class Transcription:
             if self.audio.is_silent:
                 return silent_transcript(self.request.options, self.model, self.audio.duration)
             async with self._admission.running_work(self.audio.duration, self.request.priority):
-                return await self._pool.run(
-                    self._engine.transcribe,
-                    self.audio.samples,
-                    self.request.options,
-                    on_segment,
-                    priority=self.request.priority,
-                    cancel=cancel.event,
+                started = time.monotonic()
+                transcript = await self._transcribe(on_segment, cancel)
+            if self._metrics is not None:
+                elapsed = time.monotonic() - started
+                self._metrics.record_transcribed(self.request.priority, self.duration, elapsed)
+            return transcript
+        except BaseException as error:
+            if self._metrics is not None:
+                self._metrics.record_failure(error)
+            if isinstance(error, asyncio.CancelledError):
+                cancel.cancel()
+            raise
+        finally:
+            await self.aclose()
+
+    async def _transcribe(
+        self, on_segment: SegmentCallback | None, cancel: Cancellation
+    ) -> Transcript:
+        diarization = self.request.diarization
+        if diarization is not None and diarization.mode == "channels":
+            return await self._per_channel(self.audio.channels or (self.audio.samples,), cancel)
+        transcript = await self._decode(self.audio.samples, on_segment, cancel)
+        if diarization is not None and diarization.mode == "speakers" and self._speakers:
+            samples = self.audio.samples
+            return await self._pool.run(diarize, transcript, samples, diarization, self._speakers)
+        return transcript
+
+    async def _per_channel(
+        self, channels: tuple[npt.NDArray[np.float32], ...], cancel: Cancellation
+    ) -> Transcript:
+        """Every channel transcribed at once (their model calls batch together in the
+        scheduler), merged by time; a silent channel has no segments."""
+        assert self.request.diarization is not None
+        labels = channel_labels(len(channels), self.request.diarization.channel_names)
+        transcripts = await asyncio.gather(
+            *(self._channel(samples, cancel) for samples in channels)
+        )
+        return merge_channels(transcripts, labels)
+
+    async def _channel(self, samples: npt.NDArray[np.float32], cancel: Cancellation) -> Transcript:
+        if max(float(samples.max()), -float(samples.min())) < SILENCE_PEAK:
+            return silent_transcript(self.request.options, self.model, len(samples) / SAMPLE_RATE)
+        return await self._decode(samples, None, cancel)
+
+    async def _decode(
+        self,
+        samples: npt.NDArray[np.float32],
+        on_segment: SegmentCallback | None,
+        cancel: Cancellation,
+    ) -> Transcript:
+        return await self._pool.run(
+            self._engine.transcribe,
+            samples,
+            self.request.options,
+            on_segment,
+            priority=self.request.priority,
+            cancel=cancel.event,
+        )
+
+    async def detect_language(self, *, cancel: Cancellation | None = None) -> LanguageDetection:
+        """Detect the spoken language instead of transcribing (on a request thread; its model
+        calls go through the engine's scheduler), then release the request.
+
+        Digital silence is not given to the model: it has no language to hear, and is
+        reported as the request's language, else English, as :func:`silent_transcript` does.
+
+        Raises:
+            TranscriptionError: if a model call fails.
+            CancelledError: if ``cancel`` was set while it ran.
+        """
+        cancel = cancel or Cancellation()
+        options = self.request.options
+        try:
+            if self.audio.is_silent:
+                silent = silent_transcript(options, self.model, self.audio.duration)
+                return LanguageDetection(
+                    silent.language,
+                    silent.language_probability,
+                    (LanguageProbability(silent.language, silent.language_probability),),
+                    silent.duration,
+                    self.model.name,
                 )
+            return await self._pool.run(
+                self._engine.detect_language,
+                self.audio.samples,
+                options,
+                priority=self.request.priority,
+                cancel=cancel.event,
+            )
         except asyncio.CancelledError:
             cancel.cancel()
             raise
@@ -134,14 +233,16 @@ class Transcription:
 def silent_transcript(options: TranscribeOptions, model: ModelInfo, duration: float) -> Transcript:
     """The transcript of ``duration`` seconds of digital silence: no segments, no text.
 
-    The language is the requested one, else English (nothing was heard to detect one from),
-    with probability 1 when it is certain (asked for, or an English-only model) and 0 when
-    it was not detected. VAD, when on, leaves nothing of silence.
+    The language is the requested one, else the first candidate (``options.languages``), else
+    English (nothing was heard to detect one from), with probability 1 when it is certain
+    (asked for, or an English-only model) and 0 when it was not detected. VAD, when on, leaves
+    nothing of silence.
     """
     certain = options.language is not None or not model.multilingual
+    guess = "en" if not model.multilingual or not options.languages else options.languages[0]
     return Transcript(
         segments=(),
-        language=options.language or "en",
+        language=options.language or guess,
         language_probability=1.0 if certain else 0.0,
         duration=duration,
         task=options.task,

@@ -20,7 +20,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from whisperd.engine.base import SAMPLE_RATE, Segment, Transcript, Word
+from whisperd.engine.base import SAMPLE_RATE, Segment, TokenLogprob, Transcript, Word
+from whisperd.engine.token_logprobs import tail_logprobs
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -120,6 +121,14 @@ def drop_before(transcript: Transcript, seconds: float, *, keep_words: bool) -> 
     )
 
 
+def _kept_logprobs(segment: Segment, kept: list[Word]) -> tuple[TokenLogprob, ...] | None:
+    """The token logprobs of a segment's last words ``kept`` (None when it has none, or when
+    its last tokens do not spell those words)."""
+    if segment.logprobs is None:
+        return None
+    return tail_logprobs(segment.logprobs, "".join(word.word for word in kept))
+
+
 def _keep_words(
     transcript: Transcript, keep: Callable[[Word], bool], *, keep_words: bool
 ) -> Transcript:
@@ -140,6 +149,7 @@ def _keep_words(
                 text=segment.text if whole else "".join(word.word for word in kept),
                 tokens=segment.tokens if whole else (),
                 words=tuple(kept) if keep_words else None,
+                logprobs=segment.logprobs if whole else _kept_logprobs(segment, kept),
             )
         )
     return dataclasses.replace(transcript, segments=tuple(segments))

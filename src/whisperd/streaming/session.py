@@ -97,6 +97,8 @@ class StreamConfig:
     """Most tokens a final decodes (None: the model's limit)."""
     context_s: float = CONTEXT_S
     """Seconds of previous finals decoded again (their words forced) before each final."""
+    logprobs: bool = False
+    """Finals carry their tokens' log-probabilities (``Segment.logprobs``; partials do not)."""
     stable_partials: bool = False
     """Partials may make words stable (LocalAgreement-2, :mod:`whisperd.streaming.stabilizer`):
     stable text comes while the person speaks, but greedy guesses forced into the final cost

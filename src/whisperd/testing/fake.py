@@ -28,6 +28,7 @@ from whisperd.engine.base import (
     Word,
     check_english_only,
 )
+from whisperd.engine.detection import LanguageDetection, LanguageProbability, restrict
 from whisperd.errors import CancelledError, TranscriptionError
 from whisperd.languages import LANGUAGES
 from whisperd.scheduler.batcher import Priority
@@ -50,6 +51,10 @@ WORDS = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", 
 PLAIN_WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel")
 """The words of a transcript decoded without timestamps (as the scripted test models do, so a
 test can tell which decoding a server asked for)."""
+
+LANGUAGE_SHARES = (0.6, 0.2, 0.1)
+"""Probabilities the fake gives the first languages of its model (English, Chinese, German
+on a multilingual one), in order; the rest share what is left equally."""
 
 _TIME_STEP = 0.02
 """Whisper's timestamp resolution; every time the fake gives is a multiple of it."""
@@ -147,15 +152,55 @@ class FakeEngine:
             segments.append(segment)
             if on_segment is not None:
                 on_segment(segment)
+        detected = self._detect(duration, options)
         return Transcript(
             segments=tuple(segments),
-            language=options.language or self._info.languages[0],
-            language_probability=1.0 if options.language else 0.99,
+            language=options.language or detected.language,
+            language_probability=1.0 if options.language else detected.probability,
             duration=duration,
             task=options.task,
             duration_after_vad=duration,
             model=self._info.name,
         )
+
+    def detect_language(
+        self,
+        audio: npt.NDArray[np.float32],
+        options: TranscribeOptions,
+        *,
+        priority: Priority = Priority.INTERACTIVE,
+        cancel: threading.Event | None = None,
+    ) -> LanguageDetection:
+        """The fake's fixed ranking of its languages (:data:`LANGUAGE_SHARES`), restricted to
+        ``options.languages`` when given; English with probability 1 on an English-only model.
+
+        Raises:
+            InvalidOptionError: if the options do not suit this model.
+            TranscriptionError: if the engine is closed.
+            CancelledError: if ``cancel`` was set.
+        """
+        self.check(options)
+        if self.closed:
+            raise TranscriptionError("The fake engine is closed.")
+        if cancel is not None and cancel.is_set():
+            raise CancelledError("The request was cancelled.")
+        return self._detect(len(audio) / SAMPLE_RATE, options)
+
+    def _detect(self, duration: float, options: TranscribeOptions) -> LanguageDetection:
+        name = self._info.name
+        if not self._info.multilingual:
+            return LanguageDetection.certain("en", duration=duration, model=name)
+        languages = self._info.languages
+        rest = (1.0 - sum(LANGUAGE_SHARES)) / max(len(languages) - len(LANGUAGE_SHARES), 1)
+        ranking = [
+            (code, LANGUAGE_SHARES[i] if i < len(LANGUAGE_SHARES) else rest)
+            for i, code in enumerate(languages)
+        ]
+        if options.languages:
+            ranking = restrict(ranking, options.languages) or ranking
+        language, probability = ranking[0]
+        candidates = tuple(LanguageProbability(code, p) for code, p in ranking)
+        return LanguageDetection(language, probability, candidates, duration, name)
 
     def _wait_at_gate(self) -> None:
         if self._gate is not None and not self._gate.wait(self._gate_timeout_s):

@@ -180,6 +180,7 @@ class TorchEngine(FasterWhisperEngine):
             max_wait_s=batching.max_wait_ms / 1000,
             workers=1,
             name="whisperd-encoder",
+            observer=batching.observer,
         )
         extra = {"engine": "torch", "decoder_rows": str(rows)}
         if decoder.graph_sizes:

@@ -1,0 +1,74 @@
+"""Grouping voice embeddings into speakers: agglomerative clustering on cosine distance.
+
+scipy's average-linkage hierarchy joins windows whose mean cosine distance is below
+:data:`MERGE_DISTANCE`; the number of speakers is where that cut falls, held within the
+request's bounds (an exact ``num_speakers`` cuts the tree at that many clusters). A cluster
+of fewer than :data:`MIN_CLUSTER_WINDOWS` windows (under a second of distinct voice: a window
+straddling a turn change, a cough) joins its nearest cluster. GE2E embeddings of one voice
+sit within about 0.2 of each other and distinct voices 0.23 to 0.5 apart; 0.27 told 2 and 4
+espeak-ng voices apart best, where 0.3 merged two male voices and 0.25 split voices
+(``bench/bench_diarization.py``, docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+__all__ = ["MERGE_DISTANCE", "cluster"]
+
+MERGE_DISTANCE = 0.27
+"""Cosine distance below which average-linkage joins two groups of windows."""
+MIN_CLUSTER_WINDOWS = 3
+"""A cluster of fewer windows joins its nearest (when the bounds allow it)."""
+
+
+def cluster(embeddings: npt.NDArray[np.float32], bounds: tuple[int, int]) -> npt.NDArray[np.int64]:
+    """A cluster number (0, 1, ...) per embedding, numbered by first appearance.
+
+    Args:
+        embeddings: ``(n, dim)`` L2-normalised embeddings.
+        bounds: Least and most clusters (equal for an exact count); capped at ``n``.
+    """
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    count = len(embeddings)
+    if count < 2:
+        return np.zeros(count, dtype=np.int64)
+    tree = linkage(embeddings.astype(np.float64), method="average", metric="cosine")
+    labels = fcluster(tree, t=MERGE_DISTANCE, criterion="distance")
+    least, most = min(bounds[0], count), min(bounds[1], count)
+    found = len(set(labels.tolist()))
+    if not least <= found <= most:
+        labels = fcluster(tree, t=max(least, min(found, most)), criterion="maxclust")
+    elif bounds[0] != bounds[1]:
+        labels = _absorb_small(embeddings, labels, least)
+    return _by_appearance(labels)
+
+
+def _absorb_small(
+    embeddings: npt.NDArray[np.float32], labels: npt.NDArray[np.int32], least: int
+) -> npt.NDArray[np.int32]:
+    """Move the windows of clusters under :data:`MIN_CLUSTER_WINDOWS` to the nearest larger
+    cluster's centroid, keeping at least ``least`` clusters."""
+    names, counts = np.unique(labels, return_counts=True)
+    big = [name for name, count in zip(names, counts, strict=True) if count >= MIN_CLUSTER_WINDOWS]
+    if not big or len(big) < least:
+        return labels
+    centroids = np.stack([embeddings[labels == name].mean(axis=0) for name in big])
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    out = labels.copy()
+    for index in np.flatnonzero(~np.isin(labels, big)):
+        out[index] = big[int((centroids @ embeddings[index]).argmax())]
+    return out
+
+
+def _by_appearance(labels: npt.NDArray[np.int32]) -> npt.NDArray[np.int64]:
+    order: dict[int, int] = {}
+    for label in labels.tolist():
+        order.setdefault(label, len(order))
+    return np.array([order[label] for label in labels.tolist()], dtype=np.int64)

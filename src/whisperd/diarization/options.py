@@ -1,0 +1,96 @@
+"""What a diarized transcription asks for: how speakers are told apart, how many, and whose
+voices are known."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from whisperd.errors import InvalidOptionError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+__all__ = [
+    "MAX_KNOWN_SPEAKERS",
+    "MAX_REFERENCE_S",
+    "MAX_SPEAKERS",
+    "MIN_REFERENCE_S",
+    "DiarizationOptions",
+    "KnownSpeaker",
+]
+
+MAX_KNOWN_SPEAKERS = 4
+"""Most known speakers a request may name (OpenAI's limit on ``known_speaker_names[]``)."""
+MIN_REFERENCE_S = 2.0
+"""Shortest known-speaker reference clip, in seconds (OpenAI's: 2 to 10 s)."""
+MAX_REFERENCE_S = 10.0
+"""Longest known-speaker reference clip, in seconds."""
+MAX_SPEAKERS = 20
+"""Most speakers a request may ask the clustering for."""
+
+
+@dataclass(frozen=True, slots=True)
+class KnownSpeaker:
+    """A speaker's name and a clip of their voice (16 kHz mono float32, 2 to 10 s)."""
+
+    name: str
+    samples: npt.NDArray[np.float32] = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DiarizationOptions:
+    """How a transcription labels its speakers.
+
+    ``mode="speakers"`` tells voices apart with the speaker model; ``mode="channels"``
+    transcribes each channel of the recording on its own, the channel being the speaker (no
+    model needed). Without ``num_speakers`` the clustering chooses the number, between
+    ``min_speakers`` and ``max_speakers``.
+    """
+
+    mode: Literal["speakers", "channels"] = "speakers"
+    num_speakers: int | None = None
+    min_speakers: int = 1
+    max_speakers: int = 8
+    known_speakers: tuple[KnownSpeaker, ...] = ()
+    channel_names: tuple[str, ...] = ()
+    """Speaker names of the channels in order, with ``mode="channels"`` (the rest are
+    labelled ``A``, ``B``, ... by channel)."""
+
+    def __post_init__(self) -> None:
+        """Check the counts and names.
+
+        Raises:
+            InvalidOptionError: naming the field at fault.
+        """
+        if self.num_speakers is not None and not 1 <= self.num_speakers <= MAX_SPEAKERS:
+            raise InvalidOptionError(
+                f"num_speakers must be between 1 and {MAX_SPEAKERS}, not {self.num_speakers}.",
+                param="num_speakers",
+            )
+        if not 1 <= self.min_speakers <= self.max_speakers <= MAX_SPEAKERS:
+            raise InvalidOptionError(
+                f"min_speakers ({self.min_speakers}) and max_speakers ({self.max_speakers}) "
+                f"must satisfy 1 <= min_speakers <= max_speakers <= {MAX_SPEAKERS}.",
+                param="min_speakers",
+            )
+        if len(self.known_speakers) > MAX_KNOWN_SPEAKERS:
+            raise InvalidOptionError(
+                f"At most {MAX_KNOWN_SPEAKERS} known speakers may be given, not "
+                f"{len(self.known_speakers)}.",
+                param="known_speaker_names[]",
+            )
+        names = [speaker.name for speaker in self.known_speakers] or list(self.channel_names)
+        if any(not name.strip() for name in names) or len(set(names)) != len(names):
+            raise InvalidOptionError(
+                "known_speaker_names[] must be distinct, non-empty names.",
+                param="known_speaker_names[]",
+            )
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        """The least and most speakers the clustering may find."""
+        if self.num_speakers is not None:
+            return self.num_speakers, self.num_speakers
+        return self.min_speakers, self.max_speakers

@@ -1,0 +1,358 @@
+"""Batched decoding of VAD chunks: faster-whisper's pipeline with Whisper's fallback and sentences.
+
+faster-whisper's ``BatchedInferencePipeline`` cuts the audio at VAD pauses into chunks of up to
+30 s and decodes them side by side, each chunk on its own (no previous text). Two of its choices
+cost words or timing, and :class:`BatchedPipeline` replaces them:
+
+- it decodes at the first temperature only. Here every chunk that fails Whisper's checks
+  (compression ratio above ``compression_ratio_threshold``, or average log-probability below
+  ``log_prob_threshold`` unless ``no_speech_prob`` says the chunk is silence) is decoded again
+  at the next temperature, the failing chunks of a batch together, as openai-whisper's
+  ``decode_with_fallback`` does for one window. A chunk whose best decode is judged silence
+  (``no_speech_prob`` above ``no_speech_threshold`` and a low log-probability) gives no text,
+  as in sequential decoding.
+- with timestamp tokens its chunks end early: on real speech whole sentences after a chunk's
+  last timestamp are lost (7 of 200 on an 11-minute recording with tiny.en). So text is always
+  decoded without timestamp tokens, and when segment times are wanted, each chunk's text is cut
+  at sentence ends (``.``, ``?``, ``!`` and their CJK forms) into segments whose times come from
+  the word-alignment pass (cross-attention, as for word timestamps).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import faster_whisper
+import numpy as np
+from faster_whisper.transcribe import get_compression_ratio
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    from faster_whisper.tokenizer import Tokenizer
+
+__all__ = ["BatchedPipeline", "Decode", "Fallback", "sentence_spans"]
+
+SENTENCE_ENDS = (".", "?", "!", "。", "？", "！")
+"""Word endings after which a chunk's text is cut into a new segment."""
+
+MAX_SEGMENT_WORDS = 40
+"""A sentence longer than this is cut after its next comma, so subtitles stay readable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decode:
+    """One chunk's decode at one temperature."""
+
+    tokens: list[int]
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+    temperature: float
+
+
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    """Whisper's temperature fallback rule (openai-whisper ``transcribe.decode_with_fallback``).
+
+    Attributes:
+        temperatures: Tried in order; the first is the greedy or beam-search decode.
+        compression_ratio_threshold: Above it (gzip ratio of the text) a decode is repetitive.
+        log_prob_threshold: Below it (average token log-probability) a decode is doubtful.
+        no_speech_threshold: Above it (probability of ``<|nospeech|>``), a doubtful decode is
+            silence: it is not retried, and gives no text.
+        best_of: Candidates sampled at each temperature above 0; the most probable is kept.
+    """
+
+    temperatures: tuple[float, ...]
+    compression_ratio_threshold: float | None
+    log_prob_threshold: float | None
+    no_speech_threshold: float | None
+    best_of: int
+
+    def is_silence(self, decode: Decode) -> bool:
+        """Whether ``decode`` is judged to be silence (its text is then dropped)."""
+        return (
+            self.no_speech_threshold is not None
+            and decode.no_speech_prob > self.no_speech_threshold
+            and self.log_prob_threshold is not None
+            and decode.avg_logprob < self.log_prob_threshold
+        )
+
+    def fails(self, decode: Decode) -> bool:
+        """Whether ``decode`` must be tried again at the next temperature."""
+        if self.is_silence(decode):
+            return False
+        repetitive = (
+            self.compression_ratio_threshold is not None
+            and decode.compression_ratio > self.compression_ratio_threshold
+        )
+        doubtful = (
+            self.log_prob_threshold is not None and decode.avg_logprob < self.log_prob_threshold
+        )
+        return repetitive or doubtful
+
+    def best(self, attempts: Sequence[Decode]) -> Decode:
+        """The decode kept when every temperature failed: the most probable one that is not
+        repetitive, else the most probable one."""
+        threshold = self.compression_ratio_threshold
+        fluent = [d for d in attempts if threshold is None or d.compression_ratio <= threshold]
+        return max(fluent or attempts, key=lambda d: d.avg_logprob)
+
+
+def sentence_spans(
+    words: Sequence[str], max_words: int = MAX_SEGMENT_WORDS
+) -> list[tuple[int, int]]:
+    """``[start, end)`` word index ranges of the sentences of ``words``.
+
+    A sentence ends after a word ending in one of :data:`SENTENCE_ENDS`; one longer than
+    ``max_words`` also ends after its next word ending in a comma. Every word is in exactly one
+    range, in order.
+    """
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for index, word in enumerate(words):
+        text = word.strip()
+        length = index + 1 - start
+        if text.endswith(SENTENCE_ENDS) or (length >= max_words and text.endswith((",", "，"))):
+            spans.append((start, index + 1))
+            start = index + 1
+    if start < len(words):
+        spans.append((start, len(words)))
+    return spans
+
+
+class BatchedPipeline(faster_whisper.BatchedInferencePipeline):  # type: ignore[misc]
+    """faster-whisper's batched pipeline, decoding with :class:`Fallback` and cutting chunks
+    into sentence segments timed by word alignment.
+
+    ``sentence_segments`` off, each chunk is one segment spanning the chunk's speech (no
+    alignment pass unless word timestamps are asked for).
+    """
+
+    def __init__(self, model: Any, fallback: Fallback, *, sentence_segments: bool) -> None:
+        """Run on ``model`` (a faster-whisper ``WhisperModel`` or whisperd's view of one)."""
+        super().__init__(model)
+        self.last_speech_timestamp: float = 0.0
+        self._fallback = fallback
+        self._sentences = sentence_segments
+
+    def forward(
+        self,
+        features: np.ndarray[Any, Any],
+        tokenizer: Tokenizer,
+        chunks_metadata: list[dict[str, Any]],
+        options: Any,
+    ) -> list[list[dict[str, Any]]]:
+        """Decode one batch of chunks into their segments (dicts, as faster-whisper's own).
+
+        A chunk judged silence gives no segment; the others are timed by the word-alignment
+        pass when words or sentence segments are wanted.
+        """
+        encoder_output, outputs = self.generate_segment_batched(features, tokenizer, options)
+        heard = [i for i, output in enumerate(outputs) if output["tokens"]]
+        chunks = [self._segments(tokenizer, chunks_metadata[i], outputs[i]) for i in heard]
+        if heard and (options.word_timestamps or self._sentences):
+            if len(heard) < len(outputs):
+                encoder_output = self.model.encode(features[heard])
+            frames_per_second = self.model.frames_per_second
+            self.last_speech_timestamp = self.model.add_word_timestamps(
+                chunks,
+                tokenizer,
+                encoder_output,
+                [int(np.ceil(chunks_metadata[i]["duration"]) * frames_per_second) for i in heard],
+                options.prepend_punctuations,
+                options.append_punctuations,
+                self.last_speech_timestamp,
+            )
+        return chunks
+
+    def _batched_segments_generator(
+        self,
+        features: np.ndarray[Any, Any],
+        tokenizer: Tokenizer,
+        chunks_metadata: list[dict[str, Any]],
+        batch_size: int,
+        options: Any,
+        log_progress: bool,
+    ) -> Iterator[faster_whisper.transcribe.Segment]:
+        """faster-whisper's segments of every batch, in order, each with the temperature its
+        chunk was decoded at."""
+        del log_progress
+        number = 0
+        for first in range(0, len(features), batch_size):
+            batch = slice(first, first + batch_size)
+            for chunk in self.forward(features[batch], tokenizer, chunks_metadata[batch], options):
+                for segment in chunk:
+                    number += 1
+                    words = (
+                        segment.get("words") if options.word_timestamps or self._sentences else None
+                    )
+                    yield faster_whisper.transcribe.Segment(
+                        id=number,
+                        seek=segment["seek"],
+                        start=round(segment["start"], 3),
+                        end=round(segment["end"], 3),
+                        text=segment["text"],
+                        tokens=segment["tokens"],
+                        avg_logprob=segment["avg_logprob"],
+                        compression_ratio=segment["compression_ratio"],
+                        no_speech_prob=segment["no_speech_prob"],
+                        temperature=segment["temperature"],
+                        words=None
+                        if words is None
+                        else [faster_whisper.transcribe.Word(**w) for w in words],
+                    )
+        self.last_speech_timestamp = 0.0
+
+    def _segments(
+        self, tokenizer: Tokenizer, metadata: dict[str, Any], output: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """One chunk's output as segments: its sentences (timed later by alignment) or one."""
+        tokens = [t for t in output["tokens"] if t < tokenizer.eot]
+        pieces = [tokens]
+        if self._sentences and tokens:
+            words, word_tokens = tokenizer.split_to_word_tokens([*tokens, tokenizer.eot])
+            spans = sentence_spans(words[:-1])
+            pieces = [[t for part in word_tokens[a:b] for t in part] for a, b in spans]
+        offset = float(metadata["offset"])
+        return [
+            {
+                "text": tokenizer.decode(piece),
+                "tokens": piece,
+                "avg_logprob": output["avg_logprob"],
+                "no_speech_prob": output["no_speech_prob"],
+                "compression_ratio": get_compression_ratio(tokenizer.decode(piece)),
+                "temperature": output["temperature"],
+                "start": offset,
+                "end": offset + float(metadata["duration"]),
+                "seek": int(offset * self.model.frames_per_second),
+            }
+            for piece in pieces
+        ]
+
+    def generate_segment_batched(
+        self, features: np.ndarray[Any, Any], tokenizer: Tokenizer, options: Any
+    ) -> tuple[Any, list[dict[str, Any]]]:
+        """Encode and decode ``features`` (one chunk each) with the fallback rule.
+
+        Returns:
+            The encoder output of the whole batch, and per chunk a dict of ``tokens``,
+            ``avg_logprob``, ``no_speech_prob`` and ``temperature`` (no tokens for silence).
+        """
+        prompt = self.model.get_prompt(
+            tokenizer,
+            previous_tokens=(
+                tokenizer.encode(options.initial_prompt) if options.initial_prompt else []
+            ),
+            without_timestamps=True,
+            hotwords=options.hotwords,
+        )
+        max_length = self.model.max_length
+        if options.max_new_tokens is not None:
+            max_length = min(max_length, len(prompt) + options.max_new_tokens)
+        encoder_output = self.model.encode(features)
+        prompts = self._prompts(prompt, tokenizer, encoder_output, len(features), options)
+        decodes = self._decode_all(
+            features, encoder_output, prompts, tokenizer, options, max_length
+        )
+        return encoder_output, [
+            {
+                "tokens": [] if self._fallback.is_silence(d) else d.tokens,
+                "avg_logprob": d.avg_logprob,
+                "no_speech_prob": d.no_speech_prob,
+                "temperature": d.temperature,
+            }
+            for d in decodes
+        ]
+
+    def _prompts(
+        self, prompt: list[int], tokenizer: Tokenizer, encoder_output: Any, size: int, options: Any
+    ) -> list[list[int]]:
+        """One prompt per chunk; multilingual decoding puts each chunk's own language in."""
+        prompts = [list(prompt) for _ in range(size)]
+        if options.multilingual:
+            index = prompt.index(tokenizer.language)
+            detected = self.model.model.detect_language(encoder_output)
+            for chunk_prompt, languages in zip(prompts, detected, strict=True):
+                chunk_prompt[index] = tokenizer.tokenizer.token_to_id(languages[0][0])
+        return prompts
+
+    def _decode_all(
+        self,
+        features: np.ndarray[Any, Any],
+        encoder_output: Any,
+        prompts: list[list[int]],
+        tokenizer: Tokenizer,
+        options: Any,
+        max_length: int,
+    ) -> list[Decode]:
+        """Every chunk decoded at the first temperature, failing ones again at the next ones
+        (re-encoding only those chunks), the best attempt kept."""
+        rule = self._fallback
+        first, *rest = rule.temperatures
+        attempts = [
+            [d]
+            for d in self._decode(encoder_output, prompts, tokenizer, options, first, max_length)
+        ]
+        for temperature in rest:
+            failing = [i for i, tried in enumerate(attempts) if rule.fails(tried[-1])]
+            if not failing:
+                break
+            encoded = self.model.encode(features[failing])
+            retried = self._decode(
+                encoded, [prompts[i] for i in failing], tokenizer, options, temperature, max_length
+            )
+            for index, decode in zip(failing, retried, strict=True):
+                attempts[index].append(decode)
+        return [tried[-1] if not rule.fails(tried[-1]) else rule.best(tried) for tried in attempts]
+
+    def _decode(
+        self,
+        encoder_output: Any,
+        prompts: list[list[int]],
+        tokenizer: Tokenizer,
+        options: Any,
+        temperature: float,
+        max_length: int,
+    ) -> list[Decode]:
+        """One ``generate`` call: beam search at temperature 0, else ``best_of`` samples."""
+        if temperature > 0:
+            search: dict[str, Any] = {
+                "beam_size": 1,
+                "num_hypotheses": self._fallback.best_of,
+                "sampling_topk": 0,
+                "sampling_temperature": temperature,
+            }
+        else:
+            search = {"beam_size": options.beam_size, "patience": options.patience}
+        results = self.model.model.generate(
+            encoder_output,
+            prompts,
+            length_penalty=options.length_penalty,
+            repetition_penalty=options.repetition_penalty,
+            no_repeat_ngram_size=options.no_repeat_ngram_size,
+            max_length=max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=options.suppress_blank,
+            suppress_tokens=options.suppress_tokens,
+            **search,
+        )
+        decodes = []
+        for result in results:
+            tokens = list(result.sequences_ids[0])
+            avg_logprob = (
+                result.scores[0] * len(tokens) ** options.length_penalty / (len(tokens) + 1)
+            )
+            decodes.append(
+                Decode(
+                    tokens=tokens,
+                    avg_logprob=float(avg_logprob),
+                    no_speech_prob=float(result.no_speech_prob),
+                    compression_ratio=get_compression_ratio(tokenizer.decode(tokens).strip()),
+                    temperature=temperature,
+                )
+            )
+        return decodes

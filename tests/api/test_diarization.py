@@ -1,0 +1,280 @@
+"""Speaker diarization on the OpenAI API, on the real Whisper tiny.en and the real GE2E
+speaker encoder: espeak-ng dialogues of distinct voices get their turns' speakers right, known
+speakers their names, stereo channels a speaker each; every output shows the labels."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import wave
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+
+from whisperd.engine.base import SAMPLE_RATE
+from whisperd.testing.speech import SENTENCES, SpokenText, conversation, espeak_available, speak
+
+if TYPE_CHECKING:
+    from conftest import RunningServer
+
+pytestmark = [
+    pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+]
+pytest.importorskip("scipy")
+pytest.importorskip("torch")
+
+VOICES = ("en-us+m1", "en-us+f2")
+"""Two espeak-ng voices the speaker encoder tells apart (a low male and a female voice)."""
+
+
+@pytest.fixture(scope="module")
+def dialogue() -> SpokenText:
+    """Six sentences, the two voices taking turns, 0.4 s between turns."""
+    return conversation(SENTENCES[:6], voices=VOICES, pause_s=0.4)
+
+
+def wav(samples: np.ndarray, channels: int = 1) -> bytes:
+    """16-bit WAV bytes of float samples (``(frames, channels)`` when ``channels`` > 1)."""
+    pcm = np.round(np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(channels)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes(pcm.tobytes())
+    return buffer.getvalue()
+
+
+def data_url(samples: np.ndarray) -> str:
+    return "data:audio/wav;base64," + base64.b64encode(wav(samples)).decode()
+
+
+def turns(segments: list[dict[str, object]], dialogue: SpokenText) -> list[object]:
+    """The speaker of the segment nearest each spoken sentence's middle."""
+    speakers = []
+    for start, end in dialogue.spans:
+        middle = (start + end) / 2
+        nearest = min(segments, key=lambda s: abs((s["start"] + s["end"]) / 2 - middle))  # type: ignore[operator]
+        speakers.append(nearest["speaker"])
+    return speakers
+
+
+def post(server: RunningServer, data: dict[str, object], audio: bytes) -> dict[str, object]:
+    with server.http() as http:
+        response = http.post(
+            "/v1/audio/transcriptions",
+            files={"file": ("dialogue.wav", audio)},
+            data={"temperature": "0", **data},
+        )
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def test_sdk_parses_diarized_json_with_each_turn_s_speaker(
+    real_server: RunningServer, dialogue: SpokenText
+) -> None:
+    client = real_server.client()
+    result = client.audio.transcriptions.create(
+        file=("dialogue.wav", dialogue.wav_bytes()),
+        model="gpt-4o-transcribe-diarize",
+        response_format="diarized_json",
+        temperature=0.0,
+    )
+    assert result.task == "transcribe"
+    assert result.duration == pytest.approx(dialogue.duration, abs=0.01)
+    segments = [segment.model_dump() for segment in result.segments]
+    assert turns(segments, dialogue) == ["A", "B", "A", "B", "A", "B"]
+    assert [segment.id for segment in result.segments][:2] == ["seg_001", "seg_002"]
+    assert all(segment.type == "transcript.text.segment" for segment in result.segments)
+    assert result.text.startswith("A: What time does the train leave")
+    assert "\nB: Please close the window" in result.text
+    assert result.usage is not None
+    assert result.usage.type == "duration"
+
+
+def test_known_speakers_get_their_names(real_server: RunningServer, dialogue: SpokenText) -> None:
+    references = [speak(" ".join(SENTENCES[8:10]), voice=voice).samples for voice in VOICES]
+    body = post(
+        real_server,
+        {
+            "model": "whisper-1",
+            "diarize": "true",
+            "response_format": "diarized_json",
+            "known_speaker_names[]": ["agent", "customer"],
+            "known_speaker_references[]": [
+                data_url(clip[: 8 * SAMPLE_RATE]) for clip in references
+            ],
+        },
+        dialogue.wav_bytes(),
+    )
+    speakers = turns(body["segments"], dialogue)  # type: ignore[arg-type]
+    assert speakers == ["agent", "customer"] * 3
+    assert str(body["text"]).startswith("agent: ")
+
+
+def test_one_known_speaker_named_the_other_lettered(
+    real_server: RunningServer, dialogue: SpokenText
+) -> None:
+    reference = speak(" ".join(SENTENCES[8:10]), voice=VOICES[1]).samples[: 8 * SAMPLE_RATE]
+    body = post(
+        real_server,
+        {
+            "diarize": "true",
+            "response_format": "diarized_json",
+            "known_speaker_names[]": "customer",
+            "known_speaker_references[]": data_url(reference),
+        },
+        dialogue.wav_bytes(),
+    )
+    assert turns(body["segments"], dialogue) == ["A", "customer"] * 3  # type: ignore[arg-type]
+
+
+def test_verbose_json_segments_and_words_carry_speakers(
+    real_server: RunningServer, dialogue: SpokenText
+) -> None:
+    body = post(
+        real_server,
+        {
+            "diarize": "true",
+            "response_format": "verbose_json",
+            "timestamp_granularities[]": ["segment", "word"],
+        },
+        dialogue.wav_bytes(),
+    )
+    segments = body["segments"]
+    assert turns(segments, dialogue) == ["A", "B"] * 3  # type: ignore[arg-type]
+    words = body["words"]
+    assert {word["speaker"] for word in words} == {"A", "B"}  # type: ignore[union-attr,index]
+    first = next(w for w in words if w["word"].strip().lower().startswith("please"))  # type: ignore[union-attr,index]
+    assert first["speaker"] == "B"
+
+
+def test_text_has_one_labelled_line_per_turn(
+    real_server: RunningServer, dialogue: SpokenText
+) -> None:
+    with real_server.http() as http:
+        response = http.post(
+            "/v1/audio/transcriptions",
+            files={"file": ("dialogue.wav", dialogue.wav_bytes())},
+            data={"diarize": "true", "response_format": "text", "temperature": "0"},
+        )
+    assert response.status_code == 200, response.text
+    lines = response.text.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["A", "B"] * 3
+    assert "close the window" in lines[1]
+
+
+def test_stream_sends_a_segment_event_per_diarized_segment(
+    real_server: RunningServer, dialogue: SpokenText
+) -> None:
+    with real_server.http() as http:
+        response = http.post(
+            "/v1/audio/transcriptions",
+            files={"file": ("dialogue.wav", dialogue.wav_bytes())},
+            data={"model": "gpt-4o-transcribe-diarize", "stream": "true", "temperature": "0"},
+        )
+    assert response.status_code == 200, response.text
+    events = [
+        json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: ")
+    ]
+    segments = [event for event in events if event["type"] == "transcript.text.segment"]
+    deltas = [event for event in events if event["type"] == "transcript.text.delta"]
+    assert turns(segments, dialogue) == ["A", "B"] * 3
+    assert [delta["segment_id"] for delta in deltas] == [segment["id"] for segment in segments]
+    assert events[-1]["type"] == "transcript.text.done"
+
+
+def test_stereo_channels_are_the_speakers(real_server: RunningServer) -> None:
+    left = speak(SENTENCES[0]).samples
+    right = speak(SENTENCES[1], voice="en-gb").samples
+    gap = np.zeros(SAMPLE_RATE, dtype=np.float32)
+    frames = np.zeros((len(left) + len(gap) + len(right), 2), dtype=np.float32)
+    frames[: len(left), 0] = left
+    frames[len(left) + len(gap) :, 1] = right
+    body = post(
+        real_server,
+        {
+            "multichannel": "true",
+            "response_format": "diarized_json",
+            "known_speaker_names[]": ["agent", "customer"],
+        },
+        wav(frames, channels=2),
+    )
+    segments = body["segments"]
+    assert [s["speaker"] for s in segments] == ["agent", "customer"]  # type: ignore[index,union-attr]
+    assert "time does the train" in segments[0]["text"]  # type: ignore[index]
+    assert "close the window" in segments[1]["text"]  # type: ignore[index]
+    assert segments[1]["start"] >= len(left) / SAMPLE_RATE  # type: ignore[index]
+
+
+def test_multichannel_on_mono_is_its_one_channel(
+    real_server: RunningServer, dialogue: SpokenText
+) -> None:
+    body = post(
+        real_server,
+        {"multichannel": "true", "response_format": "diarized_json"},
+        speak(SENTENCES[0]).wav_bytes(),
+    )
+    assert {segment["speaker"] for segment in body["segments"]} == {"A"}  # type: ignore[union-attr,index]
+    assert "time does the train" in str(body["text"])
+
+
+def test_one_voice_is_one_speaker(real_server: RunningServer) -> None:
+    alone = conversation(SENTENCES[:3], voices=VOICES[:1], pause_s=0.4)
+    body = post(
+        real_server, {"diarize": "true", "response_format": "diarized_json"}, alone.wav_bytes()
+    )
+    assert {segment["speaker"] for segment in body["segments"]} == {"A"}  # type: ignore[union-attr,index]
+
+
+def test_silence_has_no_segments(real_server: RunningServer) -> None:
+    silence = np.zeros(2 * SAMPLE_RATE, dtype=np.float32)
+    body = post(real_server, {"diarize": "true", "response_format": "diarized_json"}, wav(silence))
+    assert body["segments"] == []
+    assert body["text"] == ""
+
+
+def test_native_api_labels_segments_words_and_text(
+    real_server: RunningServer, dialogue: SpokenText
+) -> None:
+    with real_server.http() as http:
+        response = http.post(
+            "/transcribe",
+            files={"audio": ("dialogue.wav", dialogue.wav_bytes())},
+            data={"diarize": "true", "include_timestamps": "true", "word_timestamps": "true"},
+        )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    segments = [
+        {"start": s["start"], "end": s["end"], "speaker": s["speaker"]} for s in body["segments"]
+    ]
+    assert turns(segments, dialogue) == ["A", "B"] * 3
+    assert all(w["speaker"] == s["speaker"] for s in body["segments"] for w in s["words"])
+    assert [line.split(":")[0] for line in body["text"].splitlines()] == ["A", "B"] * 3
+
+
+def test_native_api_without_diarization_has_no_speaker_fields(
+    real_server: RunningServer, dialogue: SpokenText
+) -> None:
+    with real_server.http() as http:
+        response = http.post(
+            "/transcribe",
+            files={"audio": ("dialogue.wav", dialogue.wav_bytes())},
+            data={"include_timestamps": "true"},
+        )
+    assert response.status_code == 200, response.text
+    assert all("speaker" not in segment for segment in response.json()["segments"])
+
+
+def test_native_api_speaker_counts_need_diarize(real_server: RunningServer) -> None:
+    with real_server.http() as http:
+        response = http.post(
+            "/transcribe",
+            files={"audio": ("speech.wav", speak(SENTENCES[0]).wav_bytes())},
+            data={"num_speakers": "2"},
+        )
+    assert response.status_code == 400, response.text
+    assert "num_speakers needs diarize" in response.text

@@ -1,0 +1,131 @@
+"""Batched decoding's own rules: the temperature fallback per chunk and sentence segments."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from whisperd.engine.batched import BatchedPipeline, Decode, Fallback, sentence_spans
+
+RULE = Fallback(
+    temperatures=(0.0, 0.5, 1.0),
+    compression_ratio_threshold=2.4,
+    log_prob_threshold=-1.0,
+    no_speech_threshold=0.6,
+    best_of=3,
+)
+
+
+def _decode(avg_logprob: float, *, ratio: float = 1.0, no_speech: float = 0.0) -> Decode:
+    return Decode([1], avg_logprob, no_speech, ratio, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("words", "spans"),
+    [
+        ([], []),
+        ([" Hello."], [(0, 1)]),
+        ([" Hi", " there.", " How", " are", " you?"], [(0, 2), (2, 5)]),
+        ([" no", " end"], [(0, 2)]),
+        ([" Wait!", " What", "?"], [(0, 1), (1, 3)]),
+        ([" 今日は。", " 元気？"], [(0, 1), (1, 2)]),
+    ],
+)
+def test_sentence_spans_cover_every_word_once(
+    words: list[str], spans: list[tuple[int, int]]
+) -> None:
+    assert sentence_spans(words) == spans
+
+
+def test_a_long_sentence_is_cut_at_its_next_comma() -> None:
+    words = [f" w{i}" for i in range(5)] + [" so,", " on", " and,", " end."]
+    assert sentence_spans(words, max_words=3) == [(0, 6), (6, 9)]
+    assert sentence_spans(words, max_words=2) == [(0, 6), (6, 8), (8, 9)]
+
+
+@pytest.mark.parametrize(
+    ("decode", "fails", "silence"),
+    [
+        (_decode(-0.2), False, False),
+        (_decode(-1.5), True, False),
+        (_decode(-0.2, ratio=3.0), True, False),
+        (_decode(-1.5, no_speech=0.9), False, True),
+        (_decode(-0.2, no_speech=0.9), False, False),
+    ],
+)
+def test_the_fallback_rule_is_whispers(decode: Decode, fails: bool, silence: bool) -> None:
+    assert RULE.fails(decode) is fails
+    assert RULE.is_silence(decode) is silence
+
+
+def test_when_every_temperature_fails_the_most_probable_fluent_decode_is_kept() -> None:
+    attempts = [_decode(-1.2, ratio=3.0), _decode(-1.4), _decode(-1.3)]
+    assert RULE.best(attempts) is attempts[2]
+    assert RULE.best([_decode(-2.0, ratio=3.0), _decode(-1.5, ratio=2.5)]).avg_logprob == -1.5
+
+
+class _ScriptedGenerate:
+    """A model whose chunk ``i`` (a feature row holding ``i``) scores as a script says."""
+
+    def __init__(self, scores: dict[tuple[int, float], float]) -> None:
+        self.scores = scores
+        self.calls: list[tuple[list[int], dict[str, Any]]] = []
+
+    def generate(self, encoded: np.ndarray, prompts: list[list[int]], **options: Any) -> list[Any]:
+        chunks = [int(row) for row in encoded[:, 0]]
+        temperature = options.get("sampling_temperature", 0.0)
+        self.calls.append((chunks, options))
+        # avg_logprob = score * len / (len + 1) for one token: score = 2 * avg_logprob.
+        return [
+            SimpleNamespace(
+                sequences_ids=[[chunk + 10]],
+                scores=[2 * self.scores.get((chunk, temperature), -0.1)],
+                no_speech_prob=0.0,
+            )
+            for chunk in chunks
+        ]
+
+
+def _pipeline(model: _ScriptedGenerate) -> BatchedPipeline:
+    view = SimpleNamespace(
+        model=model,
+        max_length=448,
+        frames_per_second=100,
+        encode=lambda features: np.asarray(features)[:, :1],
+        get_prompt=lambda tokenizer, **_: [1, 2, 3],
+    )
+    return BatchedPipeline(view, RULE, sentence_segments=False)
+
+
+def test_failing_chunks_are_decoded_again_together_at_the_next_temperatures() -> None:
+    model = _ScriptedGenerate({(1, 0.0): -1.5, (2, 0.0): -1.5, (2, 0.5): -1.6, (2, 1.0): -1.2})
+    tokenizer = SimpleNamespace(decode=lambda tokens: "text", encode=lambda text: [])
+    options = SimpleNamespace(
+        initial_prompt=None,
+        hotwords=None,
+        max_new_tokens=None,
+        multilingual=False,
+        beam_size=5,
+        patience=1.0,
+        length_penalty=1.0,
+        repetition_penalty=1.0,
+        no_repeat_ngram_size=0,
+        suppress_blank=True,
+        suppress_tokens=[-1],
+    )
+    features = np.arange(3, dtype=np.float32)[:, None] * np.ones((3, 4), dtype=np.float32)
+
+    _, outputs = _pipeline(model).generate_segment_batched(features, tokenizer, options)
+
+    assert [chunks for chunks, _ in model.calls] == [[0, 1, 2], [1, 2], [2]]
+    first, second, _ = (options for _, options in model.calls)
+    assert first["beam_size"] == 5
+    assert "sampling_temperature" not in first
+    assert (second["beam_size"], second["sampling_topk"]) == (1, 0)
+    assert (second["num_hypotheses"], second["sampling_temperature"]) == (3, 0.5)
+    assert [o["temperature"] for o in outputs] == [0.0, 0.5, 1.0]
+    assert [o["tokens"] for o in outputs] == [[10], [11], [12]]
+    assert outputs[2]["avg_logprob"] == pytest.approx(-1.2)
