@@ -217,19 +217,20 @@ class BatchedPipeline(faster_whisper.BatchedInferencePipeline):  # type: ignore[
             spans = sentence_spans(words[:-1])
             pieces = [[t for part in word_tokens[a:b] for t in part] for a, b in spans]
         offset = float(metadata["offset"])
+        texts = [tokenizer.decode(piece) for piece in pieces]
         return [
             {
-                "text": tokenizer.decode(piece),
+                "text": text,
                 "tokens": piece,
                 "avg_logprob": output["avg_logprob"],
                 "no_speech_prob": output["no_speech_prob"],
-                "compression_ratio": get_compression_ratio(tokenizer.decode(piece)),
+                "compression_ratio": get_compression_ratio(text),
                 "temperature": output["temperature"],
                 "start": offset,
                 "end": offset + float(metadata["duration"]),
                 "seek": int(offset * self.model.frames_per_second),
             }
-            for piece in pieces
+            for piece, text in zip(pieces, texts, strict=True)
         ]
 
     def generate_segment_batched(

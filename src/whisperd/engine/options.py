@@ -247,18 +247,23 @@ class TranscribeOptions(BaseModel):
             raise ValueError("clip_timestamps must be in increasing order")
         return value
 
+    def sequential_only(self) -> tuple[str, ...]:
+        """The options set here that only sequential decoding honours (batched decoding cuts
+        the audio at VAD pauses and decodes each chunk on its own)."""
+        asked = {
+            "clip_timestamps": self.clip_timestamps != (0.0,),
+            "condition_on_previous_text": bool(self.condition_on_previous_text),
+            "prefix": bool(self.prefix),
+            "hallucination_silence_threshold": self.hallucination_silence_threshold is not None,
+        }
+        return tuple(name for name, given in asked.items() if given)
+
     def chunk_batch_size(self, default: int = DEFAULT_BATCH_SIZE) -> int:
         """VAD chunks per model call: ``batch_size`` when set, else ``default`` (the engine's
-        windows per model call) unless an option asks for what only sequential decoding (1)
-        does: VAD off, explicit ``clip_timestamps``, ``condition_on_previous_text``, a
-        ``prefix`` or a ``hallucination_silence_threshold``."""
+        windows per model call, at least 2) unless VAD is off or an option only sequential
+        decoding honours is set (:meth:`sequential_only`), which makes it 1."""
         if self.batch_size is not None:
             return self.batch_size
-        sequential_only = (
-            not self.vad_filter
-            or self.clip_timestamps != (0.0,)
-            or self.condition_on_previous_text
-            or self.prefix
-            or self.hallucination_silence_threshold is not None
-        )
-        return 1 if sequential_only else max(2, default)
+        if not self.vad_filter or self.sequential_only():
+            return 1
+        return max(2, default)

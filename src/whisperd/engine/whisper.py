@@ -129,19 +129,14 @@ def batched_kwargs(
         InvalidOptionError: for an option batched decoding cannot honour, asked with an
             explicit ``batch_size`` above 1 (unset, such options make decoding sequential).
     """
-    for name, asked in (
-        ("clip_timestamps", options.clip_timestamps != (0.0,)),
-        ("condition_on_previous_text", bool(options.condition_on_previous_text)),
-        ("prefix", bool(options.prefix)),
-        ("hallucination_silence_threshold", options.hallucination_silence_threshold is not None),
-    ):
-        if asked:
-            raise InvalidOptionError(
-                f"{name} cannot be combined with batch_size above 1: batched decoding cuts "
-                "the audio at VAD pauses and decodes each chunk on its own; leave batch_size "
-                "unset or set it to 1.",
-                param=name,
-            )
+    if sequential := options.sequential_only():
+        name = sequential[0]
+        raise InvalidOptionError(
+            f"{name} cannot be combined with batch_size above 1: batched decoding cuts the "
+            "audio at VAD pauses and decodes each chunk on its own; leave batch_size unset "
+            "or set it to 1.",
+            param=name,
+        )
     kwargs = transcribe_kwargs(options, default_chunk_length)
     kwargs.update(batch_size=batch_size, vad_filter=True, clip_timestamps=None)
     for name in ("condition_on_previous_text", "prompt_reset_on_temperature", "prefix"):
