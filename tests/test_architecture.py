@@ -64,10 +64,11 @@ LAYERS: tuple[frozenset[str], ...] = (
             "cli_language",
             "cli_speakers",
             "batch",
+            "ray_serve",
         }
     ),
     frozenset({"app"}),
-    frozenset({"api"}),
+    frozenset({"api", "web"}),
     frozenset({"schemas"}),
     frozenset({"service", "jobs"}),
     frozenset({"streaming", "audio", "diarization"}),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import wave
 from pathlib import Path
 
@@ -65,6 +66,40 @@ def test_every_format_shows_the_speakers(dialogue: Path, real_model: Path, tmp_p
     assert tsv[1].split("\t")[2].startswith("[A] ")
     verbose = json.loads((tmp_path / "dialogue.verbose.json").read_text())
     assert [segment["speaker"] for segment in verbose["segments"]] == ["A", "B", "A", "B"]
+
+
+def test_shaped_subtitles_keep_one_labelled_speaker_per_cue(
+    dialogue: Path, real_model: Path, tmp_path: Path
+) -> None:
+    shaping = ("--max-line-width", "24", "--max-line-count", "2", "--highlight-words")
+    result = _run(
+        "transcribe",
+        str(dialogue),
+        "--model",
+        str(real_model),
+        "--diarize",
+        "--temperature",
+        "0",
+        "--format",
+        "all",
+        *shaping,
+        "--output-dir",
+        str(tmp_path),
+    )
+    assert result.exit_code == 0, result.output
+    for suffix, label in (("srt", r"\[([AB])\] "), ("vtt", r"<v ([AB])>")):
+        document = (tmp_path / f"dialogue.{suffix}").read_text()
+        blocks = document.removeprefix("WEBVTT\n\n").strip().split("\n\n")
+        texts = [
+            "\n".join(line for line in block.splitlines() if "-->" not in line) for block in blocks
+        ]
+        speakers = [re.search(label, text) for text in texts]
+        assert all(speakers), texts
+        order = [m.group(1) for m in speakers if m]
+        assert [s for i, s in enumerate(order) if i == 0 or order[i - 1] != s] == list("ABAB")
+        assert any("<u>" in text for text in texts)
+    srt = (tmp_path / "dialogue.srt").read_text()
+    assert "[B] <u>Please</u> close" in srt
 
 
 def test_known_speaker_from_a_file_is_named(
@@ -128,7 +163,7 @@ def test_multichannel_labels_each_channel(real_model: Path, tmp_path: Path) -> N
         (["--known-speaker", "a=missing.wav"], "--known-speaker needs --diarize"),
         (["--diarize", "--known-speaker", "nobody"], "give NAME=FILE"),
         (["--diarize", "--min-speakers", "3", "--max-speakers", "2"], "--min-speakers"),
-        (["--diarize", "--server", "http://127.0.0.1:9"], "do not work with --server"),
+        (["--diarize", "--server", "http://127.0.0.1:9"], "not sent with --server"),
         (["--diarize", "--num-speakers", "0"], "--num-speakers"),
     ],
 )

@@ -29,6 +29,7 @@ from whisperd.api.middleware import (
     DEFAULT_PUBLIC_PATHS,
     ApiKeyMiddleware,
     BodyTimeoutMiddleware,
+    ReplicaHeaderMiddleware,
     RequestIdMiddleware,
 )
 from whisperd.api.models_admin import router as models_admin_router
@@ -44,6 +45,7 @@ from whisperd.jobs import check_jobs, open_jobs
 from whisperd.schemas.native import Health
 from whisperd.service import TranscriptionService
 from whisperd.service.loading import check_default_model
+from whisperd.web import install_web, web_paths
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -165,7 +167,9 @@ def create_app(settings: Settings, *, service: TranscriptionService | None = Non
     keys = [key.get_secret_value() for key in settings.api_keys]
     app.state.drain = Drain()
     app.add_middleware(BodyTimeoutMiddleware)
-    app.add_middleware(ApiKeyMiddleware, keys=keys, public_paths=DEFAULT_PUBLIC_PATHS)
+    # The web page loads without a key, then asks for one (its API calls send it).
+    public_paths = (*DEFAULT_PUBLIC_PATHS, *web_paths())
+    app.add_middleware(ApiKeyMiddleware, keys=keys, public_paths=public_paths)
     # A draining server still shows its metrics: the scrapes see the drain through.
     open_paths = (*DEFAULT_PUBLIC_PATHS, "/metrics")
     app.add_middleware(DrainMiddleware, drain=app.state.drain, open_paths=open_paths)
@@ -187,18 +191,32 @@ def create_app(settings: Settings, *, service: TranscriptionService | None = Non
         app.add_middleware(SpanContextMiddleware)
     app.state.tracer_provider = tracer_provider
     app.add_middleware(RequestIdMiddleware)
+    _name_replica(app, settings)
     install_openapi(app, public_paths=DEFAULT_PUBLIC_PATHS, key_required=bool(keys))
     install_docs(app)
+    install_web(app)
     return app
+
+
+def _name_replica(app: FastAPI, settings: Settings) -> None:
+    """With ``replica_name`` set, every answer names it (outermost: refusals too)."""
+    if settings.replica_name is not None:
+        app.add_middleware(ReplicaHeaderMiddleware, name=settings.replica_name)
 
 
 _CORS_METHODS = ["GET", "POST", "DELETE"]
 """Methods browser apps may use across origins (every method of the APIs)."""
-_CORS_EXPOSED = ["x-request-id", "retry-after"]
+_CORS_EXPOSED = ["x-request-id", "retry-after", "x-whisperd-replica"]
 """Response headers a browser app may read across origins, besides the CORS-safelisted ones."""
 
 _UVICORN_GRACE_S = 5
 """uvicorn's own bound on closing connections once the drain is over (only a backstop)."""
+
+
+HTTP_PARSER = "h11"
+"""uvicorn's HTTP/1.1 parser, named so that installing an extra that brings httptools (Ray does)
+does not change what clients see: httptools answers a request with an unknown method 400 before
+the app sees it, h11 passes it on (405, counted under the method ``other`` in /metrics)."""
 
 
 class DrainingServer(uvicorn.Server):
@@ -294,6 +312,7 @@ def run_server(settings: Settings) -> None:
         log_config=None,  # keep the process's logging (cli: one format for every line)
         access_log=False,  # whisperd.access logs route templates, not paths and queries
         timeout_graceful_shutdown=_UVICORN_GRACE_S,
+        http=HTTP_PARSER,
     )
     metrics = None
     if settings.metrics_port is not None:

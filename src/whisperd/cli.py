@@ -119,6 +119,9 @@ def serve(**flags: Any) -> None:
 
     SIGTERM or Ctrl-C drains the server: new work gets 503, work in flight has
     --shutdown-timeout-s to finish, then the server exits with 0; a second one quits at once.
+
+    With --ray, Ray Serve's proxy listens instead and spreads the work over --replicas
+    copies of the server (the ray extra; docs/ray.md).
     """
     from whisperd.app import run_server
     from whisperd.cli_logs import server_logging
@@ -126,10 +129,30 @@ def serve(**flags: Any) -> None:
     settings = _settings(**given_settings(flags))
     try:
         with server_logging(settings.log_level, settings.log_format):
-            run_server(settings)
+            if settings.ray:
+                _run_on_ray(settings)
+            else:
+                run_server(settings)
     except WhisperdError as exc:  # escaped: a message may hold brackets (whisperd[otel])
         Console(stderr=True).print(f"[red]error:[/red] {escape(exc.message)}", soft_wrap=True)
         raise SystemExit(2) from None
+
+
+def _run_on_ray(settings: Settings) -> None:
+    """``serve --ray``: whisperd as a Ray Serve application (docs/ray.md).
+
+    Raises:
+        StartupError: if the ``ray`` extra is not installed, or Ray cannot run it as set.
+    """
+    from whisperd.errors import StartupError
+
+    try:
+        from whisperd.ray_serve import run_on_ray
+    except ImportError as exc:
+        raise StartupError(
+            f"--ray needs Ray Serve ({exc.name or exc} is missing): pip install 'whisperd[ray]'"
+        ) from exc
+    run_on_ray(settings)
 
 
 def _formats(values: tuple[str, ...]) -> tuple[OutputFormat, ...]:

@@ -81,8 +81,8 @@ def diarization_from_flags(
         return None, ()
     if params.get("server"):
         raise click.UsageError(
-            "--diarize and --multichannel do not work with --server yet (jobs do not label "
-            "speakers); transcribe here instead."
+            "--diarize and --multichannel are not sent with --server yet; transcribe here "
+            "instead, or submit the job to /v1/jobs with diarize=true yourself."
         )
     known = [_known(item, params["multichannel"]) for item in params.get("known_speaker", ())]
     least = counts["min_speakers"] or 1

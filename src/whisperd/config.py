@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -93,6 +94,12 @@ class Settings(BaseSettings):
     utterance is heard inside a longer window as the batch route hears it (0: each final hears
     only its utterance). 20 s: the batch route's words on tiny.en, at about 3x the decoding cost
     per final of 0 s; lower it to serve more streams per CPU core (docs/benchmarks.md)."""
+    stream_final_latency_target_s: Annotated[float, Field(ge=0.0)] = 1.0
+    """Seconds from the end of speech to a stream's final above which that stream's next
+    finals shed context (halved each time, down to none, and encoded at their own length
+    instead of a 30 s window) until finals are in time again, when the context comes back
+    5 s at a time. So one stream gets the whole ``stream_final_context_s`` and many streams
+    stay in real time. 0: every final gets the whole context, whatever the load."""
     stream_stable_partials: bool = False
     """Let partials make words stable (two agreeing partials, four words held back): stable
     text and Realtime deltas come while the person speaks, but greedy guesses forced into the
@@ -224,6 +231,30 @@ class Settings(BaseSettings):
     extra: ``pip install 'whisperd[otel]'``). Unset: no tracing."""
     otel_service_name: Annotated[str, Field(min_length=1)] = "whisperd"
     """OpenTelemetry: the ``service.name`` of this server's spans."""
+    replica_name: str | None = None
+    """A name for this server, sent in the ``X-Whisperd-Replica`` header of every answer and
+    shown by ``/status`` (``--ray`` sets it to each replica's id, and labels each replica's
+    ``/metrics`` with it). Unset: no header."""
+    ray: bool = False
+    """Serve through Ray Serve (the ``ray`` extra: ``pip install 'whisperd[ray]'``): Ray's
+    proxy listens on ``host:port`` and spreads requests and streams over ``replicas`` copies of
+    this server, each with its own model (docs/ray.md)."""
+    ray_address: str | None = None
+    """The Ray cluster to deploy to (``ray://head:10001``, or ``auto`` for the cluster that
+    ``ray start`` runs on this machine). Unset: a Ray instance of its own on this machine."""
+    replicas: Annotated[int, Field(ge=1, le=1024)] = 1
+    """``--ray``: replicas to run, or the fewest when ``max_replicas`` is set."""
+    max_replicas: Annotated[int | None, Field(ge=1, le=1024)] = None
+    """``--ray``: autoscale between ``replicas`` and this many replicas by ongoing requests
+    (``replica_target_requests`` per replica). Unset: always ``replicas``."""
+    replica_target_requests: Annotated[float, Field(gt=0, le=10_000)] = 4.0
+    """``--ray`` with ``max_replicas``: ongoing requests and streams per replica the
+    autoscaler aims at."""
+    replica_gpus: Annotated[float, Field(ge=0, le=64)] = 0.0
+    """``--ray``: GPUs each replica reserves (fractions share one: 0.5 puts two replicas on a
+    GPU); 0: CPU replicas."""
+    replica_cpus: Annotated[float, Field(ge=0, le=1024)] = 1.0
+    """``--ray``: CPU cores each replica reserves on its node."""
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -252,6 +283,14 @@ class Settings(BaseSettings):
     def _check_metrics_port(cls, value: int | None, info: ValidationInfo) -> int | None:
         if value is not None and value == info.data.get("port"):
             raise ValueError("the metrics port must differ from the server's port")
+        return value
+
+    @field_validator("max_replicas")
+    @classmethod
+    def _check_max_replicas(cls, value: int | None, info: ValidationInfo) -> int | None:
+        fewest = info.data.get("replicas")
+        if value is not None and fewest is not None and value < fewest:
+            raise ValueError(f"max_replicas ({value}) is below replicas ({fewest})")
         return value
 
     @field_validator("webhook_secret")
@@ -284,6 +323,13 @@ class ClientSettings(BaseSettings):
     api_key: SecretStr | None = None
     """The API key sent to the server (``WHISPERD_API_KEY``); ``--api-key`` wins, but shows
     the key in the process list."""
+
+
+def export_to_children(name: str, value: str) -> None:
+    """Set the environment variable ``name`` of this process for the processes it starts
+    (Ray's, under ``whisperd serve --ray``), unless it is already set: the user's value wins.
+    Here because this module is the only one that touches the environment."""
+    os.environ.setdefault(name, value)
 
 
 WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret

@@ -16,7 +16,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from waiting import joined, wait_until
-from whisperd.app import create_app
+from whisperd.app import HTTP_PARSER, create_app
 from whisperd.audio.decode import AudioSource, decode_audio
 from whisperd.config import Settings
 from whisperd.engine.base import Transcript
@@ -53,7 +53,9 @@ def _serve(
 ) -> Iterator[RunningServer]:
     """Run ``create_app(settings, service=service)`` under uvicorn on 127.0.0.1 in a thread."""
     app = create_app(settings, service=service)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", http=HTTP_PARSER
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import wave
 from typing import TYPE_CHECKING
 
@@ -81,6 +82,7 @@ def test_sdk_parses_diarized_json_with_each_turn_s_speaker(
         file=("dialogue.wav", dialogue.wav_bytes()),
         model="gpt-4o-transcribe-diarize",
         response_format="diarized_json",
+        chunking_strategy="auto",  # OpenAI asks it of the diarizing model on long audio
         temperature=0.0,
     )
     assert result.task == "transcribe"
@@ -278,3 +280,31 @@ def test_native_api_speaker_counts_need_diarize(real_server: RunningServer) -> N
         )
     assert response.status_code == 400, response.text
     assert "num_speakers needs diarize" in response.text
+
+
+@pytest.mark.parametrize(
+    ("fmt", "label"), [("srt", r"^\[(A|B)\] "), ("vtt", r"^<v (A|B)>")], ids=["srt", "vtt"]
+)
+def test_shaped_subtitles_keep_the_speakers(
+    real_server: RunningServer, dialogue: SpokenText, fmt: str, label: str
+) -> None:
+    with real_server.http() as http:
+        response = http.post(
+            "/v1/audio/transcriptions",
+            files={"file": ("dialogue.wav", dialogue.wav_bytes())},
+            data={
+                "diarize": "true",
+                "response_format": fmt,
+                "temperature": "0",
+                "max_words_per_line": "4",
+                "max_cue_duration": "2",
+            },
+        )
+    assert response.status_code == 200, response.text
+    blocks = response.text.removeprefix("WEBVTT\n\n").strip().split("\n\n")
+    texts = [block.split("-->")[1].split("\n", 1)[1] for block in blocks]
+    speakers = [re.match(label, text) for text in texts]
+    assert all(speakers), texts
+    order = [match.group(1) for match in speakers if match]
+    assert [s for i, s in enumerate(order) if i == 0 or order[i - 1] != s] == ["A", "B"] * 3
+    assert all(len(re.sub(label, "", text).split()) <= 4 for text in texts)

@@ -66,10 +66,14 @@ def _auth(key: str | None) -> dict[str, str]:
 
 
 @contextmanager
-def serve_jobs(settings: Settings, gate: threading.Event | None) -> Iterator[JobServer]:
+def serve_jobs(
+    settings: Settings, gate: threading.Event | None, *, real: bool = False
+) -> Iterator[JobServer]:
     """Run a fake-engine server on ``settings`` (``gate`` holds the engines' windows after the
-    first until it is set) and yield it with a client."""
-    service = TranscriptionService.create(settings, loader=fake_loader(gate=gate))
+    first until it is set), or with ``real`` the settings' own engine (a real model), and
+    yield it with a client."""
+    loader = None if real else fake_loader(gate=gate)
+    service = TranscriptionService.create(settings, loader=loader)
     app = create_app(settings, service=service)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)

@@ -286,3 +286,83 @@ def test_stop_fails_what_is_queued(started) -> None:
         batcher.submit("encode", None, "x", items=1, ticket=batcher.ticket())
     with pytest.raises(ValueError, match="at least 1"):
         Batcher(FakeModel(), max_batch_size=0)
+
+
+def _served_long(batcher: Batcher) -> Ticket:
+    """An active request far past its first-come calls (a long file under way)."""
+    ticket = batcher.ticket()
+    ticket.served = 64 * FIRST_COME_CALLS
+    batcher.enter(ticket)
+    return ticket
+
+
+def test_a_request_between_two_calls_keeps_its_turn(started, monkeypatch) -> None:
+    monkeypatch.setattr("whisperd.scheduler.batcher.RETURN_WAIT_S", DEADLINE_S)
+    gate = threading.Event()
+    model = FakeModel(gate=gate)
+    batcher = _start(started, model, max_batch_size=2, max_wait_s=0.001)
+    long_file = _served_long(batcher)
+    clip = batcher.ticket()
+    batcher.enter(clip)
+
+    def clip_request() -> None:
+        batcher.submit("encode", None, "clip-encode", items=1, ticket=clip)
+        time.sleep(0.2)  # the clip's thread comes back late (a loaded machine)
+        batcher.submit("generate", None, "clip-generate", items=1, ticket=clip)
+        batcher.leave(clip)
+
+    blocker = threading.Thread(
+        target=batcher.submit,
+        args=("encode", None, "blocker"),
+        kwargs={"items": 1, "ticket": batcher.ticket()},
+    )
+    blocker.start()
+    waited(model.entered, "the worker never entered the blocker call")
+    clip_thread = threading.Thread(target=clip_request)
+    clip_thread.start()
+    long_thread = threading.Thread(
+        target=batcher.submit,
+        args=("generate", "chunks", "long-window"),
+        kwargs={"items": 2, "ticket": long_file},
+    )
+    long_thread.start()
+    wait_until(
+        lambda: batcher.queued == 2, "the clip's and the long file's calls were never queued"
+    )
+    gate.set()
+    joined(blocker, clip_thread, long_thread)
+    batcher.leave(long_file)
+    order = [payloads[0] for _, payloads in model.calls]
+    assert order == ["blocker", "clip-encode", "clip-generate", "long-window"]
+
+
+def test_a_request_still_preparing_is_not_waited_for(started, monkeypatch) -> None:
+    monkeypatch.setattr("whisperd.scheduler.batcher.RETURN_WAIT_S", DEADLINE_S)
+    model = FakeModel()
+    batcher = _start(started, model, max_batch_size=2, max_wait_s=0.001)
+    long_file = _served_long(batcher)
+    preparing = batcher.ticket()  # ranks ahead, has had no call yet (decoding its audio)
+    batcher.enter(preparing)
+    began = time.monotonic()
+    batcher.submit("generate", "chunks", "long-window", items=2, ticket=long_file)
+    elapsed = time.monotonic() - began
+    batcher.leave(preparing)
+    batcher.leave(long_file)
+    assert elapsed < DEADLINE_S / 2  # not held for the returning request's wait
+
+
+def test_without_merging_across_levels_a_long_files_window_does_not_ride_along(started) -> None:
+    merged = []
+    for merge_across_levels in (True, False):
+        gate = threading.Event()
+        model = FakeModel(gate=gate)
+        batcher = _start(started, model, max_batch_size=2, merge_across_levels=merge_across_levels)
+        long_file = _served_long(batcher)
+        jobs = [
+            ("encode", 3000, "long-window", long_file),
+            ("encode", 3000, "clip", batcher.ticket()),
+        ]
+        _queue_while_blocked(batcher, model, jobs, batcher.ticket())
+        batcher.leave(long_file)
+        merged.append([payloads for _, payloads in model.calls[1:]])
+    assert merged == [[["clip", "long-window"]], [["clip"], ["long-window"]]]

@@ -18,14 +18,21 @@ from starlette.requests import HTTPConnection
 
 from whisperd.api.deps import FetcherDep, ServiceDep, SettingsDep, accepting_work
 from whisperd.api.inputs import ParsedForm, audio_source, parse_form, report_ignored
+from whisperd.audio.decode import AudioSource, DecodeLimits
 from whisperd.audio.formats import GRANULARITIES, Granularity, render, to_json, to_verbose_json
+from whisperd.audio.speakers import to_diarized_json
 from whisperd.config import Settings
 from whisperd.engine.base import Transcript
 from whisperd.errors import InvalidOptionError, JobStoreUnavailableError
 from whisperd.jobs import Job, JobService, JobStatus, Submission, job_json
 from whisperd.jobs.service import check_submission
+from whisperd.jobs.speakers import DIARIZATION_KEY
 from whisperd.jobs.webhooks import check_webhook_url
-from whisperd.schemas.diarization import DiarizationFields
+from whisperd.schemas.diarization import (
+    DIARIZE_MODEL,
+    DiarizationFields,
+    TranscriptionDiarized,
+)
 from whisperd.schemas.jobs import JobFields, JobList, JobObject
 from whisperd.schemas.openai import (
     ARRAY_FIELDS,
@@ -41,6 +48,7 @@ from whisperd.schemas.openai import (
     request_schema,
 )
 from whisperd.schemas.subtitles import SubtitleFields
+from whisperd.service import TranscriptionService
 from whisperd.service.log_context import JOB_ID
 
 __all__ = ["router"]
@@ -49,6 +57,8 @@ router = APIRouter(prefix="/v1", tags=["jobs"])
 
 _FORMATS: Final[dict[str, ResponseFormat]] = {name: name for name in get_args(ResponseFormat)}
 _JOB_FIELDS: Final = frozenset(JobFields.model_fields)
+References = tuple[tuple[str, AudioSource], ...]
+"""Known speakers' names and voice clips, as a submission sends them."""
 _ERRORS: Final = {
     400: "A parameter, or the audio, cannot be used (`param` names the field).",
     401: "The API key is missing or wrong (only on a server started with --api-key).",
@@ -145,16 +155,20 @@ async def create_job(
     """Submit audio for transcription in the background; answers 202 with the job.
 
     The fields are those of ``/v1/audio/transcriptions`` (``response_format`` becomes the
-    result's default) plus ``task``, ``webhook_url`` and ``metadata``. A model or options
+    result's default) plus ``task``, ``webhook_url`` and ``metadata``; ``diarize`` (or the
+    diarizing model, or ``diarized_json``) with ``num_speakers`` / ``min_speakers`` /
+    ``max_speakers`` and known speakers, or ``multichannel``, label the result's speakers
+    (known speakers' clips are kept as their voice embeddings only). A model or options
     the synchronous route would refuse are refused here too, with its status, before anything
     is kept. The audio is stored on disk before the answer. The same ``Idempotency-Key``
     again returns the same job.
     """
     async with request.form(**_form_limits(settings)) as raw_form:
         form = parse_form(raw_form, arrays=ARRAY_FIELDS, objects=(*OBJECT_FIELDS, "metadata"))
-        submission = _submission(form, owner, settings, jobs)
+        submission, references = _submission(form, owner, settings, jobs)
         submission = dataclasses.replace(submission, idempotency_key=idempotency_key or None)
         await check_submission(service, submission.model, submission.options)
+        submission = await _with_speakers(submission, references, service)
         async with audio_source(form, fetcher) as source:
             job, created = await jobs.submit(submission, source.data)
     headers = {} if created else {"idempotent-replayed": "true"}
@@ -163,8 +177,10 @@ async def create_job(
     return report_ignored(response, ignored, route=request.url.path)
 
 
-def _submission(form: ParsedForm, owner: str, settings: Settings, jobs: JobService) -> Submission:
-    """The job a form asks for (its audio apart).
+def _submission(
+    form: ParsedForm, owner: str, settings: Settings, jobs: JobService
+) -> tuple[Submission, References]:
+    """The job a form asks for (its audio apart), and its known speakers' clips.
 
     Raises:
         InvalidOptionError, ValidationError: if a field cannot be used.
@@ -188,7 +204,9 @@ def _submission(form: ParsedForm, owner: str, settings: Settings, jobs: JobServi
             "/v1/audio/transcriptions.",
             param=shaping,
         )
-    _refuse_diarization(form, fields)
+    diarization, references = DiarizationFields.model_validate(form.fields).options(
+        model=fields.model, response_format=fields.response_format
+    )
     # Timed segments whatever the default format: the result may be asked as srt later.
     options = decoding_options(fields, form.fields, task=extra.task).model_copy(
         update={"segment_timestamps": True}
@@ -203,7 +221,7 @@ def _submission(form: ParsedForm, owner: str, settings: Settings, jobs: JobServi
         options = options.model_copy(update={"word_timestamps": True})
     if extra.webhook_url is not None:
         check_webhook_url(jobs.webhooks, extra.webhook_url)
-    return Submission(
+    submission = Submission(
         owner=owner,
         options=options,
         model=_model_name(fields.model, settings.model),
@@ -211,27 +229,42 @@ def _submission(form: ParsedForm, owner: str, settings: Settings, jobs: JobServi
         timestamp_granularities=tuple(fields.timestamp_granularities),
         metadata=extra.metadata,
         webhook_url=extra.webhook_url,
+        diarization=diarization,
     )
+    return submission, references
 
 
-def _refuse_diarization(form: ParsedForm, fields: OpenAIFields) -> None:
-    """Jobs do not tell speakers apart yet: a job asking for it is refused (400) rather than
-    run without it."""
-    speakers = DiarizationFields.model_validate(form.fields)
-    diarization, _ = speakers.options(model=fields.model, response_format=fields.response_format)
-    if diarization is not None:
-        param = "multichannel" if speakers.multichannel else "diarize"
-        raise InvalidOptionError(
-            "Jobs do not label speakers yet: send diarization requests to "
-            "/v1/audio/transcriptions.",
-            param="response_format" if fields.response_format == "diarized_json" else param,
-        )
+async def _with_speakers(
+    submission: Submission, references: References, service: TranscriptionService
+) -> Submission:
+    """``submission`` ready to store: a job that tells voices apart is refused now if the
+    speaker model is missing, and its known speakers' clips become their voice embeddings
+    (what the job keeps: :mod:`whisperd.jobs.speakers`).
+
+    Raises:
+        DiarizationUnavailableError: the speaker model is not installed (400, how to install).
+        InvalidOptionError: a known speaker's clip is not audio, or not 2 to 10 s long.
+    """
+    diarization = submission.diarization
+    if diarization is None or diarization.mode != "speakers":
+        return submission
+    limits = DecodeLimits(max_duration_s=service.settings.max_audio_seconds)
+    known = await service.speakers.embed_references(references, limits)
+    diarization = dataclasses.replace(diarization, known_speakers=known)
+    return dataclasses.replace(submission, diarization=diarization)
 
 
 def _model_name(requested: str, default: str) -> str | None:
-    """None (the default model) for OpenAI's ids and the configured name; else the name."""
+    """None (the default model) for OpenAI's ids (the diarizing model's too) and the
+    configured name; else the name."""
     name = requested.strip()
-    defaults = {"", "whisper-1", "whisper-large-v3-turbo", "openai/whisper-large-v3-turbo"}
+    defaults = {
+        "",
+        "whisper-1",
+        "whisper-large-v3-turbo",
+        "openai/whisper-large-v3-turbo",
+        DIARIZE_MODEL,
+    }
     return None if name in defaults or name == default else name
 
 
@@ -269,9 +302,10 @@ async def retrieve_job(job_id: str, jobs: JobsDep, owner: OwnerDep) -> JobObject
     response_model=None,
     responses={
         200: {
-            "model": TranscriptionJson | TranscriptionVerbose,
-            "description": "`json` and `verbose_json` as JSON; `text` and `srt` as "
-            "`text/plain`, `vtt` as `text/vtt` (both UTF-8).",
+            "model": TranscriptionJson | TranscriptionVerbose | TranscriptionDiarized,
+            "description": "`json`, `verbose_json` and `diarized_json` (a job with "
+            "diarization) as JSON; `text` and `srt` as `text/plain`, `vtt` as `text/vtt` "
+            "(both UTF-8); speakers labelled when the job had diarization.",
             "content": {
                 "text/plain": {"schema": {"type": "string"}},
                 "text/vtt": {"schema": {"type": "string"}},
@@ -304,22 +338,27 @@ async def job_result(
         raise InvalidOptionError(
             "timestamp_granularities[] takes segment and word.", param="timestamp_granularities"
         )
+    if fmt == "diarized_json" and DIARIZATION_KEY not in job.options:
+        raise InvalidOptionError(
+            "This job was submitted without diarization, so its result has no "
+            "diarized_json: submit it with diarize=true (or multichannel=true).",
+            param="response_format",
+        )
     return _render(transcript, fmt, wanted)
 
 
 def _render(
     transcript: Transcript, fmt: ResponseFormat, granularities: tuple[Granularity, ...]
 ) -> Response:
-    """``transcript`` as a ``fmt`` answer.
+    """``transcript`` as a ``fmt`` answer (speakers labelled as the synchronous route labels
+    them, when the job had diarization).
 
     Raises:
         InvalidOptionError: if words are asked of a transcript decoded without them.
     """
     if fmt == "diarized_json":
-        raise InvalidOptionError(
-            "Jobs do not label speakers yet, so their results have no diarized_json.",
-            param="response_format",
-        )
+        diarized = TranscriptionDiarized.model_validate(to_diarized_json(transcript))
+        return JSONResponse(diarized.model_dump())
     if fmt == "json":
         typed = TranscriptionJson.model_validate(to_json(transcript))
         return JSONResponse(typed.model_dump(exclude_none=True))

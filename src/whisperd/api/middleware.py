@@ -41,6 +41,7 @@ __all__ = [
     "REQUEST_ID",
     "ApiKeyMiddleware",
     "BodyTimeoutMiddleware",
+    "ReplicaHeaderMiddleware",
     "RequestIdLogFilter",
     "RequestIdMiddleware",
 ]
@@ -125,6 +126,49 @@ def _with_header(message: Message, header: tuple[bytes, bytes]) -> Message:
     headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != name]
     headers.append(header)
     return {**message, "headers": headers}
+
+
+REPLICA_HEADER: Final = "x-whisperd-replica"
+"""The response header that names the server (the ``replica_name`` setting) that answered."""
+
+
+class ReplicaHeaderMiddleware:
+    """Name the server that answered in the :data:`REPLICA_HEADER` of every HTTP response, of a
+    WebSocket's accept and of a WebSocket denial response (replacing one the app may have set).
+
+    Behind a load balancer or Ray Serve's proxy, this tells which replica served a request.
+    Place it outermost so answers made by other middlewares carry it too.
+
+    Args:
+        app: The ASGI app to wrap.
+        name: The server's name (ASCII, no control characters).
+
+    Raises:
+        ValueError: if ``name`` cannot be sent as a header value.
+    """
+
+    def __init__(self, app: ASGIApp, *, name: str) -> None:
+        if not name.isascii() or not name.isprintable():
+            raise ValueError(f"{name!r} cannot be a header value: use printable ASCII")
+        self.app = app
+        self._header = (REPLICA_HEADER.encode("ascii"), name.encode("ascii"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the wrapped app, adding the header to the start of its answers."""
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_named(message: Message) -> None:
+            if message["type"] in (
+                "http.response.start",
+                "websocket.accept",
+                "websocket.http.response.start",
+            ):
+                message = _with_header(message, self._header)
+            await send(message)
+
+        await self.app(scope, receive, send_named)
 
 
 class RequestIdLogFilter(logging.Filter):

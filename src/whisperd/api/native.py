@@ -188,6 +188,7 @@ async def status(request: Request, service: ServiceDep, settings: SettingsDep) -
         default_model=settings.model,
         uptime_seconds=round(time.monotonic() - request.app.state.started_monotonic, 1),
         version=__version__,
+        replica=settings.replica_name,
     )
 
 

@@ -129,7 +129,9 @@ class RealtimeStream:
     async def _build_session(self) -> StreamSession:
         emit = emitter(self.renderer, self.outbox)
         try:
-            return await self.service.stream_session(self.config.stream(), emit)
+            stable = self.service.settings.stream_stable_partials
+            config = self.config.stream(stable_partials=stable)
+            return await self.service.stream_session(config, emit)
         except WhisperdError as exc:
             raise RealtimeClosed(1011, _server_error(exc.code, exc.message)) from None
 

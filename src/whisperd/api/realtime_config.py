@@ -112,13 +112,19 @@ class RealtimeConfig:
         """A decoder for this session's audio format."""
         return PcmDecoder(*_DECODERS[self.audio_format])
 
-    def stream(self) -> StreamConfig:
-        """The stream session settings."""
+    def stream(self, *, stable_partials: bool = False) -> StreamConfig:
+        """The stream session settings.
+
+        Partials are decoded only with ``stable_partials`` (the server's
+        ``stream_stable_partials``): a Realtime client sees nothing of a turn but its stable
+        words (deltas), and without that setting words become stable only with the final, so
+        a partial would cost a decode and show nothing.
+        """
         turn = self.turn_detection or TurnDetection()
         return StreamConfig(
             language=self.language,
             prompt=self.prompt or None,
-            partials=True,
+            partials=stable_partials,
             vad=self.turn_detection is not None,
             vad_threshold=turn.threshold,
             min_silence_ms=turn.silence_duration_ms,

@@ -354,7 +354,7 @@ def _cues(t: Transcript, style: SubtitleStyle | None, *, vtt: bool = False) -> l
     """The transcript's cues: one per spoken segment (its speaker's label first, when
     diarized), or shaped by ``style``."""
     if style is not None and style.shapes:
-        return shape_cues(t.segments, style, t.duration)
+        return shape_cues(t.segments, style, t.duration, vtt=vtt)
     return [
         Cue(segment.start, segment.end, _labelled(segment, vtt=vtt))
         for segment in _spoken(t.segments)

@@ -19,6 +19,9 @@ maximum cue duration:
   single word longer than that gets a cue of its own, cut to the maximum duration.
 * With ``highlight_words``, each cue is shown once per word, that word underlined (``<u>``), for
   the word's own time (karaoke style); a gap between two words shows the cue plain.
+* A diarized transcript's cues are one speaker's each: a word of another speaker starts a new
+  cue, and the cue's text starts with its speaker's label, as unshaped cues do (``[A] text``,
+  or WebVTT's voice span ``<v A>text``). The label does not count toward ``max_line_width``.
 
 Times are made safe first: every word is clamped to ``[0, duration]`` and starts no earlier
 than the previous word ends, so cues stay within the audio and never overlap. A segment without
@@ -111,6 +114,7 @@ class _Word:
     spaced: bool
     start: float
     end: float
+    speaker: str | None = None
 
 
 class _Layout:
@@ -140,6 +144,8 @@ class _Layout:
         style = self.style
         if style.max_line_count is None and new_segment:
             return True
+        if word.speaker != self._cue[0][0].speaker:
+            return True
         if style.max_line_count is not None and word.start - last > LONG_PAUSE_S:
             return True
         first = self._cue[0][0]
@@ -164,8 +170,14 @@ def _line_text(line: Sequence[_Word], highlight: _Word | None = None) -> str:
     return "".join(parts)
 
 
-def _cue_text(lines: Sequence[Sequence[_Word]], highlight: _Word | None = None) -> str:
-    return "\n".join(_line_text(line, highlight) for line in lines)
+def _cue_text(
+    lines: Sequence[Sequence[_Word]], highlight: _Word | None = None, *, vtt: bool = False
+) -> str:
+    text = "\n".join(_line_text(line, highlight) for line in lines)
+    speaker = lines[0][0].speaker
+    if speaker is None:
+        return text
+    return f"<v {speaker}>{text}" if vtt else f"[{speaker}] {text}"
 
 
 def _clean(text: str) -> str:
@@ -186,10 +198,13 @@ def _estimated(segment: Segment) -> list[tuple[str, float, float]]:
     return timed
 
 
-def _segment_words(segment: Segment) -> list[tuple[str, float, float]]:
+def _segment_words(segment: Segment) -> list[tuple[str, float, float, str | None]]:
     if segment.words:
-        return [(word.word, word.start, word.end) for word in segment.words]
-    return _estimated(segment)
+        return [
+            (word.word, word.start, word.end, word.speaker or segment.speaker)
+            for word in segment.words
+        ]
+    return [(text, start, end, segment.speaker) for text, start, end in _estimated(segment)]
 
 
 def _safe_words(segments: Iterable[Segment], duration: float) -> Iterator[list[_Word]]:
@@ -198,13 +213,13 @@ def _safe_words(segments: Iterable[Segment], duration: float) -> Iterator[list[_
     previous_end = 0.0
     for segment in segments:
         words = []
-        for raw, start, end in _segment_words(segment):
+        for raw, start, end, speaker in _segment_words(segment):
             text = _clean(raw)
             if not text:
                 continue
             first = min(max(_finite(start), previous_end), limit)
             last = min(max(_finite(end), first), limit)
-            words.append(_Word(text, raw[:1].isspace(), first, last))
+            words.append(_Word(text, raw[:1].isspace(), first, last, speaker))
             previous_end = last
         yield words
 
@@ -213,34 +228,38 @@ def _finite(value: float) -> float:
     return value if math.isfinite(value) else 0.0
 
 
-def _timed(cue: list[list[_Word]], style: SubtitleStyle) -> Iterator[Cue]:
+def _timed(cue: list[list[_Word]], style: SubtitleStyle, *, vtt: bool) -> Iterator[Cue]:
     """One layout cue as timed cues: itself, or one per word (and gap) when highlighting."""
     start = cue[0][0].start
     end = cue[-1][-1].end
     if style.max_cue_duration is not None:
         end = min(end, start + style.max_cue_duration)
     if not style.highlight_words:
-        yield Cue(start, end, _cue_text(cue))
+        yield Cue(start, end, _cue_text(cue, vtt=vtt))
         return
     shown = start
     for word in (word for line in cue for word in line):
         word_start, word_end = min(word.start, end), min(word.end, end)
         if word_start > shown:
-            yield Cue(shown, word_start, _cue_text(cue))
-        yield Cue(word_start, word_end, _cue_text(cue, highlight=word))
+            yield Cue(shown, word_start, _cue_text(cue, vtt=vtt))
+        yield Cue(word_start, word_end, _cue_text(cue, highlight=word, vtt=vtt))
         shown = word_end
     if end > shown:
-        yield Cue(shown, end, _cue_text(cue))
+        yield Cue(shown, end, _cue_text(cue, vtt=vtt))
 
 
-def shape_cues(segments: Sequence[Segment], style: SubtitleStyle, duration: float) -> list[Cue]:
+def shape_cues(
+    segments: Sequence[Segment], style: SubtitleStyle, duration: float, *, vtt: bool = False
+) -> list[Cue]:
     """Lay the words of ``segments`` out as cues, following ``style``.
 
     Args:
         segments: The transcript's segments, in order; their words' timings are used, or
-            estimated for a segment without them (see the module's rules).
+            estimated for a segment without them (see the module's rules). Speakers on words
+            (or their segments) keep each cue to one speaker and label it.
         style: The limits of lines and cues.
         duration: Length of the audio in seconds; no cue ends later.
+        vtt: Label speakers with WebVTT voice spans (``<v A>``) instead of ``[A]``.
 
     Returns:
         The cues in time order, none overlapping the next, none empty, each within
@@ -252,4 +271,4 @@ def shape_cues(segments: Sequence[Segment], style: SubtitleStyle, duration: floa
         for index, word in enumerate(words):
             layout.add(word, new_segment=index == 0, previous_end=previous_end)
             previous_end = word.end
-    return [timed for cue in layout.cues for timed in _timed(cue, style)]
+    return [timed for cue in layout.cues for timed in _timed(cue, style, vtt=vtt)]

@@ -3,7 +3,7 @@
 scipy's average-linkage hierarchy joins windows whose mean cosine distance is below
 :data:`MERGE_DISTANCE`; the number of speakers is where that cut falls, held within the
 request's bounds (an exact ``num_speakers`` cuts the tree at that many clusters). A cluster
-of fewer than :data:`MIN_CLUSTER_WINDOWS` windows (under a second of distinct voice: a window
+of fewer than :data:`MIN_CLUSTER_WINDOWS` windows (a few seconds of distinct voice: windows
 straddling a turn change, a cough) joins its nearest cluster. GE2E embeddings of one voice
 sit within about 0.2 of each other and distinct voices 0.23 to 0.5 apart; 0.27 told 2 and 4
 espeak-ng voices apart best, where 0.3 merged two male voices and 0.25 split voices
@@ -23,16 +23,23 @@ __all__ = ["MERGE_DISTANCE", "cluster"]
 
 MERGE_DISTANCE = 0.27
 """Cosine distance below which average-linkage joins two groups of windows."""
-MIN_CLUSTER_WINDOWS = 3
-"""A cluster of fewer windows joins its nearest (when the bounds allow it)."""
+MIN_CLUSTER_WINDOWS = 6
+"""A cluster of fewer windows (under about 3.6 s of voice) joins its nearest, window by
+window, when the bounds allow it: windows straddling a turn change with no pause mix two
+voices and otherwise form clusters of their own."""
 
 
-def cluster(embeddings: npt.NDArray[np.float32], bounds: tuple[int, int]) -> npt.NDArray[np.int64]:
+def cluster(
+    embeddings: npt.NDArray[np.float32],
+    bounds: tuple[int, int],
+    merge_distance: float = MERGE_DISTANCE,
+) -> npt.NDArray[np.int64]:
     """A cluster number (0, 1, ...) per embedding, numbered by first appearance.
 
     Args:
         embeddings: ``(n, dim)`` L2-normalised embeddings.
         bounds: Least and most clusters (equal for an exact count); capped at ``n``.
+        merge_distance: Cosine distance below which groups join (the benchmark sweeps it).
     """
     from scipy.cluster.hierarchy import fcluster, linkage
 
@@ -40,7 +47,7 @@ def cluster(embeddings: npt.NDArray[np.float32], bounds: tuple[int, int]) -> npt
     if count < 2:
         return np.zeros(count, dtype=np.int64)
     tree = linkage(embeddings.astype(np.float64), method="average", metric="cosine")
-    labels = fcluster(tree, t=MERGE_DISTANCE, criterion="distance")
+    labels = fcluster(tree, t=merge_distance, criterion="distance")
     least, most = min(bounds[0], count), min(bounds[1], count)
     found = len(set(labels.tolist()))
     if not least <= found <= most:

@@ -33,10 +33,22 @@ MAX_SPEAKERS = 20
 
 @dataclass(frozen=True, slots=True)
 class KnownSpeaker:
-    """A speaker's name and a clip of their voice (16 kHz mono float32, 2 to 10 s)."""
+    """A speaker's name and their voice: a clip (16 kHz mono float32, 2 to 10 s), or the
+    clip's embedding by the speaker encoder already (a durable job keeps only that)."""
 
     name: str
-    samples: npt.NDArray[np.float32] = field(repr=False)
+    samples: npt.NDArray[np.float32] | None = field(default=None, repr=False)
+    embedding: npt.NDArray[np.float32] | None = field(default=None, repr=False)
+    """The L2-normalised embedding of the clip (``(dim,)``); used instead of ``samples``."""
+
+    def __post_init__(self) -> None:
+        """Check that the voice is given.
+
+        Raises:
+            ValueError: neither ``samples`` nor ``embedding`` is given.
+        """
+        if self.samples is None and self.embedding is None:
+            raise ValueError(f"known speaker {self.name!r} has neither a clip nor an embedding")
 
 
 @dataclass(frozen=True, slots=True)

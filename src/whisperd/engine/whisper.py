@@ -473,6 +473,7 @@ class WhisperEngine(FasterWhisperEngine):
             max_wait_s=batching.max_wait_ms / 1000,
             workers=num_workers,
             observer=batching.observer,
+            merge_across_levels=device != "cpu",
         )
         info = ModelInfo(
             name=model.name,
@@ -492,7 +493,12 @@ class WhisperEngine(FasterWhisperEngine):
 
     def _stand_in(self, ticket: Ticket, *, trim: bool) -> ScheduledModel:
         return ScheduledModel(
-            self._model.model, self.batcher, ticket, self._tokens, trim_padding=trim
+            self._model.model,
+            self.batcher,
+            ticket,
+            self._tokens,
+            trim_padding=trim,
+            max_call_items=1 if self._info.device == "cpu" else None,
         )
 
     def close(self) -> None:

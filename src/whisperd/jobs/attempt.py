@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from whisperd.audio.source import AudioSource
-from whisperd.engine.options import TranscribeOptions
 from whisperd.errors import (
     AudioError,
     CancelledError,
@@ -27,6 +26,7 @@ from whisperd.errors import (
 )
 from whisperd.jobs.model import Job, JobError
 from whisperd.jobs.results import transcript_json
+from whisperd.jobs.speakers import job_options
 from whisperd.scheduler.batcher import Priority
 from whisperd.service import Cancellation, TranscriptionRequest
 
@@ -125,9 +125,11 @@ class Attempt:
         job, config = self.job, self._config
         if job.audio is None:
             raise CancelledError("The job's audio was deleted.")
-        options = TranscribeOptions.model_validate(dict(job.options))
+        options, diarization = job_options(job.options)
         source = AudioSource(self._spool.path(job.audio))
-        request = TranscriptionRequest(source, options, model=job.model, priority=Priority.BULK)
+        request = TranscriptionRequest(
+            source, options, model=job.model, priority=Priority.BULK, diarization=diarization
+        )
         transcription = await self._service.open(request)
         self._duration_s = transcription.duration
         held = await self._store.progress(

@@ -95,7 +95,8 @@ class NewJob:
     owner: str
     """Hash of the submitting API key (SHA-256, hex); "" on a server without API keys."""
     options: Mapping[str, Any]
-    """The decoding options as JSON (``TranscribeOptions.model_dump(mode="json")``)."""
+    """The decoding options as JSON (``TranscribeOptions.model_dump(mode="json")``), with the
+    speakers to label under ``"diarization"`` (:mod:`whisperd.jobs.speakers`)."""
     audio: str
     """The spooled audio's key in the spool (:mod:`whisperd.jobs.spool`)."""
     created_at: float

@@ -22,8 +22,10 @@ from whisperd.engine.hub import check_model
 from whisperd.errors import JobNotFinishedError, JobNotFoundError
 from whisperd.jobs.model import Job, JobStatus, NewJob
 from whisperd.jobs.results import transcript_of
+from whisperd.jobs.speakers import stored_options
 
 if TYPE_CHECKING:
+    from whisperd.diarization import DiarizationOptions
     from whisperd.engine.base import Transcript
     from whisperd.engine.options import TranscribeOptions
     from whisperd.jobs.runner import JobRunner
@@ -50,6 +52,9 @@ class Submission:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     webhook_url: str | None = None
     idempotency_key: str | None = None
+    diarization: DiarizationOptions | None = None
+    """Speakers to label (known speakers as embeddings only: see :mod:`whisperd.jobs.speakers`);
+    None: none."""
 
 
 class JobService:
@@ -91,7 +96,7 @@ class JobService:
         new = NewJob(
             id=f"job_{secrets.token_hex(16)}",
             owner=submission.owner,
-            options=submission.options.model_dump(mode="json"),
+            options=stored_options(submission.options, submission.diarization),
             audio=key,
             created_at=self._clock(),
             max_attempts=self._max_attempts,

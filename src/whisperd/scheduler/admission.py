@@ -39,8 +39,8 @@ _MIN_RETRY_S = 1
 _MAX_RETRY_S = 120
 
 FIRST_COME_AUDIO_S = 60.0
-"""Audio a new request waits behind, at most, per admitted request: about the two windows that
-the scheduler's first-come quantum covers (``batcher.FIRST_COME_CALLS``)."""
+"""Audio a new request waits behind, at most, per admitted request: the one or two windows that
+the scheduler's first-come quantum covers (``batcher.FIRST_COME_CALLS``), counted high."""
 
 
 class Admission:

@@ -9,7 +9,7 @@ every caller its own share of the result.
 Fairness policy. The next batch is led by the queued call that ranks first by
 ``(priority, service level of its request, arrival order)`` (:meth:`Ticket.rank`): stream
 finals, then stream partials, then interactive requests, then bulk work. Within a class, a
-request's first :data:`FIRST_COME_CALLS` calls (about two windows; a call counts as many as
+request's first :data:`FIRST_COME_CALLS` calls (about one window; a call counts as many as
 the windows it carries) are served in arrival order;
 past them, its level rises each time its calls served double, and lower levels go first
 (least attained service, in coarse steps, first come first served within a step):
@@ -26,7 +26,9 @@ A request has at most one call in flight at a time (its windows depend on one an
 Compatible calls join the leader's batch in the same order, up to ``max_batch_size`` items;
 bulk calls (CLI files, durable jobs) join only a bulk leader: on a CPU a batched call costs
 about the sum of its parts, so a job's 30 s window riding along would make a short interactive
-request wait for it (``bench/bench_jobs.py``).
+request wait for it (``bench/bench_jobs.py``). For the same reason a scheduler built without
+``merge_across_levels`` (CTranslate2 on a CPU) merges only calls of one priority and service
+level: a 5 s clip whose encode a long file's window joined paid about 1 s instead of 0.2 s.
 
 Adaptive batching. When only some of the active requests have a call queued (the others are
 preparing their next window on the CPU), a worker waits up to ``max_wait_s`` for them, so the
@@ -46,6 +48,7 @@ import contextvars
 import enum
 import itertools
 import logging
+import math
 import threading
 import time
 from collections import Counter
@@ -84,15 +87,25 @@ class Priority(enum.IntEnum):
     BULK = 3
 
 
-FIRST_COME_CALLS = 8
-"""Calls of a request served in arrival order before newer requests may pass it: about two
-30 s windows (an encode and one or two generates each, plus language detection or alignment),
-so clips up to a minute are served first come, first served."""
+FIRST_COME_CALLS = 4
+"""Calls of a request served in arrival order before newer requests may pass it: one 30 s
+window with its encode, a generate or two and an alignment, or two windows decoded greedily, so
+clips up to 30 s are served first come, first served. Eight let a batched long file that had
+just started lead four 1 s beam-5 chunk decodes ahead of a 5 s clip sent 3 s after it (the
+clip took 4.7x its idle latency; ``bench/bench_concurrency.py``)."""
+
+
+RETURN_WAIT_S = 0.05
+"""How long a worker keeps the model idle for a request that ranks ahead of the queue's leader
+and got its previous call's result less than this long ago: its next call (a clip's decode
+after its encode) is about to come, and a model call cannot be interrupted once a long file's
+window has started. On a loaded machine the request thread can take tens of milliseconds to be
+scheduled again, far beyond the batch-filling wait."""
 
 
 def service_level(served: int) -> int:
     """0 for a request's first :data:`FIRST_COME_CALLS` calls, then one more each time the
-    calls served double (8-15: 1, 16-31: 2, ...)."""
+    calls served double (with 4: 4-7 are level 1, 8-15 level 2, ...)."""
     return (served // FIRST_COME_CALLS).bit_length()
 
 
@@ -106,6 +119,9 @@ class Ticket:
     """Calls of this request run so far, each counted by its items (windows or VAD chunks), so
     a batched long file leaves its first-come calls after its first batch."""
     cancelled: threading.Event = field(default_factory=threading.Event)
+    returned_at: float = -math.inf
+    """When its last call's result was handed back (monotonic seconds): a request that got a
+    result a moment ago is about to submit its next call."""
 
     def cancel(self) -> None:
         """Drop the request's remaining calls; its next submit raises CancelledError."""
@@ -184,16 +200,20 @@ class Batcher:
         workers: int = 1,
         name: str = "whisperd-scheduler",
         observer: BatchObserver | None = None,
+        merge_across_levels: bool = True,
     ) -> None:
         """Create a stopped scheduler; :meth:`start` launches its ``workers`` threads.
 
         ``observer`` is told of every model call that succeeded (the metrics' batch sizes and
-        waits).
+        waits). Without ``merge_across_levels``, a call joins only a leader of its own priority
+        and service level: where a merged call costs the sum of its parts (CTranslate2 on a
+        CPU), a long file's window riding along would double a short request's call.
         """
         if max_batch_size < 1 or workers < 1:
             raise ValueError("max_batch_size and workers must be at least 1")
         self._runner = runner
         self._observer = observer
+        self._merge_across_levels = merge_across_levels
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
         self._workers = workers
@@ -290,43 +310,51 @@ class Batcher:
     def _wait_for_stragglers(self) -> None:
         """Under load, give active requests without a queued call a moment to catch up.
 
-        A full batch starts at once, unless an active request that ranks ahead of its leader
-        is between two calls: a model call is not interrupted, so a short request whose next
-        call came a moment late would otherwise wait for a whole batch of a long one (8 VAD
-        chunks) at each of its calls.
+        A batch that is not full waits up to ``max_wait_s`` for more calls. A full batch starts
+        at once, unless an active request that ranks ahead of its leader is between two calls:
+        a model call is not interrupted, so a short request whose next call came a moment late
+        would otherwise wait for a whole call of a long one at each of its calls. One that got
+        its previous result within :data:`RETURN_WAIT_S` is waited for that long; others (still
+        preparing their audio) for ``max_wait_s``.
         """
-        deadline = time.monotonic() + self.max_wait_s
+        filling_until = time.monotonic() + self.max_wait_s
         while not self._stopping:
             waiting = {call.ticket for call in self._queue}
             if len(waiting) >= len(self._active):
                 return
-            if self._full() and not self._ahead_missing(waiting):
+            ahead = self._ahead_missing(waiting)
+            if self._full() and not ahead:
                 return
-            remaining = deadline - time.monotonic()
+            returning_until = max((t.returned_at + RETURN_WAIT_S for t in ahead), default=0.0)
+            remaining = max(filling_until, returning_until) - time.monotonic()
             if remaining <= 0:
                 return
             self._cond.wait(remaining)
 
-    def _ahead_missing(self, waiting: set[Ticket]) -> bool:
-        """Whether an active request without a queued call ranks ahead of the queue's leader."""
+    def _ahead_missing(self, waiting: set[Ticket]) -> list[Ticket]:
+        """The active requests without a queued call that rank ahead of the queue's leader."""
         leader = min(call.rank() for call in self._queue)
-        return any(t.rank() < leader for t in self._active if t not in waiting)
+        return [t for t in self._active if t not in waiting and t.rank() < leader]
 
     def _full(self) -> bool:
         leader = min(self._queue, key=Call.rank)
-        compatible = sum(
-            c.items for c in self._queue if (c.kind, c.key) == (leader.kind, leader.key)
-        )
+        compatible = sum(c.items for c in self._queue if self._joins(leader, c))
         return compatible >= self.max_batch_size
+
+    def _joins(self, leader: Call, call: Call) -> bool:
+        """Whether ``call`` may share ``leader``'s model call (the leader itself included)."""
+        if (call.kind, call.key) != (leader.kind, leader.key):
+            return False
+        if call.ticket.priority == Priority.BULK and leader.ticket.priority != Priority.BULK:
+            return False
+        return self._merge_across_levels or call.rank()[:2] == leader.rank()[:2]
 
     def _take_batch(self) -> list[Call]:
         ordered = sorted(self._queue, key=Call.rank)
         leader = ordered[0]
         batch, items = [leader], leader.items
         for call in ordered[1:]:
-            if (call.kind, call.key) != (leader.kind, leader.key):
-                continue
-            if call.ticket.priority == Priority.BULK and leader.ticket.priority != Priority.BULK:
+            if not self._joins(leader, call):
                 continue
             if items + call.items > self.max_batch_size:
                 break
@@ -349,6 +377,7 @@ class Batcher:
             results = self._runner(live[0].kind, live)
         except Exception as exc:
             if len(live) == 1:
+                live[0].ticket.returned_at = time.monotonic()
                 live[0].future.set_exception(exc)
                 return
             logger.warning(
@@ -361,7 +390,9 @@ class Batcher:
         self._record(live)
         if self._observer is not None:
             self._observer(live[0].kind, len(live), waited)
+        returned = time.monotonic()
         for call, result in zip(live, results, strict=True):
+            call.ticket.returned_at = returned
             call.future.set_result(result)
 
     @staticmethod

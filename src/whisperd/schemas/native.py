@@ -247,6 +247,9 @@ class NativeStatus(BaseModel):
     default_model: str
     uptime_seconds: float
     version: str
+    replica: str | None = None
+    """The server that answered (the ``replica_name`` setting; each replica's id under Ray
+    Serve); null when unnamed."""
 
 
 class Health(BaseModel):

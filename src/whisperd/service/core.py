@@ -277,6 +277,7 @@ class TranscriptionService:
         config = dataclasses.replace(
             config,
             context_s=self.settings.stream_final_context_s,
+            latency_target_s=self.settings.stream_final_latency_target_s,
             stable_partials=self.settings.stream_stable_partials,
         )
         decoder = stream_decoder(

@@ -25,7 +25,7 @@ from whisperd.errors import AudioError, CancelledError, InvalidOptionError
 from whisperd.scheduler.batcher import Priority
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     import numpy as np
     import numpy.typing as npt
@@ -67,6 +67,32 @@ class SpeakerModel:
         if scheduler is None:
             scheduler = await self._pool.run(self._loaded)
         return scheduler.for_request(priority)
+
+    async def embed_references(
+        self,
+        references: Sequence[tuple[str, AudioSource]],
+        limits: DecodeLimits,
+        priority: Priority = Priority.INTERACTIVE,
+    ) -> tuple[KnownSpeaker, ...]:
+        """Known speakers from their names and clips, each kept as its voice embedding only
+        (what a durable job stores: 256 numbers instead of seconds of audio).
+
+        Raises:
+            DiarizationUnavailableError: the speaker model is not installed.
+            InvalidOptionError: a clip that is not audio, shorter than 2 s or longer than
+                10 s (``param`` ``known_speaker_references[]``).
+        """
+        encoder = await self.encoder(priority)
+        clips = [
+            await self._pool.run(_decode_reference, index, source, limits)
+            for index, (_, source) in enumerate(references)
+        ]
+        embeddings = await self._pool.run(encoder.embed, clips) if clips else None
+        return tuple(
+            KnownSpeaker(name, embedding=embeddings[index])
+            for index, (name, _) in enumerate(references)
+            if embeddings is not None
+        )
 
     @property
     def scheduler(self) -> EmbeddingScheduler | None:

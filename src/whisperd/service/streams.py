@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -20,21 +21,41 @@ if TYPE_CHECKING:
     from whisperd.streaming.session import Decoder, DecodeRequest, StreamConfig, Vad
 
 
+PARTIAL_TOKENS_PER_SECOND = 8.0
+"""Most tokens a partial decodes per second of its audio, on top of :data:`PARTIAL_TOKENS`:
+fast speech gives about 6 (words, punctuation and timestamps). Greedy decoding of a short
+clip often loops on a phrase until the model's 448-token limit, which made such a partial
+cost ten times a normal one; cut there, it still fails the quality checks as it did."""
+PARTIAL_TOKENS = 8
+"""Tokens every partial may decode whatever its length."""
+
+
+def partial_token_cap(audio_s: float) -> int:
+    """Most tokens a partial of ``audio_s`` seconds decodes (see
+    :data:`PARTIAL_TOKENS_PER_SECOND`)."""
+    return PARTIAL_TOKENS + math.ceil(audio_s * PARTIAL_TOKENS_PER_SECOND)
+
+
 def utterance_options(
     config: StreamConfig,
     request: DecodeRequest,
     *,
     hotwords: str | None,
     final_context: Literal["window", "audio"],
+    audio_s: float | None = None,
 ) -> TranscribeOptions:
-    """Decoding options of one stream decode.
+    """Decoding options of one stream decode of ``audio_s`` seconds (None: unknown).
 
     Finals: the stream's beam width, penalties, temperature fallback and word timings when asked;
-    partials: greedy at temperature 0. Both force the utterance's stable words as prefix and are
-    conditioned on the client's prompt followed by the stream's previous finals. Partials encode
-    only the utterance's length; finals ``final_context`` (the whole 30 s window by default, as
-    Whisper was trained).
+    partials: greedy at temperature 0, at most :func:`partial_token_cap` tokens. Both force the
+    utterance's stable words as prefix and are conditioned on the client's prompt followed by
+    the stream's previous finals. Partials encode only the utterance's length; finals
+    ``final_context`` (the whole 30 s window by default, as Whisper was trained).
     """
+    max_new_tokens = config.max_new_tokens
+    if not request.final and audio_s is not None:
+        cap = partial_token_cap(audio_s)
+        max_new_tokens = cap if max_new_tokens is None else min(max_new_tokens, cap)
     prompt = " ".join(part for part in (config.prompt, request.prompt) if part)
     return TranscribeOptions(
         language=config.language,
@@ -49,7 +70,7 @@ def utterance_options(
         temperature=config.temperatures if request.final else (0.0,),
         length_penalty=config.length_penalty if request.final else 1.0,
         repetition_penalty=config.repetition_penalty if request.final else 1.0,
-        max_new_tokens=config.max_new_tokens,
+        max_new_tokens=max_new_tokens,
         encoder_context=final_context if request.final else "audio",
     )
 
@@ -72,10 +93,13 @@ def stream_decoder(
     """
 
     async def decode(audio: np.ndarray[Any, Any], request: DecodeRequest) -> Transcript:
-        options = utterance_options(config, request, hotwords=hotwords, final_context=final_context)
+        heard_s = len(audio) / SAMPLE_RATE
+        options = utterance_options(
+            config, request, hotwords=hotwords, final_context=final_context, audio_s=heard_s
+        )
         priority = Priority.STREAM_FINAL if request.final else Priority.STREAMING
         started = time.monotonic()
-        async with admission.stream_work(len(audio) / SAMPLE_RATE):
+        async with admission.stream_work(heard_s):
             transcript = await pool.run(engine.transcribe, audio, options, None, priority=priority)
         if request.final and on_final is not None:
             on_final(time.monotonic() - started)

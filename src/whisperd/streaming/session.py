@@ -15,9 +15,10 @@ How decodes keep the batch path's accuracy (the choices of whisper_streaming, Ma
   final's audio) and a final runs ``DECODE_TRAIL_S`` past the speech end when that audio has
   arrived, so a word the VAD caught late is not cut;
 - finals are conditioned on the stream's own finals so far (``DecodeRequest.prompt``) and
-  decoded over up to ``StreamConfig.context_s`` of the previous finals' audio with their words
-  forced (:mod:`whisperd.streaming.context`), so a sentence cut by a short pause is heard in
-  context, as the batch path hears it in its 30 s window;
+  decoded over up to ``StreamConfig.context_s`` of the previous finals' audio
+  (:mod:`whisperd.streaming.context`), so a sentence cut by a short pause is heard in context,
+  as the batch path hears it in its 30 s window; a stream whose finals come later than
+  ``StreamConfig.latency_target_s`` hears less of it (:mod:`whisperd.streaming.budget`);
 - partials are greedy, without the previous finals as prompt (on a few hundred milliseconds of
   audio, greedy decoding repeats its prompt); by default their words are all unstable and an
   utterance's words become stable with its final, which hears the whole utterance with the
@@ -47,6 +48,7 @@ import numpy as np
 from whisperd.engine.base import SAMPLE_RATE, Transcript
 from whisperd.engine.options import DEFAULT_TEMPERATURES
 from whisperd.errors import WhisperdError
+from whisperd.streaming.budget import ContextBudget
 from whisperd.streaming.context import (
     CONTEXT_S,
     Committed,
@@ -96,7 +98,10 @@ class StreamConfig:
     max_new_tokens: int | None = None
     """Most tokens a final decodes (None: the model's limit)."""
     context_s: float = CONTEXT_S
-    """Seconds of previous finals decoded again (their words forced) before each final."""
+    """Most seconds of previous finals' audio decoded again before each final."""
+    latency_target_s: float = 0.0
+    """Final latency above which the stream sheds context (:mod:`whisperd.streaming.budget`);
+    0: every final gets ``context_s``, whatever the load."""
     logprobs: bool = False
     """Finals carry their tokens' log-probabilities (``Segment.logprobs``; partials do not)."""
     stable_partials: bool = False
@@ -205,6 +210,7 @@ class StreamSession:
         self._committed: collections.deque[Committed] = collections.deque(maxlen=64)
         self._next_number = 1
         self._open: int | None = None  # number of the utterance in progress
+        self._budget = self._new_budget(config)
 
     @property
     def audio_seconds(self) -> float:
@@ -269,6 +275,18 @@ class StreamSession:
         ``session.update`` mid-stream); ``successor`` itself is never started."""
         self.config = successor.config
         self._decode = successor._decode
+
+    @staticmethod
+    def _new_budget(config: StreamConfig) -> ContextBudget | None:
+        if config.latency_target_s <= 0:
+            return None
+        return ContextBudget(config.context_s, target_s=config.latency_target_s)
+
+    @property
+    def context_s(self) -> float:
+        """Seconds of previous finals' audio the next final hears (``context_s``, less while
+        finals come late)."""
+        return self.config.context_s if self._budget is None else self._budget.seconds
 
     @property
     def busy(self) -> bool:
@@ -474,7 +492,7 @@ class StreamSession:
             utterance_start=utterance,
             utterance_end=job.end,
             kept_from=self._base,
-            context_s=self.config.context_s,
+            context_s=self.context_s,
         )
         start, transcript = await self._final_decode(job, utterance, context)
         if context is not None and not transcript.text:
@@ -484,6 +502,9 @@ class StreamSession:
         self._finalized = max(self._finalized, consumed)
         self._last_partial = max(self._last_partial, self._finalized)
         self._committed.append(Committed(utterance, consumed, transcript.text))
+        latency = time.monotonic() - job.queued_at
+        if self._budget is not None:
+            self._budget.observe(latency)
         await self._emit(
             Result(
                 job.number,
@@ -493,7 +514,7 @@ class StreamSession:
                 transcript,
                 transcript.text,
                 "",
-                time.monotonic() - job.queued_at,
+                latency,
                 job.end_of_audio,
             )
         )
