@@ -157,27 +157,3 @@ def test_padding_is_trimmed_to_whole_seconds() -> None:
     assert trim_padding(mel).shape == (1, 80, 500)
     mel[:, :, :] = -0.5
     assert trim_padding(mel).shape == (1, 80, 3000)
-
-
-def test_on_a_cpu_a_batched_file_calls_the_model_one_chunk_at_a_time(
-    engine: WhisperEngine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from dataclasses import replace
-    from pathlib import Path
-
-    from whisperd.audio.decode import AudioSource, decode_audio
-
-    clip = decode_audio(AudioSource(Path(__file__).parents[1] / "data" / "speech.wav")).samples
-    audio = np.concatenate([clip] * 16)  # about 80 s: several VAD chunks
-    options = TranscribeOptions(batch_size=4)
-
-    def calls_and_text() -> tuple[int, list[tuple[Any, ...]]]:
-        before = engine.batcher.stats.kinds["generate"]
-        transcript = engine.transcribe(audio, options)
-        return engine.batcher.stats.kinds["generate"] - before, _fingerprint(transcript)
-
-    one_at_a_time, text = calls_and_text()
-    monkeypatch.setattr(engine, "_info", replace(engine.info, device="cuda"))
-    whole_batches, whole_text = calls_and_text()
-    assert text == whole_text
-    assert one_at_a_time > whole_batches >= 1

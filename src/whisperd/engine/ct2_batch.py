@@ -63,21 +63,14 @@ class ScheduledModel:
         tokens: PromptTokens,
         *,
         trim_padding: bool = False,
-        max_call_items: int | None = None,
     ) -> None:
         """Route ``model``'s calls for the request holding ``ticket`` through ``batcher``.
 
         With ``trim_padding``, a window's trailing padding is cut (to whole seconds) before it
-        is encoded, so a short clip costs its own length instead of 30 s. With
-        ``max_call_items``, an encode or generate of more windows (a batched long file's VAD
-        chunks) is cut into calls of at most that many, run one after another: a model call
-        cannot be interrupted, so another request's next call waits for at most one of them.
-        On a CPU a merged call costs about the sum of its parts, so cutting costs nothing
-        there (``bench/bench_concurrency.py``, the 5 s clip while a long file runs).
+        is encoded, so a short clip costs its own length instead of 30 s.
         """
         self._model = model
         self._trim = trim_padding
-        self._max_items = max_call_items
         self._batcher = batcher
         self._ticket = ticket
         self._tokens = tokens
@@ -97,29 +90,17 @@ class ScheduledModel:
             return self._last_encoding
         if self._trim:
             mel = trim_padding(mel)
-        parts = [
-            _host(self._submit("encode", mel.shape[-1], mel[rows], items=len(mel[rows])))
-            for rows in self._row_slices(len(mel))
-        ]
-        encoded = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        self._last_features, self._last_encoding = digest, _storage(encoded)
-        return self._last_encoding
+        encoded = self._submit("encode", mel.shape[-1], mel, items=mel.shape[0])
+        self._last_features, self._last_encoding = digest, encoded
+        return encoded
 
     def generate(self, features: Any, prompts: list[list[int]], **options: Any) -> Any:
         """Decode prompts over encoder outputs, batched with compatible calls of others."""
         layouts = {self._tokens.layout(prompt) for prompt in prompts}
         encoded = _host(features)
         key = (_freeze(options), tuple(sorted(layouts)), encoded.shape[1:])
-        results: list[Any] = []
-        for rows in self._row_slices(len(prompts)):
-            payload = (encoded[rows], prompts[rows], options)
-            results.extend(self._submit("generate", key, payload, items=len(prompts[rows])))
-        return results
-
-    def _row_slices(self, rows: int) -> list[slice]:
-        """The windows of one call, cut into parts of at most ``max_call_items``."""
-        step = self._max_items or rows or 1
-        return [slice(start, start + step) for start in range(0, max(rows, 1), step)]
+        payload = (encoded, prompts, options)
+        return self._submit("generate", key, payload, items=len(prompts))
 
     def detect_language(self, features: Any) -> Any:
         """Language probabilities from encoder outputs."""

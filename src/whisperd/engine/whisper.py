@@ -493,12 +493,7 @@ class WhisperEngine(FasterWhisperEngine):
 
     def _stand_in(self, ticket: Ticket, *, trim: bool) -> ScheduledModel:
         return ScheduledModel(
-            self._model.model,
-            self.batcher,
-            ticket,
-            self._tokens,
-            trim_padding=trim,
-            max_call_items=1 if self._info.device == "cpu" else None,
+            self._model.model, self.batcher, ticket, self._tokens, trim_padding=trim
         )
 
     def close(self) -> None:
