@@ -79,12 +79,8 @@ class _ScheduledEncoder:
     def embed(self, clips: list[npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
         if not clips:
             return np.zeros((0, self._dimension), dtype=np.float32)
-        ticket = self._batcher.ticket(self._priority)
-        self._batcher.enter(ticket)
-        try:
+        with self._batcher.request(self._priority) as ticket:
             result: npt.NDArray[np.float32] = self._batcher.submit(
                 EMBED, None, clips, items=len(clips), ticket=ticket
             )
-            return result
-        finally:
-            self._batcher.leave(ticket)
+        return result

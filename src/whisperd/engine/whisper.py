@@ -296,21 +296,16 @@ class FasterWhisperEngine:
         """
         self.check(options)
         options = self._fitted(options)
-        ticket = self.batcher.ticket(priority)
-        if cancel is not None:
-            ticket.cancelled = cancel
-        self.batcher.enter(ticket)
         try:
-            view = self._request_model(ticket, options)
-            logprobs = self._logprob_reader(view) if options.logprobs else None
-            raw_segments, info = self._start(view, audio, options)
-            segments = self._collect(raw_segments, float(info.duration), on_segment, logprobs)
+            with self.batcher.request(priority, cancel) as ticket:
+                view = self._request_model(ticket, options)
+                logprobs = self._logprob_reader(view) if options.logprobs else None
+                raw_segments, info = self._start(view, audio, options)
+                segments = self._collect(raw_segments, float(info.duration), on_segment, logprobs)
         except (RuntimeError, MemoryError) as exc:
             raise TranscriptionError(f"Transcription failed: {exc}") from exc
         except ValueError as exc:
             raise InvalidOptionError(f"Invalid decoding options: {exc}") from exc
-        finally:
-            self.batcher.leave(ticket)
         return Transcript(
             segments=segments,
             language=str(info.language),
@@ -356,25 +351,20 @@ class FasterWhisperEngine:
         duration = len(audio) / SAMPLE_RATE
         if not self._info.multilingual:
             return LanguageDetection.certain("en", duration=duration, model=self._info.name)
-        ticket = self.batcher.ticket(priority)
-        if cancel is not None:
-            ticket.cancelled = cancel
-        self.batcher.enter(ticket)
         try:
-            view = self._request_model(ticket, options)
-            language, probability, ranking = view.detect_language(
-                audio=audio,
-                vad_filter=options.vad_filter,
-                vad_parameters=faster_whisper.vad.VadOptions(
-                    **(options.vad_parameters.model_dump() if options.vad_parameters else {})
-                ),
-                language_detection_segments=options.language_detection_segments,
-                language_detection_threshold=options.language_detection_threshold,
-            )
+            with self.batcher.request(priority, cancel) as ticket:
+                view = self._request_model(ticket, options)
+                language, probability, ranking = view.detect_language(
+                    audio=audio,
+                    vad_filter=options.vad_filter,
+                    vad_parameters=faster_whisper.vad.VadOptions(
+                        **(options.vad_parameters.model_dump() if options.vad_parameters else {})
+                    ),
+                    language_detection_segments=options.language_detection_segments,
+                    language_detection_threshold=options.language_detection_threshold,
+                )
         except (RuntimeError, MemoryError, ValueError) as exc:
             raise TranscriptionError(f"Language detection failed: {exc}") from exc
-        finally:
-            self.batcher.leave(ticket)
         return LanguageDetection(
             language=str(language),
             probability=float(probability),

@@ -255,6 +255,21 @@ class Batcher:
         """A new ticket for a request, in arrival order."""
         return Ticket(priority=priority, arrival=next(self._arrivals))
 
+    @contextmanager
+    def request(
+        self, priority: Priority = Priority.INTERACTIVE, cancel: threading.Event | None = None
+    ) -> Iterator[Ticket]:
+        """A new ticket, active for the block (:meth:`enter`, then :meth:`leave` however the
+        block ends); ``cancel``, when given, becomes its cancel flag."""
+        ticket = self.ticket(priority)
+        if cancel is not None:
+            ticket.cancelled = cancel
+        self.enter(ticket)
+        try:
+            yield ticket
+        finally:
+            self.leave(ticket)
+
     def enter(self, ticket: Ticket) -> None:
         """Count a request as active (it will submit calls soon)."""
         with self._cond:
