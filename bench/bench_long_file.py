@@ -5,6 +5,9 @@ rates, pauses of 0.2-2 s; seeded), so every speed figure has its word error rate
 it. Every mode runs on the same audio in the same process, on CPU int8, beam 5 and VAD on
 (faster-whisper's defaults), in turn for ``--repeats`` rounds; wall and CPU seconds are medians.
 Ratios are against faster-whisper's ``BatchedInferencePipeline`` (batch 8, its own defaults).
+whisperd's engine is built as the server builds it on this CPU (its default threading: one
+one-thread model call per core at once, so batches of chunks decode side by side), and once
+more with one worker using every core (the default before), in the same run.
 
     python bench/bench_long_file.py [--minutes 11.25] [--repeats 2] [--write docs/benchmarks.md]
 
@@ -25,10 +28,12 @@ from faster_whisper import BatchedInferencePipeline, WhisperModel
 
 from common import machine, write_section
 from stream_accuracy import corpus
+from whisperd.config import Settings
 from whisperd.engine.hub import ResolvedModel
 from whisperd.engine.options import TranscribeOptions
-from whisperd.engine.whisper import WhisperEngine
+from whisperd.engine.whisper import BatchingConfig, WhisperEngine
 from whisperd.scheduler.batcher import Priority
+from whisperd.service.loading import CPU_MAX_BATCH_SIZE, max_batch_size, model_threads
 from whisperd.testing.speech import real_model_path, word_error_rate
 
 BATCH = 8
@@ -56,7 +61,17 @@ def modes(audio: np.ndarray, path: Path) -> dict[str, Mode]:
     """Every mode, on one faster-whisper model and one whisperd engine."""
     reference = WhisperModel(str(path), device="cpu", compute_type="int8")
     pipeline = BatchedInferencePipeline(reference)
-    engine = WhisperEngine(ResolvedModel("tiny.en", path, None, None), device="cpu")
+    resolved = ResolvedModel("tiny.en", path, None, None)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    threads = model_threads(settings, "ctranslate2", "cpu")
+    engine = WhisperEngine(
+        resolved,
+        device="cpu",
+        cpu_threads=threads.threads,
+        num_workers=threads.workers,
+        batching=BatchingConfig(max_batch_size(settings, "ctranslate2", "cpu")),
+    )
+    one_worker = WhisperEngine(resolved, device="cpu", batching=BatchingConfig(CPU_MAX_BATCH_SIZE))
 
     def faster_whisper(batched: bool) -> tuple[str, int]:
         if batched:
@@ -66,8 +81,8 @@ def modes(audio: np.ndarray, path: Path) -> dict[str, Mode]:
         listed = list(segments)
         return " ".join(s.text for s in listed), len(listed)
 
-    def whisperd(**options: object) -> tuple[str, int]:
-        transcript = engine.transcribe(
+    def whisperd(on: WhisperEngine = engine, **options: object) -> tuple[str, int]:
+        transcript = on.transcribe(
             audio, TranscribeOptions.model_validate(options), priority=Priority.BULK
         )
         return transcript.text, len(transcript.segments)
@@ -78,6 +93,9 @@ def modes(audio: np.ndarray, path: Path) -> dict[str, Mode]:
         "whisperd default: batched, sentence segments timed": Mode(whisperd),
         "whisperd default, no segment times (OpenAI json/text)": Mode(
             lambda: whisperd(segment_timestamps=False)
+        ),
+        "whisperd default, --num-workers 1 (one call at a time on every core)": Mode(
+            lambda: whisperd(one_worker)
         ),
         "whisperd batch_size=1 (sequential)": Mode(lambda: whisperd(batch_size=1)),
         "whisperd batch_size=1, condition_on_previous_text=false": Mode(

@@ -163,7 +163,6 @@ def test_multichannel_labels_each_channel(real_model: Path, tmp_path: Path) -> N
         (["--known-speaker", "a=missing.wav"], "--known-speaker needs --diarize"),
         (["--diarize", "--known-speaker", "nobody"], "give NAME=FILE"),
         (["--diarize", "--min-speakers", "3", "--max-speakers", "2"], "--min-speakers"),
-        (["--diarize", "--server", "http://127.0.0.1:9"], "not sent with --server"),
         (["--diarize", "--num-speakers", "0"], "--num-speakers"),
     ],
 )

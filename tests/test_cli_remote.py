@@ -21,12 +21,12 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from served import served
 from waiting import DEADLINE_S, wait_until
 from whisperd.cli import _transcribe_command, cli
 from whisperd.testing import ScriptedModel
 
 DATA = Path(__file__).parent / "data"
-_LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 _KEY = "remote-test-key"
 _OPTIONS = ("-f", "all", "--word-timestamps", "--beam-size", "1", "--language", "en")
 
@@ -37,33 +37,8 @@ def _serve(model: ScriptedModel, base: Path, *flags: str) -> Iterator[str]:
     command = [sys.executable, "-m", "whisperd", "serve", "--model", str(model.path)]
     command += ["--port", "0", "--device", "cpu", "--compute-type", "int8", "--offline"]
     command += ["--data-dir", str(base / "data"), "--api-key", _KEY, *flags]
-    log = base / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=out)
-    try:
-        wait_until(
-            lambda: _LISTENING.search(log.read_text()) or process.poll() is not None,
-            "the server did not start",
-        )
-        match = _LISTENING.search(log.read_text())
-        assert match, log.read_text()
-        url = f"http://127.0.0.1:{match[1]}"
-        wait_until(lambda: _healthy(url), "the model did not load")
+    with served(command, base / "serve.log") as url:
         yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=DEADLINE_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/health", timeout=30).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 @pytest.fixture(scope="module")

@@ -166,8 +166,9 @@ def _formats(values: tuple[str, ...]) -> tuple[OutputFormat, ...]:
 
 def _print_summary(console: Console, summary: BatchSummary, jobs: int) -> None:
     for result in summary.results:
-        if result.error is not None:
-            console.print(f"[red]failed[/red] {result.job.source}: {result.error}", soft_wrap=True)
+        if result.error is not None:  # escaped: a message may hold brackets (whisperd[diarize])
+            failed = f"{escape(str(result.job.source))}: {escape(result.error)}"
+            console.print(f"[red]failed[/red] {failed}", soft_wrap=True)
     line = (
         f"{summary.done} of {jobs} file(s) transcribed: "
         f"{summary.audio_seconds:.1f} s of audio in {summary.wall_seconds:.1f} s "
@@ -246,9 +247,9 @@ def _transcribe(**params: Any) -> None:
     at once.
 
     With --server URL the files are transcribed as jobs on that whisperd server instead (its
-    model and hardware; the same options, progress and output files); the API key comes from
-    WHISPERD_API_KEY (or --api-key). Running the same command again resumes its jobs rather
-    than submitting new ones; Ctrl-C cancels them.
+    model and hardware; the same options, speaker flags, progress and output files); the API
+    key comes from WHISPERD_API_KEY (or --api-key). Running the same command again resumes its
+    jobs rather than submitting new ones; Ctrl-C cancels them.
     """
     from whisperd.cli_interrupts import Interrupts
     from whisperd.cli_progress import run_with_progress
@@ -309,7 +310,13 @@ def _transcribe(**params: Any) -> None:
             with interrupts.installed():
                 if remote is not None:
                     return await run_remote(
-                        remote, options, jobs, output=output, console=console, cancel=cancel
+                        remote,
+                        options,
+                        jobs,
+                        output=output,
+                        console=console,
+                        cancel=cancel,
+                        speakers=speakers,
                     )
                 return await run_with_progress(
                     settings,
@@ -324,7 +331,7 @@ def _transcribe(**params: Any) -> None:
 
         summary = asyncio.run(transcribe())
     except WhisperdError as exc:
-        console.print(f"[red]error:[/red] {exc.message}", soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(exc.message)}", soft_wrap=True)
         raise SystemExit(2) from None
     _print_summary(console, summary, len(jobs))
     if asking is not None and asking.failures:

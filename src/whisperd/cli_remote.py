@@ -1,13 +1,15 @@
 """``whisperd transcribe --server URL``: each file becomes a job on a running whisperd server.
 
 Up to :attr:`RemoteConfig.concurrency` files are in flight at once. Each is submitted with the
-decoding options as form fields and an ``Idempotency-Key`` made of the file's SHA-256 and those
-fields, so the same command run again (after a network failure, or once it is done) finds its
-earlier jobs instead of submitting new ones; an earlier job that was cancelled or failed is
-deleted and submitted afresh. Each job is polled, every 0.5 s while it moves and up to 5 s
-apart while it does not, and its progress (seconds of audio done) drives the same bars or
-lines as a local run. The transcript is fetched once, as ``verbose_json``, and written by the
-same :class:`~whisperd.cli_output.Output` as a local run: the files are the same.
+decoding options and the speaker flags' diarization (known speakers' clips as data URLs) as form
+fields and an ``Idempotency-Key`` made of the file's SHA-256 and those fields, so the same
+command run again (after a network failure, or once it is done) finds its earlier jobs instead
+of submitting new ones; an earlier job that was cancelled or failed is deleted and submitted
+afresh. Each job is polled, every 0.5 s while it moves and up to 5 s apart while it does not,
+and its progress (seconds of audio done) drives the same bars or lines as a local run. The
+transcript is fetched once, as ``verbose_json``, and written by the same
+:class:`~whisperd.cli_output.Output` as a local run: the files are the same, speaker labels
+included.
 
 A file whose job is refused or fails, or whose server cannot be reached, gets its error and the
 other files go on. A cancelled run (Ctrl-C) cancels (``DELETE``) the jobs it submitted that
@@ -21,24 +23,32 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import click
 
 from whisperd.batch import BatchSummary, FileJob, FileResult, InputError
 from whisperd.cli_progress import progress_reporter
-from whisperd.cli_remote_client import JobsClient, RemoteError, idempotency_key, job_fields
+from whisperd.cli_remote_client import (
+    JobsClient,
+    RemoteError,
+    data_url,
+    idempotency_key,
+    job_fields,
+    speaker_fields,
+)
 from whisperd.cli_settings import flag_name
 from whisperd.config import ClientSettings
 from whisperd.errors import WhisperdError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
-    from pathlib import Path
 
     from rich.console import Console
 
-    from whisperd.batch import Reporter
+    from whisperd.audio.decode import AudioSource
+    from whisperd.batch import Reporter, Speakers
     from whisperd.cli_output import Output
     from whisperd.engine.options import TranscribeOptions
     from whisperd.service import Cancellation
@@ -115,19 +125,52 @@ async def run_remote(
     output: Output,
     console: Console,
     cancel: Cancellation,
+    speakers: Speakers = (None, ()),
 ) -> BatchSummary:
     """Transcribe every file as a job on ``config.server`` under a progress display on
     ``console``; failures are recorded per file, never raised.
 
-    ``cancel`` cancels the jobs in flight and starts no other file.
+    ``cancel`` cancels the jobs in flight and starts no other file. ``speakers`` is the
+    diarization every job asks for and the known speakers' clips, as for a local run
+    (:func:`~whisperd.cli_speakers.diarization_from_flags`); the clips are read once, here.
+
+    Raises:
+        InputError: if a known speaker's clip cannot be read (before anything is sent).
     """
+    diarization, clips = speakers
+    references = await asyncio.to_thread(_references, clips)
+    labelling = speaker_fields(diarization, references)
     client = JobsClient(config.server, api_key=config.api_key)
     try:
         with progress_reporter(console) as reporter:
-            runner = RemoteRunner(client, options, output, reporter, config=config, cancel=cancel)
+            runner = RemoteRunner(
+                client,
+                options,
+                output,
+                reporter,
+                config=config,
+                cancel=cancel,
+                diarization_fields=labelling,
+            )
             return await runner.run(jobs)
     finally:
         await client.aclose()
+
+
+def _references(clips: Sequence[tuple[str, AudioSource]]) -> list[tuple[str, str]]:
+    """The known speakers' names and their clips as data URLs.
+
+    Raises:
+        InputError: if a clip's file cannot be read.
+    """
+    references = []
+    for name, clip in clips:
+        try:
+            references.append((name, data_url(clip.data)))
+        except OSError as error:
+            where = clip.data if isinstance(clip.data, Path) else "(bytes)"
+            raise InputError(f"could not read {name!r}'s voice clip {where}: {error}") from None
+    return references
 
 
 class RemoteRunner:
@@ -142,11 +185,16 @@ class RemoteRunner:
         *,
         config: RemoteConfig,
         cancel: Cancellation,
+        diarization_fields: Mapping[str, str] | None = None,
     ) -> None:
-        """Prepare a run; nothing is sent before :meth:`run`."""
+        """Prepare a run; nothing is sent before :meth:`run`.
+
+        ``diarization_fields`` are the diarization's form fields (:func:`speaker_fields`), sent with
+        every job and part of its idempotency key; None: no diarization.
+        """
         self._client = client
         self._options = options
-        self._fields = job_fields(options, config.model)
+        self._fields = job_fields(options, config.model) | dict(diarization_fields or {})
         self._output = output
         self._reporter = reporter
         self._config = config

@@ -6,14 +6,19 @@ fetches its transcript as ``verbose_json`` and cancels it (``DELETE``). Every fa
 error status (from its error envelope), or what went wrong with the connection.
 
 :func:`job_fields` turns decoding options into the form fields the server reads back into the
-same options; :func:`transcript_of_verbose` rebuilds a transcript from ``verbose_json`` so that
-:mod:`whisperd.audio.formats` renders every format as it would have rendered the server's own.
+same options, and :func:`speaker_fields` the diarization (known speakers' clips as data URLs:
+:func:`data_url`); :func:`transcript_of_verbose` rebuilds a transcript from ``verbose_json``,
+speakers included, so that :mod:`whisperd.audio.formats` renders every format as it would have
+rendered the server's own.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import mimetypes
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import httpx2
@@ -23,21 +28,26 @@ from whisperd.errors import WhisperdError
 from whisperd.languages import LANGUAGES
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from pathlib import Path
+    from collections.abc import Mapping, Sequence
 
+    from whisperd.diarization import DiarizationOptions
     from whisperd.engine.options import TranscribeOptions
 
 __all__ = [
     "JobsClient",
     "RemoteError",
+    "data_url",
     "idempotency_key",
     "job_fields",
+    "speaker_fields",
     "transcript_of_verbose",
 ]
 
 _TRANSIENT_STATUSES: Final = frozenset({429, 502, 503, 504})
 """Statuses that may clear up by themselves (a server restarting or busy)."""
+_DEFAULT_MIN_SPEAKERS: Final = 1
+_DEFAULT_MAX_SPEAKERS: Final = 8
+"""With the least as its floor: the server's ``max_speakers`` when none is sent."""
 
 
 class RemoteError(WhisperdError):
@@ -98,12 +108,74 @@ def _form_value(value: Any) -> str:
     return str(value)
 
 
+def speaker_fields(
+    diarization: DiarizationOptions | None, references: Sequence[tuple[str, str]] = ()
+) -> dict[str, str]:
+    """The form fields of a job that the server reads back into ``diarization`` exactly.
+
+    ``mode="speakers"`` is ``diarize=true`` (with ``num_speakers`` if set, and the known
+    speakers), ``mode="channels"`` is ``multichannel=true`` (the channel names as
+    ``known_speaker_names[]``). ``min_speakers`` and ``max_speakers`` are sent where they
+    differ from what the server assumes without them (1, and 8 or the least if more). Names
+    and references go as one JSON array each, which the server reads item by item whatever
+    commas they hold.
+
+    Args:
+        diarization: The diarization asked for (:func:`~whisperd.cli_speakers.
+            diarization_from_flags`); None: none, no fields.
+        references: The known speakers' names and data URLs of their clips (:func:`data_url`),
+            in order; used with ``mode="speakers"`` only.
+
+    Returns:
+        Field names and their text values (empty without diarization).
+    """
+    if diarization is None:
+        return {}
+    if diarization.mode == "channels":
+        fields = {"multichannel": "true"}
+        names = list(diarization.channel_names)
+    else:
+        fields = {"diarize": "true"}
+        names = [name for name, _ in references]
+        if diarization.num_speakers is not None:
+            fields["num_speakers"] = str(diarization.num_speakers)
+        if references:
+            urls = [url for _, url in references]
+            fields["known_speaker_references[]"] = json.dumps(urls)
+    if diarization.min_speakers != _DEFAULT_MIN_SPEAKERS:
+        fields["min_speakers"] = str(diarization.min_speakers)
+    if diarization.max_speakers != max(_DEFAULT_MAX_SPEAKERS, diarization.min_speakers):
+        fields["max_speakers"] = str(diarization.max_speakers)
+    if names:
+        fields["known_speaker_names[]"] = json.dumps(names)
+    return fields
+
+
+def data_url(data: bytes | Path) -> str:
+    """A known speaker's clip as the data URL the server reads
+    (``data:audio/wav;base64,...``; the type is guessed from a file's name, the server
+    detects the format from the bytes whatever it says).
+
+    Args:
+        data: The clip's bytes, or the path of its file.
+
+    Raises:
+        OSError: if the file cannot be read.
+    """
+    kind = "application/octet-stream"
+    if isinstance(data, Path):
+        kind = mimetypes.guess_type(data.name)[0] or kind
+        data = data.read_bytes()
+    return f"data:{kind};base64,{base64.b64encode(data).decode('ascii')}"
+
+
 def idempotency_key(digest: str, fields: Mapping[str, str]) -> str:
     """The ``Idempotency-Key`` of a file's job: the same for the same content and fields.
 
     Args:
         digest: The SHA-256 of the file's bytes (hex).
-        fields: The job's form fields (:func:`job_fields`).
+        fields: The job's form fields (:func:`job_fields` and :func:`speaker_fields`; known
+            speakers' clips count whole, being hashed with the rest).
 
     Returns:
         ``whisperd-cli-`` and 64 hex digits.
@@ -116,8 +188,9 @@ def transcript_of_verbose(body: Mapping[str, Any], *, words: bool) -> Transcript
     """The transcript a ``verbose_json`` body (with ``segments``) was rendered from.
 
     Every format of :mod:`whisperd.audio.formats` renders it exactly as it renders the
-    original: segments keep their fields, and the words (with ``words``) are given back to the
-    segments in order. What ``verbose_json`` does not carry, and no format shows, is left
+    original: segments keep their fields (``speaker`` too, when the job labelled speakers),
+    and the words (with ``words``, each with its ``speaker``) are given back to the segments
+    in order. What ``verbose_json`` does not carry, and no format shows, is left
     empty: the language's probability, the duration after VAD and the model (a word's
     probability too, from a server whose words do not carry one).
 
@@ -151,12 +224,20 @@ def _segment(item: Mapping[str, Any]) -> Segment:
         avg_logprob=float(item["avg_logprob"]),
         compression_ratio=float(item["compression_ratio"]),
         no_speech_prob=float(item["no_speech_prob"]),
+        speaker=_speaker(item),
     )
 
 
 def _word(item: Mapping[str, Any]) -> Word:
     probability = float(item.get("probability", 0.0))
-    return Word(float(item["start"]), float(item["end"]), str(item["word"]), probability)
+    start, end = float(item["start"]), float(item["end"])
+    return Word(start, end, str(item["word"]), probability, speaker=_speaker(item))
+
+
+def _speaker(item: Mapping[str, Any]) -> str | None:
+    """The ``speaker`` of a segment or word; None where there is none (no diarization)."""
+    speaker = item.get("speaker")
+    return None if speaker is None else str(speaker)
 
 
 def _with_words(segments: list[Segment], words: list[Word]) -> list[Segment]:

@@ -63,12 +63,12 @@ def speaker_params() -> list[click.Option]:
 def diarization_from_flags(
     params: dict[str, Any],
 ) -> tuple[DiarizationOptions | None, tuple[tuple[str, AudioSource], ...]]:
-    """The diarization the flags ask for (None: none) and the known speakers' clips.
+    """The diarization the flags ask for (None: none) and the known speakers' clips, for a
+    local run and for ``--server`` alike (which sends them as the job's fields).
 
     Raises:
         click.UsageError: naming the flag, on known speakers or counts without
-            ``--diarize``/``--multichannel``, a clip that is not a file, more than 4, or
-            diarization with ``--server``.
+            ``--diarize``/``--multichannel``, a clip that is not a file, or more than 4.
     """
     wanted = params["diarize"] or params["multichannel"]
     counts = {name: params[name] for name in ("num_speakers", "min_speakers", "max_speakers")}
@@ -79,11 +79,6 @@ def diarization_from_flags(
         if given:
             raise click.UsageError(f"{given[0]} needs --diarize (or --multichannel).")
         return None, ()
-    if params.get("server"):
-        raise click.UsageError(
-            "--diarize and --multichannel are not sent with --server yet; transcribe here "
-            "instead, or submit the job to /v1/jobs with diarize=true yourself."
-        )
     known = [_known(item, params["multichannel"]) for item in params.get("known_speaker", ())]
     least = counts["min_speakers"] or 1
     try:

@@ -57,15 +57,20 @@ class Settings(BaseSettings):
     compute_type: ComputeType = "auto"
     """Weight and activation type: auto picks int8 on CPU and float16 on CUDA."""
     cpu_threads: Annotated[int, Field(ge=0)] = 0
-    """Threads per model call on CPU (0: CTranslate2's default)."""
+    """Threads per model call on CPU (0: CTranslate2's default). Unless this or
+    ``num_workers`` is set, CTranslate2 on the CPU runs one one-thread model call per core at
+    once (at most 4 calls, the cores shared evenly beyond that): see
+    ``service/loading.py``'s ``model_threads``."""
     num_workers: Annotated[int, Field(ge=1)] = 1
-    """Model replicas sharing the weights (parallel model calls)."""
+    """Model replicas sharing the weights (parallel model calls). Unless this or
+    ``cpu_threads`` is set, on the CPU: one per core, at most 4 (see ``cpu_threads``)."""
     max_batch_size: Annotated[int, Field(ge=1, le=256)] = 8
-    """Most windows (from any requests) encoded or decoded in one model call. Unless set, 2 for
-    CTranslate2 on the CPU: there a merged call costs about the sum of its parts, while its
-    memory grows with windows times beams (each beam keeps the encoder's keys and values of
-    its window), so merging 8 short requests at beam 5 took tiny.en from 350 to 1,050 MiB for
-    no throughput (docs/benchmarks.md). A request's own batch of VAD chunks (``batch_size``)
+    """Most windows (from any requests) encoded or decoded in one model call. Unless set, for
+    CTranslate2 on the CPU 1 with several workers (the default there) and 2 with one: there a
+    merged call costs about the sum of its parts, while its memory grows with windows times
+    beams (each beam keeps the encoder's keys and values of its window), so merging 8 short
+    requests at beam 5 took tiny.en from 350 to 1,050 MiB for no throughput
+    (docs/benchmarks.md). A request's own batch of VAD chunks (``batch_size``)
     still runs whole. The torch engine decodes continuously instead: see
     ``max_decode_rows``."""
     max_decode_rows: Annotated[int, Field(ge=0, le=4096)] = 0

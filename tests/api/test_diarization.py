@@ -97,6 +97,20 @@ def test_sdk_parses_diarized_json_with_each_turn_s_speaker(
     assert result.usage.type == "duration"
 
 
+def test_a_speaker_heard_once_briefly_keeps_a_label(real_server: RunningServer) -> None:
+    """One 2.3 s sentence of the second voice between pauses: fewer windows than a cluster
+    needs to stand on its own, but heard alone, so it is a speaker."""
+    sentences = [SENTENCES[6], SENTENCES[7], SENTENCES[5], SENTENCES[9], SENTENCES[16]]
+    voices = (VOICES[0], VOICES[0], VOICES[1], VOICES[0], VOICES[0])
+    spoken = conversation(sentences, voices=voices, pause_s=0.6)
+    result = post(
+        real_server,
+        {"diarize": "true", "response_format": "diarized_json"},
+        spoken.wav_bytes(),
+    )
+    assert turns(result["segments"], spoken) == ["A", "A", "B", "A", "A"]  # type: ignore[arg-type]
+
+
 def test_known_speakers_get_their_names(real_server: RunningServer, dialogue: SpokenText) -> None:
     references = [speak(" ".join(SENTENCES[8:10]), voice=voice).samples for voice in VOICES]
     body = post(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from types import SimpleNamespace
 from typing import Any
 
@@ -100,10 +101,9 @@ def _pipeline(model: _ScriptedGenerate) -> BatchedPipeline:
     return BatchedPipeline(view, RULE, sentence_segments=False)
 
 
-def test_failing_chunks_are_decoded_again_together_at_the_next_temperatures() -> None:
-    model = _ScriptedGenerate({(1, 0.0): -1.5, (2, 0.0): -1.5, (2, 0.5): -1.6, (2, 1.0): -1.2})
-    tokenizer = SimpleNamespace(decode=lambda tokens: "text", encode=lambda text: [])
-    options = SimpleNamespace(
+def _options() -> SimpleNamespace:
+    """faster-whisper's decoding options, as the pipeline reads them (beam 5, no words)."""
+    return SimpleNamespace(
         initial_prompt=None,
         hotwords=None,
         max_new_tokens=None,
@@ -115,7 +115,14 @@ def test_failing_chunks_are_decoded_again_together_at_the_next_temperatures() ->
         no_repeat_ngram_size=0,
         suppress_blank=True,
         suppress_tokens=[-1],
+        word_timestamps=False,
     )
+
+
+def test_failing_chunks_are_decoded_again_together_at_the_next_temperatures() -> None:
+    model = _ScriptedGenerate({(1, 0.0): -1.5, (2, 0.0): -1.5, (2, 0.5): -1.6, (2, 1.0): -1.2})
+    tokenizer = SimpleNamespace(decode=lambda tokens: "text", encode=lambda text: [])
+    options = _options()
     features = np.arange(3, dtype=np.float32)[:, None] * np.ones((3, 4), dtype=np.float32)
 
     _, outputs = _pipeline(model).generate_segment_batched(features, tokenizer, options)
@@ -129,3 +136,62 @@ def test_failing_chunks_are_decoded_again_together_at_the_next_temperatures() ->
     assert [o["temperature"] for o in outputs] == [0.0, 0.5, 1.0]
     assert [o["tokens"] for o in outputs] == [[10], [11], [12]]
     assert outputs[2]["avg_logprob"] == pytest.approx(-1.2)
+
+
+class _MeetingGenerate(_ScriptedGenerate):
+    """A scripted model whose ``generate`` calls wait until ``together`` of them are inside."""
+
+    def __init__(self, together: int) -> None:
+        super().__init__({})
+        self.barrier = threading.Barrier(together, timeout=10)
+        self.threads: set[str] = set()
+
+    def generate(self, encoded: np.ndarray, prompts: list[list[int]], **options: Any) -> list[Any]:
+        self.threads.add(threading.current_thread().name)
+        self.barrier.wait()
+        return super().generate(encoded, prompts, **options)
+
+
+def _segments_of(pipeline: BatchedPipeline, chunks: int, batch_size: int) -> list[Any]:
+    tokenizer = SimpleNamespace(decode=lambda tokens: f"t{tokens}", encode=lambda text: [], eot=99)
+    options = _options()
+    features = np.arange(chunks, dtype=np.float32)[:, None] * np.ones((chunks, 4), np.float32)
+    metadata = [{"offset": 10.0 * i, "duration": 5.0} for i in range(chunks)]
+    return list(
+        pipeline._batched_segments_generator(
+            features, tokenizer, metadata, batch_size, options, False
+        )
+    )
+
+
+def test_parallel_batches_decode_at_once_and_come_back_in_order() -> None:
+    model = _MeetingGenerate(together=2)
+    pipeline = _pipeline(model)
+    parallel = BatchedPipeline(pipeline.model, RULE, sentence_segments=False, parallel_batches=2)
+
+    segments = _segments_of(parallel, chunks=8, batch_size=2)
+
+    assert [s.text for s in segments] == [f"t[{chunk + 10}]" for chunk in range(8)]
+    assert [s.start for s in segments] == [10.0 * chunk for chunk in range(8)]
+    assert [s.id for s in segments] == list(range(1, 9))
+    assert len(model.threads) == 2
+
+
+def test_one_batch_at_a_time_never_overlaps() -> None:
+    model = _MeetingGenerate(together=1)
+    segments = _segments_of(_pipeline(model), chunks=5, batch_size=2)
+    assert [s.text for s in segments] == [f"t[{chunk + 10}]" for chunk in range(5)]
+    assert model.threads == {threading.current_thread().name}
+
+
+def test_a_failing_batch_stops_the_run_with_its_error() -> None:
+    class _Failing(_ScriptedGenerate):
+        def generate(self, encoded: np.ndarray, prompts: list[list[int]], **options: Any) -> Any:
+            if int(encoded[0, 0]) == 2:
+                raise RuntimeError("out of memory")
+            return super().generate(encoded, prompts, **options)
+
+    pipeline = _pipeline(_Failing({}))
+    parallel = BatchedPipeline(pipeline.model, RULE, sentence_segments=False, parallel_batches=2)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        _segments_of(parallel, chunks=6, batch_size=2)

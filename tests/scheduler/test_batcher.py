@@ -366,3 +366,24 @@ def test_without_merging_across_levels_a_long_files_window_does_not_ride_along(s
         batcher.leave(long_file)
         merged.append([payloads for _, payloads in model.calls[1:]])
     assert merged == [[["clip", "long-window"]], [["clip"], ["long-window"]]]
+
+
+def test_two_workers_waiting_for_the_same_call_both_survive(started, monkeypatch) -> None:
+    crashes: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: crashes.append(args.exc_value))
+    model = FakeModel()
+    batcher = _start(started, model, max_batch_size=8, max_wait_s=0.2, workers=2)
+    assert batcher.workers == 2
+    late, prompt = batcher.ticket(), batcher.ticket()
+    batcher.enter(late)  # active but silent: both workers wait for it to fill the batch
+    batcher.enter(prompt)
+    for round_ in range(3):
+        assert batcher.submit("encode", None, f"x{round_}", items=1, ticket=prompt) == (
+            "encode",
+            f"x{round_}",
+        )
+        time.sleep(batcher.max_wait_s)  # the worker that lost the call wakes to an empty queue
+    batcher.leave(late)
+    batcher.leave(prompt)
+    assert crashes == []
+    assert batcher.submit("encode", None, "after", items=1, ticket=prompt) == ("encode", "after")

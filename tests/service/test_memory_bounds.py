@@ -15,7 +15,7 @@ from whisperd.testing import ScriptedModel
 
 
 def test_merged_calls_on_the_cpu_are_small_unless_asked_for() -> None:
-    default = Settings(_env_file=None)  # type: ignore[call-arg]
+    default = Settings(_env_file=None, num_workers=1)  # type: ignore[call-arg]
     assert max_batch_size(default, "ctranslate2", "cpu") == CPU_MAX_BATCH_SIZE == 2
     assert max_batch_size(default, "ctranslate2", "cuda") == 8
     assert max_batch_size(default, "torch", "cpu") == 8
@@ -37,6 +37,7 @@ def test_a_service_on_the_cpu_merges_at_most_two_windows(scripted_model: Scripte
         model=str(scripted_model.path),
         offline=True,
         device="cpu",
+        num_workers=1,
     )
     service = TranscriptionService.create(settings)
     try:

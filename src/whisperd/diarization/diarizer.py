@@ -71,7 +71,7 @@ def diarize(
         for window in windows
     ]
     embeddings = encoder.embed(clips)
-    labels = cluster(embeddings, options.bounds, merge_distance)
+    labels = cluster(embeddings, options.bounds, merge_distance, windows)
     centroids = _centroids(embeddings, labels)
     word_labels = label_words(words, windows, labels.tolist())
     word_labels = refine_changes(words, word_labels, samples, centroids, encoder)

@@ -32,6 +32,8 @@ class Window:
 
     start: float
     end: float
+    region: int = 0
+    """Which speech region (0, 1, ... in time order) it lies in."""
 
     @property
     def centre(self) -> float:
@@ -43,16 +45,16 @@ def speech_windows(words: Sequence[Word], duration: float) -> list[Window]:
     """Windows covering the speech regions of ``words`` (empty without words), within
     ``[0, duration]``."""
     windows: list[Window] = []
-    for start, end in _regions(words):
+    for region, (start, end) in enumerate(_regions(words)):
         end = min(end, duration)
         if end - start <= CLIP_S:
-            windows.append(Window(start, end))
+            windows.append(Window(start, end, region))
             continue
         position = start
         while position + CLIP_S < end:
-            windows.append(Window(position, position + CLIP_S))
+            windows.append(Window(position, position + CLIP_S, region))
             position += STEP_S
-        windows.append(Window(end - CLIP_S, end))
+        windows.append(Window(end - CLIP_S, end, region))
     return [window for window in windows if window.end > window.start]
 
 

@@ -20,6 +20,9 @@ cost words or timing, and :class:`BatchedPipeline` replaces them:
 
 from __future__ import annotations
 
+import contextvars
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -131,12 +134,26 @@ class BatchedPipeline(faster_whisper.BatchedInferencePipeline):  # type: ignore[
     alignment pass unless word timestamps are asked for).
     """
 
-    def __init__(self, model: Any, fallback: Fallback, *, sentence_segments: bool) -> None:
-        """Run on ``model`` (a faster-whisper ``WhisperModel`` or whisperd's view of one)."""
+    def __init__(
+        self,
+        model: Any,
+        fallback: Fallback,
+        *,
+        sentence_segments: bool,
+        parallel_batches: int = 1,
+    ) -> None:
+        """Run on ``model`` (a faster-whisper ``WhisperModel`` or whisperd's view of one).
+
+        ``parallel_batches`` batches are decoded at once (the scheduler's workers, each a model
+        call in parallel); results, word alignment included, still come in order.
+        """
+        if parallel_batches < 1:
+            raise ValueError("parallel_batches must be at least 1")
         super().__init__(model)
         self.last_speech_timestamp: float = 0.0
         self._fallback = fallback
         self._sentences = sentence_segments
+        self._parallel = parallel_batches
 
     def forward(
         self,
@@ -151,6 +168,19 @@ class BatchedPipeline(faster_whisper.BatchedInferencePipeline):  # type: ignore[
         pass when words or sentence segments are wanted.
         """
         encoder_output, outputs = self.generate_segment_batched(features, tokenizer, options)
+        return self._timed(features, tokenizer, chunks_metadata, options, encoder_output, outputs)
+
+    def _timed(
+        self,
+        features: np.ndarray[Any, Any],
+        tokenizer: Tokenizer,
+        chunks_metadata: list[dict[str, Any]],
+        options: Any,
+        encoder_output: Any,
+        outputs: list[dict[str, Any]],
+    ) -> list[list[dict[str, Any]]]:
+        """One decoded batch's chunks as segments, aligned when words or sentences are
+        wanted (in chunk order: alignment carries the last speech time from chunk to chunk)."""
         heard = [i for i, output in enumerate(outputs) if output["tokens"]]
         chunks = [self._segments(tokenizer, chunks_metadata[i], outputs[i]) for i in heard]
         if heard and (options.word_timestamps or self._sentences):
@@ -181,9 +211,15 @@ class BatchedPipeline(faster_whisper.BatchedInferencePipeline):  # type: ignore[
         chunk was decoded at."""
         del log_progress
         number = 0
-        for first in range(0, len(features), batch_size):
-            batch = slice(first, first + batch_size)
-            for chunk in self.forward(features[batch], tokenizer, chunks_metadata[batch], options):
+        batches = [
+            slice(first, first + batch_size) for first in range(0, len(features), batch_size)
+        ]
+        decoded = self._decoded_in_order(features, batches, tokenizer, options)
+        for batch, (encoder_output, outputs) in zip(batches, decoded, strict=True):
+            chunks = self._timed(
+                features[batch], tokenizer, chunks_metadata[batch], options, encoder_output, outputs
+            )
+            for chunk in chunks:
                 for segment in chunk:
                     number += 1
                     words = (
@@ -205,6 +241,41 @@ class BatchedPipeline(faster_whisper.BatchedInferencePipeline):  # type: ignore[
                         else [faster_whisper.transcribe.Word(**w) for w in words],
                     )
         self.last_speech_timestamp = 0.0
+
+    def _decoded_in_order(
+        self,
+        features: np.ndarray[Any, Any],
+        batches: list[slice],
+        tokenizer: Tokenizer,
+        options: Any,
+    ) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
+        """:meth:`generate_segment_batched` of each batch, in order, with up to
+        ``parallel_batches`` of them decoding at once (each in the caller's context, so its
+        model calls log under the caller's request)."""
+        if self._parallel == 1:
+            for batch in batches:
+                yield self.generate_segment_batched(features[batch], tokenizer, options)
+            return
+        pool = ThreadPoolExecutor(self._parallel, thread_name_prefix="whisperd-chunks")
+        pending: deque[Future[tuple[Any, list[dict[str, Any]]]]] = deque()
+        try:
+            for batch in batches:
+                context = contextvars.copy_context()
+                pending.append(
+                    pool.submit(
+                        context.run,
+                        self.generate_segment_batched,
+                        features[batch],
+                        tokenizer,
+                        options,
+                    )
+                )
+                if len(pending) >= self._parallel:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _segments(
         self, tokenizer: Tokenizer, metadata: dict[str, Any], output: dict[str, Any]

@@ -74,8 +74,9 @@ class ScheduledModel:
         self._batcher = batcher
         self._ticket = ticket
         self._tokens = tokens
-        self._last_features: bytes | None = None
-        self._last_encoding: ctranslate2.StorageView | None = None
+        self._last: tuple[bytes, ctranslate2.StorageView] | None = None
+        """The last window encoded (its mel's digest) and its encoding, as one value: batches
+        of one request may encode on two threads at once."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)
@@ -86,12 +87,13 @@ class ScheduledModel:
         del to_cpu  # encoder outputs always come back to the host, to be split per request
         mel = _host(features)
         digest = hashlib.blake2b(mel.tobytes(), digest_size=16).digest()
-        if digest == self._last_features and self._last_encoding is not None:
-            return self._last_encoding
+        last = self._last
+        if last is not None and last[0] == digest:
+            return last[1]
         if self._trim:
             mel = trim_padding(mel)
         encoded = self._submit("encode", mel.shape[-1], mel, items=mel.shape[0])
-        self._last_features, self._last_encoding = digest, encoded
+        self._last = (digest, encoded)
         return encoded
 
     def generate(self, features: Any, prompts: list[list[int]], **options: Any) -> Any:

@@ -379,7 +379,12 @@ class FasterWhisperEngine:
         batch_size = options.chunk_batch_size(self.batcher.max_batch_size)
         if batch_size > 1:
             sentences = options.segment_timestamps and not options.without_timestamps
-            pipeline = BatchedPipeline(view, fallback_rule(options), sentence_segments=sentences)
+            pipeline = BatchedPipeline(
+                view,
+                fallback_rule(options),
+                sentence_segments=sentences,
+                parallel_batches=self.batcher.workers,
+            )
             kwargs = batched_kwargs(options, self._chunk_length, batch_size)
             started = pipeline.transcribe(audio, **kwargs)
         else:

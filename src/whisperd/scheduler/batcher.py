@@ -22,7 +22,8 @@ past them, its level rises each time its calls served double, and lower levels g
   its first windows, and finishes after a few windows instead of after the long file; of two
   long files, the one that has had less runs first.
 
-A request has at most one call in flight at a time (its windows depend on one another).
+A request usually has one call in flight at a time (its windows depend on one another); a
+batched long file keeps one batch of VAD chunks in flight per worker (they do not).
 Compatible calls join the leader's batch in the same order, up to ``max_batch_size`` items;
 bulk calls (CLI files, durable jobs) join only a bulk leader: on a CPU a batched call costs
 about the sum of its parts, so a job's 30 s window riding along would make a short interactive
@@ -282,6 +283,11 @@ class Batcher:
             self._cond.notify_all()
 
     @property
+    def workers(self) -> int:
+        """Worker threads: model calls that may run at the same time."""
+        return self._workers
+
+    @property
     def queued(self) -> int:
         """Calls waiting for a worker."""
         with self._cond:
@@ -333,7 +339,7 @@ class Batcher:
         preparing their audio) for ``max_wait_s``.
         """
         filling_until = time.monotonic() + self.max_wait_s
-        while not self._stopping:
+        while not self._stopping and self._queue:  # another worker may take what was queued
             waiting = {call.ticket for call in self._queue}
             if len(waiting) >= len(self._active):
                 return

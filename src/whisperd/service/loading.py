@@ -4,6 +4,8 @@ on its default model before it listens."""
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from whisperd.engine.catalogue import FORMATS
@@ -56,17 +58,60 @@ def check_default_model(settings: Settings) -> None:
 
 
 CPU_MAX_BATCH_SIZE = 2
-"""Windows per merged CTranslate2 call on the CPU unless ``max_batch_size`` is set: memory
-grows with windows times beams, throughput does not (see ``Settings.max_batch_size``)."""
+"""Windows per merged CTranslate2 call on the CPU with one worker, unless ``max_batch_size`` is
+set: memory grows with windows times beams, throughput does not (see
+``Settings.max_batch_size``). With several workers, one window per call."""
+
+CPU_MAX_WORKERS = 4
+"""Most model calls CTranslate2 runs at once on the CPU unless ``num_workers`` or
+``cpu_threads`` is set."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelThreads:
+    """How a CTranslate2 model uses the CPU: ``workers`` model calls at once (CTranslate2's
+    ``inter_threads``, the scheduler's worker threads), each on ``threads`` cores
+    (``intra_threads``; 0 is CTranslate2's own default)."""
+
+    workers: int
+    threads: int
+
+
+def model_threads(settings: Settings, engine: str, device: str) -> ModelThreads:
+    """The settings' ``num_workers`` and ``cpu_threads`` when either was set; for CTranslate2
+    on the CPU otherwise, one worker per core (at most :data:`CPU_MAX_WORKERS`), the cores
+    shared evenly among them.
+
+    A Whisper decoder step's matrices are too small to keep two threads of one call busy. On
+    2 cores with tiny.en, against one two-thread call at a time (docs/benchmarks.md, "CPU
+    threads of the model"): 4 concurrent streams' finals came 2.5x sooner (p50 and p95),
+    16 concurrent clients got 1.06x the throughput at the same memory (one window per call),
+    a long file cost 0.87x the CPU; a lone short clip takes about 1.2x as long.
+    """
+    chosen = {"num_workers", "cpu_threads"} & settings.model_fields_set
+    if chosen or engine != "ctranslate2" or device != "cpu":
+        return ModelThreads(settings.num_workers, settings.cpu_threads)
+    cores = available_cores()
+    workers = min(cores, CPU_MAX_WORKERS)
+    return ModelThreads(workers, max(1, cores // workers))
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity where the OS reports one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def max_batch_size(settings: Settings, engine: str, device: str) -> int:
     """The scheduler's most windows per model call: ``max_batch_size`` when it was set (flag,
-    environment or argument), else :data:`CPU_MAX_BATCH_SIZE` for CTranslate2 on the CPU and
-    the setting's default elsewhere."""
+    environment or argument); for CTranslate2 on the CPU otherwise, :data:`CPU_MAX_BATCH_SIZE`
+    with one worker and 1 with several (the windows in flight, and so the memory, stay
+    bounded); the setting's default elsewhere."""
     chosen = "max_batch_size" in settings.model_fields_set
     if not chosen and engine == "ctranslate2" and device == "cpu":
-        return CPU_MAX_BATCH_SIZE
+        workers = model_threads(settings, engine, device).workers
+        return CPU_MAX_BATCH_SIZE if workers == 1 else 1
     return settings.max_batch_size
 
 
@@ -94,12 +139,13 @@ def whisper_loader(
                 max_rows=settings.max_decode_rows,
                 graph_rows=settings.cuda_graph_rows,
             )
+        threads = model_threads(settings, engine, device)
         return WhisperEngine(
             model,
             device=device,
             compute_type=compute_type,
-            cpu_threads=settings.cpu_threads,
-            num_workers=settings.num_workers,
+            cpu_threads=threads.threads,
+            num_workers=threads.workers,
             batching=batching,
         )
 

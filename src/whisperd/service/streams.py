@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -99,8 +101,15 @@ def stream_decoder(
         )
         priority = Priority.STREAM_FINAL if request.final else Priority.STREAMING
         started = time.monotonic()
+        cancel = threading.Event()
         async with admission.stream_work(heard_s):
-            transcript = await pool.run(engine.transcribe, audio, options, None, priority=priority)
+            try:
+                transcript = await pool.run(
+                    engine.transcribe, audio, options, None, priority=priority, cancel=cancel
+                )
+            except asyncio.CancelledError:
+                cancel.set()  # its model calls still queued are dropped
+                raise
         if request.final and on_final is not None:
             on_final(time.monotonic() - started)
         return transcript

@@ -202,6 +202,7 @@ class StreamSession:
         self._last_partial = 0
         self._finals: collections.deque[_Final] = collections.deque()
         self._partial_due: float | None = None
+        self._partial: asyncio.Task[Transcript] | None = None  # the partial decode in flight
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -380,6 +381,8 @@ class StreamSession:
             self._open_utterance()  # the rest of the speech goes on as the next utterance
         self._stability.reset()
         self._partial_due = None
+        if self._partial is not None:
+            self._partial.cancel()  # its words are stale: the final goes first
         self._idle.clear()
         self._wake.set()
 
@@ -440,8 +443,8 @@ class StreamSession:
         if len(audio) < WINDOW or queued is None or number is None:
             return
         request = DecodeRequest(final=False, prefix=self._stability.prefix or None)
-        transcript = await self._decode(audio, request)
-        if self._finals or self._open != number:
+        transcript = await self._overtakable(self._decode(audio, request))
+        if transcript is None or self._finals or self._open != number:
             return  # a final overtook this partial
         stable, unstable = self._stable_split(transcript, heard_s=len(audio) / SAMPLE_RATE)
         await self._emit(
@@ -456,6 +459,21 @@ class StreamSession:
                 time.monotonic() - queued,
             )
         )
+
+    async def _overtakable(self, decode: Awaitable[Transcript]) -> Transcript | None:
+        """A partial's decode, or None if a final was queued meanwhile (:meth:`_queue_final`
+        cancels it: under load a partial waits behind other streams' finals, and this stream's
+        final would wait for it). Cancelling the worker itself still cancels it."""
+        self._partial = asyncio.ensure_future(decode)
+        try:
+            return await self._partial
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self._partial.cancelled() and (current is None or not current.cancelling()):
+                return None
+            raise
+        finally:
+            self._partial = None
 
     def _stable_split(self, transcript: Transcript, *, heard_s: float) -> tuple[str, str]:
         """A partial's (stable, unstable) text: agreed words are stable only with
