@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from whisperd.audio.decode import AudioSource
+from whisperd.config import Settings
 from whisperd.engine.base import Transcript
 from whisperd.engine.options import TranscribeOptions
 from whisperd.service import TranscriptionRequest, TranscriptionService
@@ -22,7 +23,7 @@ from whisperd.testing.speech import (
 )
 
 if TYPE_CHECKING:
-    pass
+    from pathlib import Path
 
 pytestmark = pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed")
 
@@ -97,3 +98,31 @@ def test_word_timestamps_lie_within_their_segments(
         assert segment.start == segment.words[0].start
         assert segment.end == segment.words[-1].end
         assert "".join(w.word for w in segment.words).split() == segment.text.split()
+
+
+def test_batches_decoded_side_by_side_give_the_same_transcript(
+    real_model: Path, talk: SpokenText
+) -> None:
+    """Two workers decode two batches of chunks at once; the words, segments and their times
+    are those of one batch at a time."""
+    transcripts = []
+    for workers in (1, 2):
+        settings = Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            model=str(real_model),
+            device="cpu",
+            compute_type="int8",
+            offline=True,
+            num_workers=workers,
+            cpu_threads=1,
+        )
+        service = TranscriptionService.create(settings)
+        try:
+            transcripts.append(transcribe(service, talk, word_timestamps=True))
+        finally:
+            service.close()
+    one, two = transcripts
+    assert len(one.segments) > 2
+    assert two.text == one.text
+    assert [(s.start, s.end) for s in two.segments] == [(s.start, s.end) for s in one.segments]
+    assert [(w.start, w.end) for w in two.words] == [(w.start, w.end) for w in one.words]

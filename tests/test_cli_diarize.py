@@ -3,10 +3,8 @@ encoder: every output format shows who speaks; bad speaker flags are usage error
 
 from __future__ import annotations
 
-import io
 import json
 import re
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,7 @@ from click.testing import CliRunner, Result
 
 from whisperd.cli import _transcribe_command, cli
 from whisperd.engine.base import SAMPLE_RATE
-from whisperd.testing.speech import SENTENCES, conversation, espeak_available, speak
+from whisperd.testing.speech import SENTENCES, conversation, espeak_available, speak, wav_file
 
 pytestmark = [
     pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed"),
@@ -130,14 +128,8 @@ def test_multichannel_labels_each_channel(real_model: Path, tmp_path: Path) -> N
     frames = np.zeros((len(left) + SAMPLE_RATE + len(right), 2), dtype=np.float32)
     frames[: len(left), 0] = left
     frames[len(left) + SAMPLE_RATE :, 1] = right
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(2)
-        out.setsampwidth(2)
-        out.setframerate(SAMPLE_RATE)
-        out.writeframes(np.round(frames * 32767).astype("<i2").tobytes())
     stereo = tmp_path / "call.wav"
-    stereo.write_bytes(buffer.getvalue())
+    stereo.write_bytes(wav_file(frames, channels=2))
     result = _run(
         "transcribe",
         str(stereo),

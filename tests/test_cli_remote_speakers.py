@@ -7,12 +7,10 @@ speaker model, is that file's error with the server's message."""
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import sqlite3
 import sys
-import wave
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
@@ -33,7 +31,7 @@ from whisperd.engine.base import SAMPLE_RATE, Segment, Transcript, Word
 from whisperd.schemas.diarization import DiarizationFields
 from whisperd.schemas.form_fields import read_fields
 from whisperd.schemas.openai import ARRAY_FIELDS
-from whisperd.testing.speech import SENTENCES, conversation, espeak_available, speak
+from whisperd.testing.speech import SENTENCES, conversation, espeak_available, speak, wav_file
 
 pytestmark = [
     pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed"),
@@ -282,13 +280,7 @@ def _stereo(path: Path) -> Path:
     frames = np.zeros((len(left) + SAMPLE_RATE + len(right), 2), dtype=np.float32)
     frames[: len(left), 0] = left
     frames[len(left) + SAMPLE_RATE :, 1] = right
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(2)
-        out.setsampwidth(2)
-        out.setframerate(SAMPLE_RATE)
-        out.writeframes(np.round(frames * 32767).astype("<i2").tobytes())
-    path.write_bytes(buffer.getvalue())
+    path.write_bytes(wav_file(frames, channels=2))
     return path
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import httpx2
 
+from whisperd.diarization.options import DEFAULT_MAX_SPEAKERS, DEFAULT_MIN_SPEAKERS
 from whisperd.engine.base import Segment, Transcript, Word
 from whisperd.errors import WhisperdError
 from whisperd.languages import LANGUAGES
@@ -45,9 +46,6 @@ __all__ = [
 
 _TRANSIENT_STATUSES: Final = frozenset({429, 502, 503, 504})
 """Statuses that may clear up by themselves (a server restarting or busy)."""
-_DEFAULT_MIN_SPEAKERS: Final = 1
-_DEFAULT_MAX_SPEAKERS: Final = 8
-"""With the least as its floor: the server's ``max_speakers`` when none is sent."""
 
 
 class RemoteError(WhisperdError):
@@ -142,9 +140,9 @@ def speaker_fields(
         if references:
             urls = [url for _, url in references]
             fields["known_speaker_references[]"] = json.dumps(urls)
-    if diarization.min_speakers != _DEFAULT_MIN_SPEAKERS:
+    if diarization.min_speakers != DEFAULT_MIN_SPEAKERS:
         fields["min_speakers"] = str(diarization.min_speakers)
-    if diarization.max_speakers != max(_DEFAULT_MAX_SPEAKERS, diarization.min_speakers):
+    if diarization.max_speakers != max(DEFAULT_MAX_SPEAKERS, diarization.min_speakers):
         fields["max_speakers"] = str(diarization.max_speakers)
     if names:
         fields["known_speaker_names[]"] = json.dumps(names)

@@ -4,18 +4,23 @@ speakers their names, stereo channels a speaker each; every output shows the lab
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import re
-import wave
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
 from whisperd.engine.base import SAMPLE_RATE
-from whisperd.testing.speech import SENTENCES, SpokenText, conversation, espeak_available, speak
+from whisperd.testing.speech import (
+    SENTENCES,
+    SpokenText,
+    conversation,
+    espeak_available,
+    speak,
+    wav_data_url,
+    wav_file,
+)
 
 if TYPE_CHECKING:
     from conftest import RunningServer
@@ -35,22 +40,6 @@ VOICES = ("en-us+m1", "en-us+f2")
 def dialogue() -> SpokenText:
     """Six sentences, the two voices taking turns, 0.4 s between turns."""
     return conversation(SENTENCES[:6], voices=VOICES, pause_s=0.4)
-
-
-def wav(samples: np.ndarray, channels: int = 1) -> bytes:
-    """16-bit WAV bytes of float samples (``(frames, channels)`` when ``channels`` > 1)."""
-    pcm = np.round(np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(channels)
-        out.setsampwidth(2)
-        out.setframerate(SAMPLE_RATE)
-        out.writeframes(pcm.tobytes())
-    return buffer.getvalue()
-
-
-def data_url(samples: np.ndarray) -> str:
-    return "data:audio/wav;base64," + base64.b64encode(wav(samples)).decode()
 
 
 def turns(segments: list[dict[str, object]], dialogue: SpokenText) -> list[object]:
@@ -121,7 +110,7 @@ def test_known_speakers_get_their_names(real_server: RunningServer, dialogue: Sp
             "response_format": "diarized_json",
             "known_speaker_names[]": ["agent", "customer"],
             "known_speaker_references[]": [
-                data_url(clip[: 8 * SAMPLE_RATE]) for clip in references
+                wav_data_url(clip[: 8 * SAMPLE_RATE]) for clip in references
             ],
         },
         dialogue.wav_bytes(),
@@ -141,7 +130,7 @@ def test_one_known_speaker_named_the_other_lettered(
             "diarize": "true",
             "response_format": "diarized_json",
             "known_speaker_names[]": "customer",
-            "known_speaker_references[]": data_url(reference),
+            "known_speaker_references[]": wav_data_url(reference),
         },
         dialogue.wav_bytes(),
     )
@@ -217,7 +206,7 @@ def test_stereo_channels_are_the_speakers(real_server: RunningServer) -> None:
             "response_format": "diarized_json",
             "known_speaker_names[]": ["agent", "customer"],
         },
-        wav(frames, channels=2),
+        wav_file(frames, channels=2),
     )
     segments = body["segments"]
     assert [s["speaker"] for s in segments] == ["agent", "customer"]  # type: ignore[index,union-attr]
@@ -248,7 +237,9 @@ def test_one_voice_is_one_speaker(real_server: RunningServer) -> None:
 
 def test_silence_has_no_segments(real_server: RunningServer) -> None:
     silence = np.zeros(2 * SAMPLE_RATE, dtype=np.float32)
-    body = post(real_server, {"diarize": "true", "response_format": "diarized_json"}, wav(silence))
+    body = post(
+        real_server, {"diarize": "true", "response_format": "diarized_json"}, wav_file(silence)
+    )
     assert body["segments"] == []
     assert body["text"] == ""
 

@@ -5,10 +5,8 @@ the real GE2E speaker encoder; the result shows the speakers in every format."""
 from __future__ import annotations
 
 import base64
-import io
 import json
 import sqlite3
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,15 @@ from job_servers import JobServer, serve_jobs
 
 from whisperd.config import Settings
 from whisperd.engine.base import SAMPLE_RATE
-from whisperd.testing.speech import SENTENCES, SpokenText, conversation, espeak_available, speak
+from whisperd.testing.speech import (
+    SENTENCES,
+    SpokenText,
+    conversation,
+    espeak_available,
+    speak,
+    wav_data_url,
+    wav_file,
+)
 
 pytestmark = [
     pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed"),
@@ -31,22 +37,6 @@ pytest.importorskip("torch")
 VOICES = ("en-us+m1", "en-us+f2")
 NAMES = "known_speaker_names[]"
 REFERENCES = "known_speaker_references[]"
-
-
-def wav(samples: np.ndarray, channels: int = 1) -> bytes:
-    """16-bit WAV bytes of float samples (``(frames, channels)`` when ``channels`` > 1)."""
-    pcm = np.round(np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(channels)
-        out.setsampwidth(2)
-        out.setframerate(SAMPLE_RATE)
-        out.writeframes(pcm.tobytes())
-    return buffer.getvalue()
-
-
-def data_url(samples: np.ndarray) -> str:
-    return "data:audio/wav;base64," + base64.b64encode(wav(samples)).decode()
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +71,7 @@ def diarized_job(real_jobs: JobServer, dialogue: SpokenText) -> str:
         temperature="0",
         response_format="diarized_json",
         max_speakers="3",
-        **{NAMES: "customer", REFERENCES: data_url(reference)},
+        **{NAMES: "customer", REFERENCES: wav_data_url(reference)},
     )
     assert response.status_code == 202, response.text
     job = real_jobs.finished(response.json()["id"])
@@ -169,7 +159,7 @@ def test_multichannel_job_labels_each_channel(real_jobs: JobServer) -> None:
     frames[len(left) + len(gap) :, 1] = right
     response = real_jobs.http.post(
         "/v1/jobs",
-        files={"file": ("call.wav", wav(frames, channels=2), "audio/wav")},
+        files={"file": ("call.wav", wav_file(frames, channels=2), "audio/wav")},
         data={"multichannel": "true", "temperature": "0", NAMES: ["agent", "customer"]},
     )
     assert response.status_code == 202, response.text

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 __all__ = [
+    "DEFAULT_MAX_SPEAKERS",
+    "DEFAULT_MIN_SPEAKERS",
     "MAX_KNOWN_SPEAKERS",
     "MAX_REFERENCE_S",
     "MAX_SPEAKERS",
@@ -29,6 +31,11 @@ MAX_REFERENCE_S = 10.0
 """Longest known-speaker reference clip, in seconds."""
 MAX_SPEAKERS = 20
 """Most speakers a request may ask the clustering for."""
+DEFAULT_MIN_SPEAKERS = 1
+"""Fewest speakers the clustering finds when a request names no bound."""
+DEFAULT_MAX_SPEAKERS = 8
+"""Most speakers the clustering finds when a request names no bound (raised to the fewest
+asked for when that is more)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +70,8 @@ class DiarizationOptions:
 
     mode: Literal["speakers", "channels"] = "speakers"
     num_speakers: int | None = None
-    min_speakers: int = 1
-    max_speakers: int = 8
+    min_speakers: int = DEFAULT_MIN_SPEAKERS
+    max_speakers: int = DEFAULT_MAX_SPEAKERS
     known_speakers: tuple[KnownSpeaker, ...] = ()
     channel_names: tuple[str, ...] = ()
     """Speaker names of the channels in order, with ``mode="channels"`` (the rest are

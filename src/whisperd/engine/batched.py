@@ -252,11 +252,12 @@ class BatchedPipeline(faster_whisper.BatchedInferencePipeline):  # type: ignore[
         """:meth:`generate_segment_batched` of each batch, in order, with up to
         ``parallel_batches`` of them decoding at once (each in the caller's context, so its
         model calls log under the caller's request)."""
-        if self._parallel == 1:
+        parallel = min(self._parallel, len(batches))
+        if parallel <= 1:  # a clip's single batch: no thread to start
             for batch in batches:
                 yield self.generate_segment_batched(features[batch], tokenizer, options)
             return
-        pool = ThreadPoolExecutor(self._parallel, thread_name_prefix="whisperd-chunks")
+        pool = ThreadPoolExecutor(parallel, thread_name_prefix="whisperd-chunks")
         pending: deque[Future[tuple[Any, list[dict[str, Any]]]]] = deque()
         try:
             for batch in batches:
@@ -270,7 +271,7 @@ class BatchedPipeline(faster_whisper.BatchedInferencePipeline):  # type: ignore[
                         options,
                     )
                 )
-                if len(pending) >= self._parallel:
+                if len(pending) >= parallel:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()

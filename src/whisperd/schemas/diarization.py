@@ -29,7 +29,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from whisperd.audio.decode import AudioSource
 from whisperd.diarization import DiarizationOptions
-from whisperd.diarization.options import MAX_KNOWN_SPEAKERS, MAX_SPEAKERS
+from whisperd.diarization.options import (
+    DEFAULT_MAX_SPEAKERS,
+    DEFAULT_MIN_SPEAKERS,
+    MAX_KNOWN_SPEAKERS,
+    MAX_SPEAKERS,
+)
 from whisperd.errors import InvalidOptionError
 
 __all__ = [
@@ -99,8 +104,8 @@ class DiarizationFields(BaseModel):
                 f"{len(self.known_speaker_names)}.",
                 param=_NAMES,
             )
-        least = self.min_speakers or 1
-        most = self.max_speakers or max(8, least)
+        least = self.min_speakers or DEFAULT_MIN_SPEAKERS
+        most = self.max_speakers or max(DEFAULT_MAX_SPEAKERS, least)
         if self.multichannel:
             if self.known_speaker_references:
                 raise InvalidOptionError(

@@ -67,18 +67,35 @@ class SpokenText:
         return len(self.samples) / SAMPLE_RATE
 
     def wav_bytes(self) -> bytes:
-        """The audio as a 16-bit PCM WAV file."""
-        import io
-        import wave
+        """The audio as a 16-bit PCM WAV file (samples truncated to 16 bits)."""
+        return _pcm_wav((np.clip(self.samples, -1.0, 1.0) * 32767).astype("<i2"), channels=1)
 
-        pcm = (np.clip(self.samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
-        buffer = io.BytesIO()
-        with wave.open(buffer, "wb") as wav:
-            wav.setnchannels(1)
-            wav.setsampwidth(2)
-            wav.setframerate(SAMPLE_RATE)
-            wav.writeframes(pcm)
-        return buffer.getvalue()
+
+def wav_file(samples: npt.NDArray[np.float32], *, channels: int = 1) -> bytes:
+    """16-bit PCM WAV bytes of 16 kHz float samples, rounded to 16 bits: ``(frames,)`` for one
+    channel, ``(frames, channels)`` for more."""
+    pcm = np.round(np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
+    return _pcm_wav(pcm, channels=channels)
+
+
+def wav_data_url(samples: npt.NDArray[np.float32]) -> str:
+    """A mono clip as a ``data:audio/wav;base64,...`` URL (known speakers' references)."""
+    import base64
+
+    return "data:audio/wav;base64," + base64.b64encode(wav_file(samples)).decode()
+
+
+def _pcm_wav(pcm: npt.NDArray[np.int16], *, channels: int) -> bytes:
+    import io
+    import wave
+
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(channels)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes(pcm.tobytes())
+    return buffer.getvalue()
 
 
 def espeak_available() -> bool:
