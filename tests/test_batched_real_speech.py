@@ -39,6 +39,22 @@ def talk() -> SpokenText:
     return conversation(SENTENCES, pause_s=0.8, voices=("en-us", "en-gb"), words_per_minute=(165,))
 
 
+TURNS = ((14,), (10, 11), (12, 13), (1, 2), (11,), (17, 18), (8,), (1, 2, 3))
+"""Sentences (indices into SENTENCES) of each turn of :func:`back_to_back`."""
+
+
+@pytest.fixture(scope="module")
+def back_to_back() -> SpokenText:
+    """About 41 s of two voices taking turns 0.4 s apart: VAD cuts it into two chunks, and
+    tiny.en decoding the second without timestamp tokens stops after 10 of its 39 words."""
+    return conversation(
+        [" ".join(SENTENCES[index] for index in turn) for turn in TURNS],
+        pause_s=0.4,
+        voices=("en-gb-scotland+m5", "en-029+f5"),
+        words_per_minute=(160, 170),
+    )
+
+
 def transcribe(service: TranscriptionService, talk: SpokenText, **options: Any) -> Transcript:
     request = TranscriptionRequest(
         AudioSource(talk.wav_bytes()), TranscribeOptions(temperature=0.0, **options)
@@ -59,6 +75,19 @@ def test_the_default_is_batched_and_as_accurate_as_sequential_decoding(
     assert batched_wer <= 0.15, batched.text
     assert batched.duration_after_vad is not None
     assert batched.duration_after_vad < talk.duration
+
+
+@pytest.mark.parametrize("segment_timestamps", [True, False])
+def test_a_chunk_whose_decode_stops_early_is_decoded_to_its_end(
+    service: TranscriptionService, back_to_back: SpokenText, segment_timestamps: bool
+) -> None:
+    batched = transcribe(service, back_to_back, segment_timestamps=segment_timestamps)
+    sequential = transcribe(service, back_to_back, batch_size=1)
+
+    batched_wer = word_error_rate(back_to_back.text, batched.text)
+    sequential_wer = word_error_rate(back_to_back.text, sequential.text)
+    assert batched_wer <= sequential_wer + 0.03, (batched.text, sequential.text)
+    assert batched.segments[-1].end >= back_to_back.spans[-1][1] - 1.0, batched.segments[-1]
 
 
 def test_segments_are_sentences_timed_within_their_speech(

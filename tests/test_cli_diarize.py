@@ -156,6 +156,7 @@ def test_multichannel_labels_each_channel(real_model: Path, tmp_path: Path) -> N
         (["--diarize", "--known-speaker", "nobody"], "give NAME=FILE"),
         (["--diarize", "--min-speakers", "3", "--max-speakers", "2"], "--min-speakers"),
         (["--diarize", "--num-speakers", "0"], "--num-speakers"),
+        (["--multichannel", "--max-speakers", "2"], "--max-speakers: max_speakers is not used"),
     ],
 )
 def test_bad_speaker_flags_are_usage_errors(

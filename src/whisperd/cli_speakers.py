@@ -15,7 +15,12 @@ import click
 
 from whisperd.audio.decode import AudioSource
 from whisperd.diarization import DiarizationOptions
-from whisperd.diarization.options import MAX_SPEAKERS
+from whisperd.diarization.options import (
+    DEFAULT_MAX_SPEAKERS,
+    DEFAULT_MIN_SPEAKERS,
+    MAX_SPEAKERS,
+    per_channel,
+)
 from whisperd.errors import InvalidOptionError
 
 __all__ = ["diarization_from_flags", "speaker_params"]
@@ -80,18 +85,14 @@ def diarization_from_flags(
             raise click.UsageError(f"{given[0]} needs --diarize (or --multichannel).")
         return None, ()
     known = [_known(item, params["multichannel"]) for item in params.get("known_speaker", ())]
-    least = counts["min_speakers"] or 1
+    least = counts["min_speakers"] or DEFAULT_MIN_SPEAKERS
     try:
         if params["multichannel"]:
-            names = tuple(name for name, _ in known)
-            options = DiarizationOptions(
-                mode="channels", channel_names=names, min_speakers=least, max_speakers=max(8, least)
-            )
-            return options, ()
+            return per_channel([name for name, _ in known], counts), ()
         options = DiarizationOptions(
             num_speakers=counts["num_speakers"],
             min_speakers=least,
-            max_speakers=counts["max_speakers"] or max(8, least),
+            max_speakers=counts["max_speakers"] or max(DEFAULT_MAX_SPEAKERS, least),
         )
         if len(known) > 4:
             raise InvalidOptionError("At most 4 known speakers.", param="known_speaker_names[]")

@@ -276,15 +276,24 @@ def test_native_api_without_diarization_has_no_speaker_fields(
     assert all("speaker" not in segment for segment in response.json()["segments"])
 
 
-def test_native_api_speaker_counts_need_diarize(real_server: RunningServer) -> None:
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        ({"num_speakers": "2"}, "num_speakers needs diarize"),
+        ({"multichannel": "true", "min_speakers": "2"}, "min_speakers is not used with multi"),
+    ],
+)
+def test_native_api_speaker_counts_need_diarize_without_multichannel(
+    real_server: RunningServer, data: dict[str, str], says: str
+) -> None:
     with real_server.http() as http:
         response = http.post(
             "/transcribe",
             files={"audio": ("speech.wav", speak(SENTENCES[0]).wav_bytes())},
-            data={"num_speakers": "2"},
+            data=data,
         )
     assert response.status_code == 400, response.text
-    assert "num_speakers needs diarize" in response.text
+    assert says in response.text
 
 
 @pytest.mark.parametrize(

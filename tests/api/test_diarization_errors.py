@@ -83,6 +83,13 @@ NOT_AUDIO = "data:audio/wav;base64," + base64.b64encode(b"hello, not audio at al
             "min_speakers",
         ),
         ({"multichannel": "true", NAMES: "a", REFERENCES: tone_url(3.0)}, REFERENCES, "channels"),
+        ({"multichannel": "true", "num_speakers": "2"}, "num_speakers", "each channel is one"),
+        ({"multichannel": "true", "max_speakers": "3"}, "max_speakers", "each channel is one"),
+        (
+            {"diarize": "true", NAMES: ["a", "a"], REFERENCES: [tone_url(3.0)] * 2},
+            NAMES,
+            "distinct",
+        ),
     ],
 )
 def test_bad_diarization_fields_are_400_naming_the_field(

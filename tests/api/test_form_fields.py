@@ -105,6 +105,32 @@ def test_read_fields_keeps_commas_where_items_may_hold_them_and_objects_apart() 
     }
 
 
+def test_read_fields_keeps_repeats_of_items_paired_by_position() -> None:
+    """Two known speakers may share a clip; a repeated name reaches the check that names
+    must be distinct instead of vanishing."""
+    clip = "data:audio/wav;base64,AAAA"
+    fields = read_fields(
+        [
+            ("known_speaker_names[]", "ann"),
+            ("known_speaker_names[]", "bob"),
+            ("known_speaker_references[]", clip),
+            ("known_speaker_references[]", clip),
+            ("include[]", "logprobs"),
+            ("include[]", "logprobs"),
+        ],
+        arrays=[
+            ArrayField("known_speaker_names", paired=True),
+            ArrayField("known_speaker_references", comma_separated=False, paired=True),
+            ArrayField("include"),
+        ],
+    )
+    assert fields == {
+        "known_speaker_names[]": ("ann", "bob"),
+        "known_speaker_references[]": (clip, clip),
+        "include[]": ("logprobs",),
+    }
+
+
 @pytest.mark.parametrize(
     "items",
     [

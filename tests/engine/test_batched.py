@@ -73,6 +73,7 @@ class _ScriptedGenerate:
 
     def __init__(self, scores: dict[tuple[int, float], float]) -> None:
         self.scores = scores
+        self.no_speech: dict[int, float] = {}
         self.calls: list[tuple[list[int], dict[str, Any]]] = []
 
     def generate(self, encoded: np.ndarray, prompts: list[list[int]], **options: Any) -> list[Any]:
@@ -84,19 +85,47 @@ class _ScriptedGenerate:
             SimpleNamespace(
                 sequences_ids=[[chunk + 10]],
                 scores=[2 * self.scores.get((chunk, temperature), -0.1)],
-                no_speech_prob=0.0,
+                no_speech_prob=self.no_speech.get(chunk, 0.0),
             )
             for chunk in chunks
         ]
 
 
-def _pipeline(model: _ScriptedGenerate) -> BatchedPipeline:
+FRAMES = 3000
+"""Feature frames of a chunk (30 s)."""
+
+
+def _features(chunks: int) -> np.ndarray:
+    """One feature row per chunk: frame ``f`` of chunk ``c`` holds ``c + 1000 f``, so a model
+    reading the first frame knows the chunk and where in it a tail begins."""
+    frames = np.arange(FRAMES, dtype=np.float64) * 1000
+    return np.arange(chunks, dtype=np.float64)[:, None, None] + frames[None, None, :]
+
+
+def _aligner(heard_s: dict[int, float]) -> Any:
+    """faster-whisper's ``add_word_timestamps``, scripted: a segment of token ``t`` is one word
+    ending ``heard_s[t - 10]`` s into its chunk, or at the chunk's end."""
+
+    def add_word_timestamps(chunks: list[list[dict[str, Any]]], *_: Any) -> float:
+        for segment in (segment for chunk in chunks for segment in chunk):
+            heard = heard_s.get(segment["tokens"][0] - 10, segment["end"] - segment["start"])
+            segment["end"] = segment["start"] + heard
+            segment["words"] = [
+                {"word": segment["text"], "start": segment["start"], "end": segment["end"]}
+            ]
+        return 0.0
+
+    return add_word_timestamps
+
+
+def _pipeline(model: _ScriptedGenerate, heard_s: dict[int, float] | None = None) -> BatchedPipeline:
     view = SimpleNamespace(
         model=model,
         max_length=448,
         frames_per_second=100,
-        encode=lambda features: np.asarray(features)[:, :1],
+        encode=lambda features: np.asarray(features)[:, 0, :1],
         get_prompt=lambda tokenizer, **_: [1, 2, 3],
+        add_word_timestamps=_aligner(heard_s or {}),
     )
     return BatchedPipeline(view, RULE, sentence_segments=False)
 
@@ -116,6 +145,8 @@ def _options() -> SimpleNamespace:
         suppress_blank=True,
         suppress_tokens=[-1],
         word_timestamps=False,
+        prepend_punctuations="",
+        append_punctuations="",
     )
 
 
@@ -123,7 +154,7 @@ def test_failing_chunks_are_decoded_again_together_at_the_next_temperatures() ->
     model = _ScriptedGenerate({(1, 0.0): -1.5, (2, 0.0): -1.5, (2, 0.5): -1.6, (2, 1.0): -1.2})
     tokenizer = SimpleNamespace(decode=lambda tokens: "text", encode=lambda text: [])
     options = _options()
-    features = np.arange(3, dtype=np.float32)[:, None] * np.ones((3, 4), dtype=np.float32)
+    features = _features(3)
 
     _, outputs = _pipeline(model).generate_segment_batched(features, tokenizer, options)
 
@@ -152,14 +183,17 @@ class _MeetingGenerate(_ScriptedGenerate):
         return super().generate(encoded, prompts, **options)
 
 
-def _segments_of(pipeline: BatchedPipeline, chunks: int, batch_size: int) -> list[Any]:
-    tokenizer = SimpleNamespace(decode=lambda tokens: f"t{tokens}", encode=lambda text: [], eot=99)
+def _segments_of(
+    pipeline: BatchedPipeline, chunks: int, batch_size: int, duration_s: float = 5.0
+) -> list[Any]:
+    tokenizer = SimpleNamespace(
+        decode=lambda tokens: f"t{tokens}", encode=lambda text: [], eot=10**9
+    )
     options = _options()
-    features = np.arange(chunks, dtype=np.float32)[:, None] * np.ones((chunks, 4), np.float32)
-    metadata = [{"offset": 10.0 * i, "duration": 5.0} for i in range(chunks)]
+    metadata = [{"offset": 40.0 * i, "duration": duration_s} for i in range(chunks)]
     return list(
         pipeline._batched_segments_generator(
-            features, tokenizer, metadata, batch_size, options, False
+            _features(chunks), tokenizer, metadata, batch_size, options, False
         )
     )
 
@@ -172,7 +206,7 @@ def test_parallel_batches_decode_at_once_and_come_back_in_order() -> None:
     segments = _segments_of(parallel, chunks=8, batch_size=2)
 
     assert [s.text for s in segments] == [f"t[{chunk + 10}]" for chunk in range(8)]
-    assert [s.start for s in segments] == [10.0 * chunk for chunk in range(8)]
+    assert [s.start for s in segments] == [40.0 * chunk for chunk in range(8)]
     assert [s.id for s in segments] == list(range(1, 9))
     assert len(model.threads) == 2
 
@@ -195,3 +229,43 @@ def test_a_failing_batch_stops_the_run_with_its_error() -> None:
     parallel = BatchedPipeline(pipeline.model, RULE, sentence_segments=False, parallel_batches=2)
     with pytest.raises(RuntimeError, match="out of memory"):
         _segments_of(parallel, chunks=6, batch_size=2)
+
+
+def test_speech_after_a_chunks_last_word_is_decoded_on_its_own_until_heard() -> None:
+    """Chunk 0 of 20 s is heard to 2 s, its tail (from frame 200) to 3 s more, the rest (from
+    5 s) to its end; chunk 1 is heard whole."""
+    model = _ScriptedGenerate({})
+    pipeline = _pipeline(model, heard_s={0: 2.0, 200_000: 3.0})
+
+    segments = _segments_of(pipeline, chunks=2, batch_size=2, duration_s=20.0)
+
+    tail, rest = 200_000, 500_000
+    assert [s.text for s in segments] == [f"t[{key + 10}]" for key in (0, tail, rest, 1)]
+    assert [(s.start, s.end) for s in segments] == [
+        (0.0, 2.0),
+        (2.0, 5.0),
+        (5.0, 20.0),
+        (40.0, 60.0),
+    ]
+    assert [chunks for chunks, _ in model.calls] == [[0, 1], [tail], [rest]]
+
+
+@pytest.mark.parametrize(
+    "heard_s",
+    [
+        pytest.param({0: 19.0}, id="the rest is shorter than a tail"),
+        pytest.param({0: 0.2}, id="the words reach too short a way in"),
+    ],
+)
+def test_no_tail_is_decoded_without_speech_left_or_progress(heard_s: dict[int, float]) -> None:
+    model = _ScriptedGenerate({})
+    segments = _segments_of(_pipeline(model, heard_s), chunks=1, batch_size=1, duration_s=20.0)
+    assert [s.text for s in segments] == ["t[10]"]
+    assert len(model.calls) == 1
+
+
+def test_a_silent_tail_adds_nothing() -> None:
+    model = _ScriptedGenerate({(200_000, t): -3.0 for t in RULE.temperatures})
+    model.no_speech = {200_000: 0.9}
+    segments = _segments_of(_pipeline(model, {0: 2.0}), chunks=1, batch_size=1, duration_s=20.0)
+    assert [s.text for s in segments] == ["t[10]"]

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Literal
 from whisperd.errors import InvalidOptionError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     import numpy as np
     import numpy.typing as npt
 
@@ -19,8 +21,10 @@ __all__ = [
     "MAX_REFERENCE_S",
     "MAX_SPEAKERS",
     "MIN_REFERENCE_S",
+    "SPEAKER_COUNTS",
     "DiarizationOptions",
     "KnownSpeaker",
+    "per_channel",
 ]
 
 MAX_KNOWN_SPEAKERS = 4
@@ -36,6 +40,9 @@ DEFAULT_MIN_SPEAKERS = 1
 DEFAULT_MAX_SPEAKERS = 8
 """Most speakers the clustering finds when a request names no bound (raised to the fewest
 asked for when that is more)."""
+
+SPEAKER_COUNTS = ("num_speakers", "min_speakers", "max_speakers")
+"""The request fields that bound how many speakers the clustering finds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,3 +120,27 @@ class DiarizationOptions:
         if self.num_speakers is not None:
             return self.num_speakers, self.num_speakers
         return self.min_speakers, self.max_speakers
+
+
+def per_channel(
+    channel_names: Sequence[str], counts: Mapping[str, int | None]
+) -> DiarizationOptions:
+    """Per-channel speakers (``multichannel``): each channel is one speaker, named in order by
+    ``channel_names`` (the rest ``A``, ``B``, ...).
+
+    Args:
+        channel_names: Names of the first channels.
+        counts: The request's :data:`SPEAKER_COUNTS` (None: not given).
+
+    Raises:
+        InvalidOptionError: naming the first speaker count given: the channels are the
+            speakers, so a count would be ignored.
+    """
+    for name in SPEAKER_COUNTS:
+        if counts.get(name) is not None:
+            raise InvalidOptionError(
+                f"{name} is not used with multichannel: each channel is one speaker. Leave "
+                "it out, or send diarize without multichannel to tell voices apart.",
+                param=name,
+            )
+    return DiarizationOptions(mode="channels", channel_names=tuple(channel_names))

@@ -16,6 +16,11 @@ cost words or timing, and :class:`BatchedPipeline` replaces them:
   decoded without timestamp tokens, and when segment times are wanted, each chunk's text is cut
   at sentence ends (``.``, ``?``, ``!`` and their CJK forms) into segments whose times come from
   the word-alignment pass (cross-attention, as for word timestamps).
+
+Without timestamp tokens a chunk's decode may still stop early (tiny.en gave 10 words for the
+12 s of two voices taking turns). Sequential decoding would seek to its last timestamp and go on;
+here every chunk is aligned, and the speech after its last word, when long enough, is decoded as
+a chunk of its own (:meth:`BatchedPipeline._with_tails`).
 """
 
 from __future__ import annotations
@@ -39,6 +44,12 @@ __all__ = ["BatchedPipeline", "Decode", "Fallback", "sentence_spans"]
 
 SENTENCE_ENDS = (".", "?", "!", "。", "？", "！")
 """Word endings after which a chunk's text is cut into a new segment."""
+
+TAIL_S = 1.5
+"""Speech after a chunk's last aligned word at least this long (s) is decoded on its own."""
+
+MIN_PROGRESS_S = 0.5
+"""A chunk's tail is decoded only when its heard words reach this far (s) into the chunk."""
 
 MAX_SEGMENT_WORDS = 40
 """A sentence longer than this is cut after its next comma, so subtitles stay readable."""
@@ -126,12 +137,25 @@ def sentence_spans(
     return spans
 
 
-class BatchedPipeline(faster_whisper.BatchedInferencePipeline):  # type: ignore[misc]
-    """faster-whisper's batched pipeline, decoding with :class:`Fallback` and cutting chunks
-    into sentence segments timed by word alignment.
+@dataclass(frozen=True, slots=True)
+class _Tail:
+    """The audio of a chunk after its last heard word, as a chunk of its own."""
 
-    ``sentence_segments`` off, each chunk is one segment spanning the chunk's speech (no
-    alignment pass unless word timestamps are asked for).
+    features: np.ndarray[Any, Any]
+    """Log-mel features from the cut on, padded with zeros to the chunk's frames."""
+    metadata: dict[str, Any]
+    """``offset`` and ``duration`` (s), in faster-whisper's chunk metadata."""
+    previous: list[int]
+    """The chunk's text tokens: Whisper's previous text for decoding the tail."""
+
+
+class BatchedPipeline(faster_whisper.BatchedInferencePipeline):  # type: ignore[misc]
+    """faster-whisper's batched pipeline, decoding with :class:`Fallback`, decoding the tail
+    of a chunk whose text stops early, and cutting chunks into sentence segments timed by word
+    alignment.
+
+    ``sentence_segments`` off, each chunk (and each tail) is one segment from its first word to
+    its last.
     """
 
     def __init__(
@@ -150,7 +174,6 @@ class BatchedPipeline(faster_whisper.BatchedInferencePipeline):  # type: ignore[
         if parallel_batches < 1:
             raise ValueError("parallel_batches must be at least 1")
         super().__init__(model)
-        self.last_speech_timestamp: float = 0.0
         self._fallback = fallback
         self._sentences = sentence_segments
         self._parallel = parallel_batches
@@ -165,7 +188,7 @@ class BatchedPipeline(faster_whisper.BatchedInferencePipeline):  # type: ignore[
         """Decode one batch of chunks into their segments (dicts, as faster-whisper's own).
 
         A chunk judged silence gives no segment; the others are timed by the word-alignment
-        pass when words or sentence segments are wanted.
+        pass and followed by their tails' segments (:meth:`_with_tails`).
         """
         encoder_output, outputs = self.generate_segment_batched(features, tokenizer, options)
         return self._timed(features, tokenizer, chunks_metadata, options, encoder_output, outputs)
@@ -179,24 +202,98 @@ class BatchedPipeline(faster_whisper.BatchedInferencePipeline):  # type: ignore[
         encoder_output: Any,
         outputs: list[dict[str, Any]],
     ) -> list[list[dict[str, Any]]]:
-        """One decoded batch's chunks as segments, aligned when words or sentences are
-        wanted (in chunk order: alignment carries the last speech time from chunk to chunk)."""
+        """One decoded batch's chunks as segments, timed by the word-alignment pass, each
+        followed by the segments of its tail (:meth:`_with_tails`).
+
+        The alignment's rule for the first word after a pause takes the batch's start as the
+        last speech before it, so each batch is timed on its own, whichever worker decodes it.
+        """
         heard = [i for i, output in enumerate(outputs) if output["tokens"]]
+        if not heard:
+            return []
         chunks = [self._segments(tokenizer, chunks_metadata[i], outputs[i]) for i in heard]
-        if heard and (options.word_timestamps or self._sentences):
-            if len(heard) < len(outputs):
-                encoder_output = self.model.encode(features[heard])
-            frames_per_second = self.model.frames_per_second
-            self.last_speech_timestamp = self.model.add_word_timestamps(
-                chunks,
+        if len(heard) < len(outputs):
+            encoder_output = self.model.encode(features[heard])
+        frames_per_second = self.model.frames_per_second
+        self.model.add_word_timestamps(
+            chunks,
+            tokenizer,
+            encoder_output,
+            [int(np.ceil(chunks_metadata[i]["duration"]) * frames_per_second) for i in heard],
+            options.prepend_punctuations,
+            options.append_punctuations,
+            float(chunks_metadata[0]["offset"]),
+        )
+        return self._with_tails(
+            chunks,
+            [features[i] for i in heard],
+            [chunks_metadata[i] for i in heard],
+            tokenizer,
+            options,
+        )
+
+    def _with_tails(
+        self,
+        chunks: list[list[dict[str, Any]]],
+        features: list[np.ndarray[Any, Any]],
+        chunks_metadata: list[dict[str, Any]],
+        tokenizer: Tokenizer,
+        options: Any,
+    ) -> list[list[dict[str, Any]]]:
+        """``chunks`` (aligned) each followed by the segments of its unheard tail, if any.
+
+        Whisper decoding a window without timestamp tokens may stop early: the speech after
+        its last word is lost (sequential decoding seeks to the last timestamp and decodes on).
+        A chunk whose last aligned word ends :data:`TAIL_S` or more before the chunk's end has
+        that rest decoded and aligned as a chunk of its own (the tails of a batch together),
+        and so on while each round moves on by at least :data:`MIN_PROGRESS_S`.
+        """
+        tails = {
+            index: tail
+            for index, chunk in enumerate(chunks)
+            if (tail := self._tail(chunk, features[index], chunks_metadata[index])) is not None
+        }
+        if not tails:
+            return chunks
+        tail_features = np.stack([tail.features for tail in tails.values()])
+        encoder_output, outputs = self.generate_segment_batched(
+            tail_features, tokenizer, options, [tail.previous for tail in tails.values()]
+        )
+        timed = iter(
+            self._timed(
+                tail_features,
                 tokenizer,
+                [tail.metadata for tail in tails.values()],
+                options,
                 encoder_output,
-                [int(np.ceil(chunks_metadata[i]["duration"]) * frames_per_second) for i in heard],
-                options.prepend_punctuations,
-                options.append_punctuations,
-                self.last_speech_timestamp,
+                outputs,
             )
+        )
+        for index, output in zip(tails, outputs, strict=True):
+            if output["tokens"]:
+                chunks[index] = chunks[index] + next(timed)
         return chunks
+
+    def _tail(
+        self,
+        chunk: list[dict[str, Any]],
+        features: np.ndarray[Any, Any],
+        metadata: dict[str, Any],
+    ) -> _Tail | None:
+        """``chunk``'s audio after its last aligned word, when at least :data:`TAIL_S` long
+        and its words reach :data:`MIN_PROGRESS_S` into the chunk; else None."""
+        words = [word for segment in chunk for word in segment.get("words") or []]
+        offset, duration = float(metadata["offset"]), float(metadata["duration"])
+        heard_s = (words[-1]["end"] - offset) if words else 0.0
+        if heard_s < MIN_PROGRESS_S or duration - heard_s < TAIL_S:
+            return None
+        frames_per_second = self.model.frames_per_second
+        first = int(heard_s * frames_per_second)
+        rest = np.zeros_like(features)
+        rest[..., : features.shape[-1] - first] = features[..., first:]
+        cut_s = first / frames_per_second
+        heard_tokens = [token for segment in chunk for token in segment["tokens"]]
+        return _Tail(rest, {"offset": offset + cut_s, "duration": duration - cut_s}, heard_tokens)
 
     def _batched_segments_generator(
         self,
@@ -214,11 +311,8 @@ class BatchedPipeline(faster_whisper.BatchedInferencePipeline):  # type: ignore[
         batches = [
             slice(first, first + batch_size) for first in range(0, len(features), batch_size)
         ]
-        decoded = self._decoded_in_order(features, batches, tokenizer, options)
-        for batch, (encoder_output, outputs) in zip(batches, decoded, strict=True):
-            chunks = self._timed(
-                features[batch], tokenizer, chunks_metadata[batch], options, encoder_output, outputs
-            )
+        decoded = self._decoded_in_order(features, chunks_metadata, batches, tokenizer, options)
+        for chunks in decoded:
             for chunk in chunks:
                 for segment in chunk:
                     number += 1
@@ -240,34 +334,35 @@ class BatchedPipeline(faster_whisper.BatchedInferencePipeline):  # type: ignore[
                         if words is None
                         else [faster_whisper.transcribe.Word(**w) for w in words],
                     )
-        self.last_speech_timestamp = 0.0
 
     def _decoded_in_order(
         self,
         features: np.ndarray[Any, Any],
+        chunks_metadata: list[dict[str, Any]],
         batches: list[slice],
         tokenizer: Tokenizer,
         options: Any,
-    ) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
-        """:meth:`generate_segment_batched` of each batch, in order, with up to
-        ``parallel_batches`` of them decoding at once (each in the caller's context, so its
-        model calls log under the caller's request)."""
+    ) -> Iterator[list[list[dict[str, Any]]]]:
+        """:meth:`forward` of each batch, in order, with up to ``parallel_batches`` of them
+        decoding at once (each in the caller's context, so its model calls log under the
+        caller's request)."""
         parallel = min(self._parallel, len(batches))
         if parallel <= 1:  # a clip's single batch: no thread to start
             for batch in batches:
-                yield self.generate_segment_batched(features[batch], tokenizer, options)
+                yield self.forward(features[batch], tokenizer, chunks_metadata[batch], options)
             return
         pool = ThreadPoolExecutor(parallel, thread_name_prefix="whisperd-chunks")
-        pending: deque[Future[tuple[Any, list[dict[str, Any]]]]] = deque()
+        pending: deque[Future[list[list[dict[str, Any]]]]] = deque()
         try:
             for batch in batches:
                 context = contextvars.copy_context()
                 pending.append(
                     pool.submit(
                         context.run,
-                        self.generate_segment_batched,
+                        self.forward,
                         features[batch],
                         tokenizer,
+                        chunks_metadata[batch],
                         options,
                     )
                 )
@@ -306,27 +401,39 @@ class BatchedPipeline(faster_whisper.BatchedInferencePipeline):  # type: ignore[
         ]
 
     def generate_segment_batched(
-        self, features: np.ndarray[Any, Any], tokenizer: Tokenizer, options: Any
+        self,
+        features: np.ndarray[Any, Any],
+        tokenizer: Tokenizer,
+        options: Any,
+        previous: Sequence[list[int]] = (),
     ) -> tuple[Any, list[dict[str, Any]]]:
         """Encode and decode ``features`` (one chunk each) with the fallback rule.
+
+        Args:
+            previous: Per chunk, the text tokens heard just before it (a tail's chunk), given
+                as Whisper's previous text after ``initial_prompt`` (the last 223 tokens
+                kept, as in sequential decoding); empty: none for any chunk.
 
         Returns:
             The encoder output of the whole batch, and per chunk a dict of ``tokens``,
             ``avg_logprob``, ``no_speech_prob`` and ``temperature`` (no tokens for silence).
         """
-        prompt = self.model.get_prompt(
-            tokenizer,
-            previous_tokens=(
-                tokenizer.encode(options.initial_prompt) if options.initial_prompt else []
-            ),
-            without_timestamps=True,
-            hotwords=options.hotwords,
-        )
+        initial = tokenizer.encode(options.initial_prompt) if options.initial_prompt else []
+        prompts = [
+            self.model.get_prompt(
+                tokenizer,
+                previous_tokens=[*initial, *before],
+                without_timestamps=True,
+                hotwords=options.hotwords,
+            )
+            for before in (previous or [[]] * len(features))
+        ]
         max_length = self.model.max_length
         if options.max_new_tokens is not None:
-            max_length = min(max_length, len(prompt) + options.max_new_tokens)
+            longest = max(len(prompt) for prompt in prompts)
+            max_length = min(max_length, longest + options.max_new_tokens)
         encoder_output = self.model.encode(features)
-        prompts = self._prompts(prompt, tokenizer, encoder_output, len(features), options)
+        prompts = self._with_languages(prompts, tokenizer, encoder_output, options)
         decodes = self._decode_all(
             features, encoder_output, prompts, tokenizer, options, max_length
         )
@@ -340,17 +447,22 @@ class BatchedPipeline(faster_whisper.BatchedInferencePipeline):  # type: ignore[
             for d in decodes
         ]
 
-    def _prompts(
-        self, prompt: list[int], tokenizer: Tokenizer, encoder_output: Any, size: int, options: Any
+    def _with_languages(
+        self, prompts: list[list[int]], tokenizer: Tokenizer, encoder_output: Any, options: Any
     ) -> list[list[int]]:
-        """One prompt per chunk; multilingual decoding puts each chunk's own language in."""
-        prompts = [list(prompt) for _ in range(size)]
-        if options.multilingual:
-            index = prompt.index(tokenizer.language)
-            detected = self.model.model.detect_language(encoder_output)
-            for chunk_prompt, languages in zip(prompts, detected, strict=True):
-                chunk_prompt[index] = tokenizer.tokenizer.token_to_id(languages[0][0])
-        return prompts
+        """``prompts``, one per chunk; multilingual decoding puts each chunk's own language
+        in."""
+        if not options.multilingual:
+            return prompts
+        detected = self.model.model.detect_language(encoder_output)
+        chunk_prompts = []
+        for prompt, languages in zip(prompts, detected, strict=True):
+            chunk_prompt = list(prompt)
+            chunk_prompt[prompt.index(tokenizer.language)] = tokenizer.tokenizer.token_to_id(
+                languages[0][0]
+            )
+            chunk_prompts.append(chunk_prompt)
+        return chunk_prompts
 
     def _decode_all(
         self,

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -34,6 +33,8 @@ from whisperd.diarization.options import (
     DEFAULT_MIN_SPEAKERS,
     MAX_KNOWN_SPEAKERS,
     MAX_SPEAKERS,
+    SPEAKER_COUNTS,
+    per_channel,
 )
 from whisperd.errors import InvalidOptionError
 
@@ -113,8 +114,8 @@ class DiarizationFields(BaseModel):
                     "channels are the speakers; name them with known_speaker_names[].",
                     param=_REFERENCES,
                 )
-            channels = DiarizationOptions(mode="channels", min_speakers=least, max_speakers=most)
-            return dataclasses.replace(channels, channel_names=self.known_speaker_names), ()
+            counts = {name: getattr(self, name) for name in SPEAKER_COUNTS}
+            return per_channel(self.known_speaker_names, counts), ()
         speakers = DiarizationOptions(
             num_speakers=self.num_speakers, min_speakers=least, max_speakers=most
         )

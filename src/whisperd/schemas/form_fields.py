@@ -43,6 +43,9 @@ class ArrayField:
     comma_separated: bool = True
     """Whether one value may hold several items separated by commas (not for items that may
     contain commas themselves, like data URLs)."""
+    paired: bool = False
+    """Whether the items pair up by position with another array's (known speakers' names and
+    clips), so a repeated item is kept rather than dropped."""
 
 
 def _array_items(field: ArrayField, value: str) -> list[str]:
@@ -83,7 +86,7 @@ def read_fields(
     Args:
         items: ``(key, value)`` pairs in the order they arrived (file parts left out).
         arrays: The array fields: every ``name``, ``name[]`` and ``name[N]`` value adds its
-            items (see :func:`_array_items`), in order, without repeats.
+            items (see :func:`_array_items`), in order, without repeats unless ``paired``.
         objects: The object fields: ``name[key]=value`` pairs build a dict of strings; a bare
             ``name=value`` stays a string for the field's own validation.
 
@@ -106,8 +109,9 @@ def read_fields(
         name, sub = (match["name"], match["sub"]) if match else (key, None)
         if name in array_fields and (sub is None or sub == "" or sub.isdigit()):
             found = lists.setdefault(name, [])
-            for item in _array_items(array_fields[name], value):
-                if item not in found:
+            field = array_fields[name]
+            for item in _array_items(field, value):
+                if field.paired or item not in found:
                     found.append(item)
         elif name in object_names and sub:
             dicts.setdefault(name, {})[sub] = value

@@ -16,7 +16,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from whisperd.audio.decode import AudioFormat, PcmDtype
 from whisperd.audio.subtitles import SubtitleStyle
 from whisperd.diarization import DiarizationOptions
-from whisperd.diarization.options import MAX_SPEAKERS
+from whisperd.diarization.options import (
+    DEFAULT_MAX_SPEAKERS,
+    DEFAULT_MIN_SPEAKERS,
+    MAX_SPEAKERS,
+    SPEAKER_COUNTS,
+    per_channel,
+)
 from whisperd.engine.options import TranscribeOptions
 from whisperd.errors import InvalidOptionError
 from whisperd.schemas.form_fields import looks_like_text, part_bytes
@@ -93,12 +99,13 @@ class NativeSettings(BaseModel):
                 if getattr(self, name) is not None:
                     raise InvalidOptionError(f"{name} needs diarize=true.", param=name)
             return None
-        least = self.min_speakers or 1
+        if self.multichannel:
+            return per_channel((), {name: getattr(self, name) for name in SPEAKER_COUNTS})
+        least = self.min_speakers or DEFAULT_MIN_SPEAKERS
         return DiarizationOptions(
-            mode="channels" if self.multichannel else "speakers",
             num_speakers=self.num_speakers,
             min_speakers=least,
-            max_speakers=self.max_speakers or max(8, least),
+            max_speakers=self.max_speakers or max(DEFAULT_MAX_SPEAKERS, least),
         )
 
     def subtitle_style(self) -> SubtitleStyle | None:

@@ -94,8 +94,8 @@ MAX_ASK_CHARS: Final = 4000
 ARRAY_FIELDS: Final = (
     ArrayField("timestamp_granularities"),
     ArrayField("include"),
-    ArrayField("known_speaker_names"),
-    ArrayField("known_speaker_references", comma_separated=False),
+    ArrayField("known_speaker_names", paired=True),
+    ArrayField("known_speaker_references", comma_separated=False, paired=True),
     ArrayField("languages"),
     ArrayField("keywords", comma_separated=False),
 )
