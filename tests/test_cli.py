@@ -46,7 +46,7 @@ def test_srt_of_one_file_is_written_with_a_summary(
     first_cue = srt.split("\n\n")[0].splitlines()
     assert first_cue[0] == "1"
     assert " --> " in first_cue[1]
-    assert first_cue[2] == scripted_model.plain_text.strip()
+    assert first_cue[2] == scripted_model.text.strip()
     assert "1 of 1 file(s) transcribed" in result.output
     assert "x real time" in result.output
 
@@ -87,10 +87,10 @@ def test_folder_is_transcribed_recursively_in_several_formats(
         "day2/b.verbose.json",
         "day2/b.vtt",
     ]
-    assert (out / "a.txt").read_text().strip() == scripted_model.plain_text.strip()
+    assert (out / "a.txt").read_text().strip() == scripted_model.text.strip()
     verbose = json.loads((out / "day2" / "b.verbose.json").read_text())
     assert verbose["language"] == "english"
-    assert verbose["segments"][0]["text"] == scripted_model.plain_text
+    assert verbose["segments"][0]["text"] == scripted_model.text
     assert (out / "a.vtt").read_text().startswith("WEBVTT\n\n")
 
 
@@ -107,7 +107,7 @@ def test_a_failing_file_gives_a_nonzero_exit_while_the_others_finish(
         str(tmp_path),
     )
     assert result.exit_code == 1
-    assert (tmp_path / "speech.txt").read_text().strip() == scripted_model.plain_text.strip()
+    assert (tmp_path / "speech.txt").read_text().strip() == scripted_model.text.strip()
     assert not (tmp_path / "not_audio.txt").exists()
     assert "failed" in result.output
     assert "not_audio.txt" in result.output
@@ -255,7 +255,7 @@ def test_format_all_writes_every_format(scripted_model: ScriptedModel, tmp_path:
         f"speech.{FILE_EXTENSIONS[fmt]}" for fmt in OUTPUT_FORMATS
     )
     assert json.loads((tmp_path / "speech.json").read_text())["text"] == (
-        scripted_model.plain_text.strip()
+        scripted_model.text.strip()
     )
 
 
@@ -278,7 +278,7 @@ def test_verbose_json_has_words_only_when_word_timestamps_were_computed(
     plain = json.loads((tmp_path / "plain" / "speech.verbose.json").read_text())
     timed = json.loads((tmp_path / "words" / "speech.verbose.json").read_text())
     assert "words" not in plain
-    assert [w["word"] for w in timed["words"]] == list(scripted_model.plain_words)
+    assert [w["word"] for w in timed["words"]] == list(scripted_model.words)
     assert [s["text"] for s in timed["segments"]] == [s["text"] for s in plain["segments"]]
 
 
@@ -318,7 +318,7 @@ def test_output_dir_dash_prints_the_transcript_to_stdout(
         "transcribe", str(DATA / "speech.wav"), "--model", str(scripted_model.path), "-o", "-"
     )
     assert result.exit_code == 0, result.output
-    assert result.stdout == scripted_model.plain_text.strip() + "\n"
+    assert result.stdout == scripted_model.text.strip() + "\n"
     assert "1 of 1 file(s) transcribed" in result.stderr
     assert list(tmp_path.iterdir()) == []
     result = _run(
@@ -334,7 +334,7 @@ def test_output_dir_dash_prints_the_transcript_to_stdout(
     )
     assert result.exit_code == 0, result.output
     words = json.loads(result.stdout)["words"]
-    assert [w["word"] for w in words] == list(scripted_model.plain_words)
+    assert [w["word"] for w in words] == list(scripted_model.words)
     assert list(tmp_path.iterdir()) == []
 
 

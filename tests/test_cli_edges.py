@@ -42,5 +42,5 @@ def test_a_too_short_file_fails_with_its_reason_and_silence_gives_empty_files(
     assert result.exit_code == 1  # some file failed
     assert (out / "quiet.txt").read_text().strip() == ""
     assert (out / "quiet.srt").read_text() == ""
-    assert (out / "speech.txt").read_text().strip() == scripted_model.plain_text.strip()
+    assert (out / "speech.txt").read_text().strip() == scripted_model.text.strip()
     assert not (out / "blip.txt").exists()

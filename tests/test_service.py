@@ -46,7 +46,7 @@ def test_bytes_and_path_inputs_give_the_same_transcript(
     data = (DATA / "speech.mp3").read_bytes()
     from_bytes = asyncio.run(service.transcribe(TranscriptionRequest(AudioSource(data), options)))
     assert from_path == from_bytes
-    assert from_path.text == scripted_model.plain_text.strip()
+    assert from_path.text == scripted_model.text.strip()
     assert from_path.duration == pytest.approx(4.9, abs=0.1)
 
 

@@ -33,9 +33,9 @@ def test_openai_sdk_transcribes_on_the_torch_engine(
             )
         with running.http() as http:
             models = http.get("/v1/models").json()
-    assert result.text.strip().startswith(checkpoint.plain_text.strip().split()[0])
+    assert result.text.strip().startswith(checkpoint.text.strip().split()[0])
     assert result.segments
-    assert result.segments[0].text == checkpoint.plain_text
+    assert result.segments[0].text == checkpoint.text
     assert any(model["id"] == "large-v3-turbo" for model in models["data"])
 
 

@@ -9,7 +9,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from whisperd.engine.batched import BatchedPipeline, Decode, Fallback, sentence_spans
+from whisperd.engine.batched import (
+    BatchedPipeline,
+    Decode,
+    Fallback,
+    even_batches,
+    sentence_spans,
+)
 
 RULE = Fallback(
     temperatures=(0.0, 0.5, 1.0),
@@ -269,3 +275,23 @@ def test_a_silent_tail_adds_nothing() -> None:
     model.no_speech = {200_000: 0.9}
     segments = _segments_of(_pipeline(model, {0: 2.0}), chunks=1, batch_size=1, duration_s=20.0)
     assert [s.text for s in segments] == ["t[10]"]
+
+
+@pytest.mark.parametrize(
+    ("chunks", "most", "parallel", "sizes"),
+    [
+        (0, 2, 2, []),
+        (1, 2, 2, [1]),
+        (5, 2, 1, [2, 2, 1]),
+        (22, 2, 2, [2] * 10 + [1, 1]),
+        (22, 4, 2, [4, 4, 4, 4, 3, 3]),
+        (7, 2, 4, [2, 2, 2, 1]),
+        (16, 8, 2, [8, 8]),
+    ],
+)
+def test_batches_are_even_and_a_multiple_of_the_threads(
+    chunks: int, most: int, parallel: int, sizes: list[int]
+) -> None:
+    batches = even_batches(chunks, most, parallel)
+    assert [b.stop - b.start for b in batches] == sizes
+    assert [b.start for b in batches] == [sum(sizes[:i]) for i in range(len(sizes))]

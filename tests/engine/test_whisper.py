@@ -269,7 +269,7 @@ def test_batched_decoding_equals_faster_whispers_pipeline(
     form: dict[str, Any],
     kwargs: dict[str, Any],
 ) -> None:
-    audio = _speech(4)
+    audio = _speech(7)  # 34 s: more than one window, so an unset batch_size batches too
     ours = engine.transcribe(audio, TranscribeOptions.model_validate(form))
     pipeline = faster_whisper.BatchedInferencePipeline(reference)
     theirs, info = _reference_segments(pipeline, audio, **kwargs)  # type: ignore[arg-type]
@@ -283,6 +283,34 @@ def test_batched_decoding_equals_faster_whispers_pipeline(
     assert ours.segments[0].start == pytest.approx(theirs[0].start)
     assert ours.language == info.language
     assert ours.duration_after_vad == pytest.approx(info.duration_after_vad)
+
+
+def test_a_clip_of_one_window_decodes_sequentially_by_default(
+    engine: WhisperEngine, reference: faster_whisper.WhisperModel
+) -> None:
+    audio = _speech(4)  # 20 s
+    ours = engine.transcribe(audio, TranscribeOptions(temperature=0.0))
+    theirs, _ = _reference_segments(reference, audio, temperature=0.0, vad_filter=True)
+    assert ours.text.split() == " ".join(s.text for s in theirs).split()
+    assert [s.seek for s in ours.segments] == [s.seek for s in theirs]
+
+
+@pytest.mark.parametrize(
+    ("options", "duration_s", "size"),
+    [
+        ({}, 30.0, 1),
+        ({}, 30.5, 8),
+        ({}, None, 8),
+        ({"chunk_length": 10}, 12.0, 8),
+        ({"batch_size": 4}, 5.0, 4),
+        ({"vad_filter": False}, 300.0, 1),
+    ],
+)
+def test_unset_batch_size_batches_only_what_is_longer_than_a_window(
+    options: dict[str, Any], duration_s: float | None, size: int
+) -> None:
+    chosen = TranscribeOptions.model_validate(options).chunk_batch_size(8, duration_s)
+    assert chosen == size
 
 
 @pytest.mark.parametrize(

@@ -133,7 +133,7 @@ def test_a_killed_replica_leaves_its_job_to_another_and_closes_its_streams(
         assert job["attempts"] == 2
         result = http.get(f"/v1/jobs/{job_id}/result")
         assert result.status_code == 200
-        assert scripted_model.plain_text.strip().split()[0] in result.text
+        assert scripted_model.text.strip().split()[0] in result.text
         assert survivor  # the job's second attempt ran on a live replica: the survivor or
         # the replica Ray started in place of the killed one
         http.close()

@@ -26,6 +26,7 @@ a chunk of its own (:meth:`BatchedPipeline._with_tails`).
 from __future__ import annotations
 
 import contextvars
+import itertools
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 
     from faster_whisper.tokenizer import Tokenizer
 
-__all__ = ["BatchedPipeline", "Decode", "Fallback", "sentence_spans"]
+__all__ = ["BatchedPipeline", "Decode", "Fallback", "even_batches", "sentence_spans"]
 
 SENTENCE_ENDS = (".", "?", "!", "。", "？", "！")
 """Word endings after which a chunk's text is cut into a new segment."""
@@ -135,6 +136,24 @@ def sentence_spans(
     if start < len(words):
         spans.append((start, len(words)))
     return spans
+
+
+def even_batches(chunks: int, most: int, parallel: int) -> list[slice]:
+    """Consecutive batches of ``chunks`` chunks, at most ``most`` each, as even in size as can be,
+    and as many as a multiple of ``parallel`` where there are enough chunks.
+
+    ``parallel`` batches decode at once: 22 chunks of at most 2 in 11 batches would leave one
+    thread idle for the last; in 12 batches of 2 or 1 both finish together.
+    """
+    count = -(-chunks // most)
+    count = min(chunks, -(-count // parallel) * parallel)
+    if count == 0:
+        return []
+    size, larger = divmod(chunks, count)
+    bounds = [0]
+    for index in range(count):
+        bounds.append(bounds[-1] + size + (1 if index < larger else 0))
+    return [slice(a, b) for a, b in itertools.pairwise(bounds)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,9 +327,7 @@ class BatchedPipeline(faster_whisper.BatchedInferencePipeline):  # type: ignore[
         chunk was decoded at."""
         del log_progress
         number = 0
-        batches = [
-            slice(first, first + batch_size) for first in range(0, len(features), batch_size)
-        ]
+        batches = even_batches(len(features), batch_size, self._parallel)
         decoded = self._decoded_in_order(features, chunks_metadata, batches, tokenizer, options)
         for chunks in decoded:
             for chunk in chunks:
@@ -366,7 +383,7 @@ class BatchedPipeline(faster_whisper.BatchedInferencePipeline):  # type: ignore[
                         options,
                     )
                 )
-                if len(pending) >= parallel:
+                if len(pending) >= 2 * parallel:  # a thread done early takes the next batch
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()

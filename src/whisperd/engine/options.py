@@ -33,11 +33,15 @@ MAX_TIME_MS = MAX_TIME_S * 1000
 """:data:`MAX_TIME_S` in milliseconds, the bound of the VAD's durations (Silero's arithmetic
 turns them into sample counts through floats)."""
 MAX_TOKEN_ID = 2**31 - 1
+"""Largest token id accepted (CTranslate2 takes 32-bit ids; Whisper's are below 51866)."""
+
+WINDOW_S = 30
+"""Seconds of audio in one Whisper window (``chunk_length`` unless set)."""
 
 DEFAULT_BATCH_SIZE = 8
 """VAD chunks per model call when ``batch_size`` is unset and the engine says nothing
 (faster-whisper's batched pipeline is documented with 8 to 16)."""
-"""Largest token id accepted (CTranslate2 takes 32-bit ids; Whisper's are below 51866)."""
+
 DEFAULT_PREPEND_PUNCTUATIONS = "\"'“¿([{-"
 DEFAULT_APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 
@@ -258,12 +262,23 @@ class TranscribeOptions(BaseModel):
         }
         return tuple(name for name, given in asked.items() if given)
 
-    def chunk_batch_size(self, default: int = DEFAULT_BATCH_SIZE) -> int:
+    def chunk_batch_size(
+        self, default: int = DEFAULT_BATCH_SIZE, duration_s: float | None = None
+    ) -> int:
         """VAD chunks per model call: ``batch_size`` when set, else ``default`` (the engine's
-        windows per model call, at least 2) unless VAD is off or an option only sequential
-        decoding honours is set (:meth:`sequential_only`), which makes it 1."""
+        windows per model call, at least 2) unless VAD is off, an option only sequential
+        decoding honours is set (:meth:`sequential_only`), or the audio (``duration_s``, when
+        known) fits one window of ``chunk_length`` (30 s), which make it 1.
+
+        A single window has no other chunk to decode beside it, and sequential decoding,
+        with timestamp tokens, seeks past its last timestamp when the text stops early; the
+        batched path would need an alignment pass to find that out
+        (:class:`~whisperd.engine.batched.BatchedPipeline`).
+        """
         if self.batch_size is not None:
             return self.batch_size
         if not self.vad_filter or self.sequential_only():
+            return 1
+        if duration_s is not None and duration_s <= (self.chunk_length or WINDOW_S):
             return 1
         return max(2, default)

@@ -376,7 +376,8 @@ class FasterWhisperEngine:
     def _start(
         self, view: faster_whisper.WhisperModel, audio: Any, options: TranscribeOptions
     ) -> tuple[Iterable[Any], Any]:
-        batch_size = options.chunk_batch_size(self.batcher.max_batch_size)
+        duration_s = len(audio) / SAMPLE_RATE
+        batch_size = options.chunk_batch_size(self.batcher.max_batch_size, duration_s)
         if batch_size > 1:
             sentences = options.segment_timestamps and not options.without_timestamps
             pipeline = BatchedPipeline(
