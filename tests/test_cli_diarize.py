@@ -13,7 +13,14 @@ from click.testing import CliRunner, Result
 
 from whisperd.cli import _transcribe_command, cli
 from whisperd.engine.base import SAMPLE_RATE
-from whisperd.testing.speech import SENTENCES, conversation, espeak_available, speak, wav_file
+from whisperd.testing.speech import (
+    SENTENCES,
+    SPEAKER_VOICES,
+    conversation,
+    espeak_available,
+    speak,
+    wav_file,
+)
 
 pytestmark = [
     pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed"),
@@ -21,8 +28,6 @@ pytestmark = [
 ]
 pytest.importorskip("scipy")
 pytest.importorskip("torch")
-
-VOICES = ("en-us+m1", "en-us+f2")
 
 
 def _run(*args: str) -> Result:
@@ -33,7 +38,7 @@ def _run(*args: str) -> Result:
 @pytest.fixture(scope="module")
 def dialogue(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("audio") / "dialogue.wav"
-    path.write_bytes(conversation(SENTENCES[:4], voices=VOICES, pause_s=0.5).wav_bytes())
+    path.write_bytes(conversation(SENTENCES[:4], voices=SPEAKER_VOICES, pause_s=0.5).wav_bytes())
     return path
 
 
@@ -104,7 +109,7 @@ def test_known_speaker_from_a_file_is_named(
     dialogue: Path, real_model: Path, tmp_path: Path
 ) -> None:
     clip = tmp_path / "customer.wav"
-    clip.write_bytes(speak(" ".join(SENTENCES[8:10]), voice=VOICES[1]).wav_bytes())
+    clip.write_bytes(speak(" ".join(SENTENCES[8:10]), voice=SPEAKER_VOICES[1]).wav_bytes())
     result = _run(
         "transcribe",
         str(dialogue),

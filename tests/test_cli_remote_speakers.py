@@ -31,7 +31,14 @@ from whisperd.engine.base import SAMPLE_RATE, Segment, Transcript, Word
 from whisperd.schemas.diarization import DiarizationFields
 from whisperd.schemas.form_fields import read_fields
 from whisperd.schemas.openai import ARRAY_FIELDS
-from whisperd.testing.speech import SENTENCES, conversation, espeak_available, speak, wav_file
+from whisperd.testing.speech import (
+    SENTENCES,
+    SPEAKER_VOICES,
+    conversation,
+    espeak_available,
+    speak,
+    wav_file,
+)
 
 pytestmark = [
     pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed"),
@@ -40,7 +47,6 @@ pytestmark = [
 pytest.importorskip("scipy")
 pytest.importorskip("torch")
 
-VOICES = ("en-us+m1", "en-us+f2")
 _MODEL_FLAGS = ("--device", "cpu", "--compute-type", "int8", "--offline")
 _BLOCK_SPEAKER_MODEL = (
     "import sys; sys.modules['resemblyzer'] = None; "  # as if it were not installed
@@ -88,7 +94,7 @@ def server(real_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 @pytest.fixture(scope="module")
 def dialogue(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("audio") / "dialogue.wav"
-    path.write_bytes(conversation(SENTENCES[:4], voices=VOICES, pause_s=0.5).wav_bytes())
+    path.write_bytes(conversation(SENTENCES[:4], voices=SPEAKER_VOICES, pause_s=0.5).wav_bytes())
     return path
 
 
@@ -96,7 +102,7 @@ def dialogue(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def customer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-10 s clip of the second voice of :func:`dialogue`."""
     path = tmp_path_factory.mktemp("clips") / "customer.wav"
-    path.write_bytes(speak(" ".join(SENTENCES[8:10]), voice=VOICES[1]).wav_bytes())
+    path.write_bytes(speak(" ".join(SENTENCES[8:10]), voice=SPEAKER_VOICES[1]).wav_bytes())
     return path
 
 
@@ -309,7 +315,7 @@ def test_a_bad_known_speaker_clip_is_each_files_error_with_the_servers_message(
 ) -> None:
     reference = tmp_path / "voice.wav"
     if clip == "short":
-        voice = speak(SENTENCES[2], voice=VOICES[1])
+        voice = speak(SENTENCES[2], voice=SPEAKER_VOICES[1])
         reference.write_bytes(replace(voice, samples=voice.samples[:SAMPLE_RATE]).wav_bytes())
     else:
         reference.write_text("this is not audio")

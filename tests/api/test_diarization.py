@@ -14,6 +14,7 @@ import pytest
 from whisperd.engine.base import SAMPLE_RATE
 from whisperd.testing.speech import (
     SENTENCES,
+    SPEAKER_VOICES,
     SpokenText,
     conversation,
     espeak_available,
@@ -32,14 +33,11 @@ pytestmark = [
 pytest.importorskip("scipy")
 pytest.importorskip("torch")
 
-VOICES = ("en-us+m1", "en-us+f2")
-"""Two espeak-ng voices the speaker encoder tells apart (a low male and a female voice)."""
-
 
 @pytest.fixture(scope="module")
 def dialogue() -> SpokenText:
     """Six sentences, the two voices taking turns, 0.4 s between turns."""
-    return conversation(SENTENCES[:6], voices=VOICES, pause_s=0.4)
+    return conversation(SENTENCES[:6], voices=SPEAKER_VOICES, pause_s=0.4)
 
 
 def turns(segments: list[dict[str, object]], dialogue: SpokenText) -> list[object]:
@@ -90,7 +88,13 @@ def test_a_speaker_heard_once_briefly_keeps_a_label(real_server: RunningServer) 
     """One 2.3 s sentence of the second voice between pauses: fewer windows than a cluster
     needs to stand on its own, but heard alone, so it is a speaker."""
     sentences = [SENTENCES[6], SENTENCES[7], SENTENCES[5], SENTENCES[9], SENTENCES[16]]
-    voices = (VOICES[0], VOICES[0], VOICES[1], VOICES[0], VOICES[0])
+    voices = (
+        SPEAKER_VOICES[0],
+        SPEAKER_VOICES[0],
+        SPEAKER_VOICES[1],
+        SPEAKER_VOICES[0],
+        SPEAKER_VOICES[0],
+    )
     spoken = conversation(sentences, voices=voices, pause_s=0.6)
     result = post(
         real_server,
@@ -101,7 +105,7 @@ def test_a_speaker_heard_once_briefly_keeps_a_label(real_server: RunningServer) 
 
 
 def test_known_speakers_get_their_names(real_server: RunningServer, dialogue: SpokenText) -> None:
-    references = [speak(" ".join(SENTENCES[8:10]), voice=voice).samples for voice in VOICES]
+    references = [speak(" ".join(SENTENCES[8:10]), voice=voice).samples for voice in SPEAKER_VOICES]
     body = post(
         real_server,
         {
@@ -123,7 +127,7 @@ def test_known_speakers_get_their_names(real_server: RunningServer, dialogue: Sp
 def test_one_known_speaker_named_the_other_lettered(
     real_server: RunningServer, dialogue: SpokenText
 ) -> None:
-    reference = speak(" ".join(SENTENCES[8:10]), voice=VOICES[1]).samples[: 8 * SAMPLE_RATE]
+    reference = speak(" ".join(SENTENCES[8:10]), voice=SPEAKER_VOICES[1]).samples[: 8 * SAMPLE_RATE]
     body = post(
         real_server,
         {
@@ -228,7 +232,7 @@ def test_multichannel_on_mono_is_its_one_channel(
 
 
 def test_one_voice_is_one_speaker(real_server: RunningServer) -> None:
-    alone = conversation(SENTENCES[:3], voices=VOICES[:1], pause_s=0.4)
+    alone = conversation(SENTENCES[:3], voices=SPEAKER_VOICES[:1], pause_s=0.4)
     body = post(
         real_server, {"diarize": "true", "response_format": "diarized_json"}, alone.wav_bytes()
     )

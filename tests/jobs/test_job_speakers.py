@@ -19,6 +19,7 @@ from whisperd.config import Settings
 from whisperd.engine.base import SAMPLE_RATE
 from whisperd.testing.speech import (
     SENTENCES,
+    SPEAKER_VOICES,
     SpokenText,
     conversation,
     espeak_available,
@@ -34,7 +35,6 @@ pytestmark = [
 pytest.importorskip("scipy")
 pytest.importorskip("torch")
 
-VOICES = ("en-us+m1", "en-us+f2")
 NAMES = "known_speaker_names[]"
 REFERENCES = "known_speaker_references[]"
 
@@ -42,7 +42,7 @@ REFERENCES = "known_speaker_references[]"
 @pytest.fixture(scope="module")
 def dialogue() -> SpokenText:
     """Four sentences, the two voices taking turns, 0.4 s between turns."""
-    return conversation(SENTENCES[:4], voices=VOICES, pause_s=0.4)
+    return conversation(SENTENCES[:4], voices=SPEAKER_VOICES, pause_s=0.4)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def real_jobs(real_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
 def diarized_job(real_jobs: JobServer, dialogue: SpokenText) -> str:
     """A succeeded job of the dialogue, its second voice given as the known speaker
     ``customer``."""
-    reference = speak(" ".join(SENTENCES[8:10]), voice=VOICES[1]).samples[: 8 * SAMPLE_RATE]
+    reference = speak(" ".join(SENTENCES[8:10]), voice=SPEAKER_VOICES[1]).samples[: 8 * SAMPLE_RATE]
     response = real_jobs.submit(
         dialogue.wav_bytes(),
         diarize="true",

@@ -51,6 +51,10 @@ SENTENCES: tuple[str, ...] = (
 VOICES: tuple[str, ...] = ("en-us", "en-gb", "en-gb-x-rp", "en-029")
 """espeak-ng voices used for variety (American, British, RP, Caribbean)."""
 
+SPEAKER_VOICES: tuple[str, str] = ("en-us+m1", "en-us+f2")
+"""Two espeak-ng voices the speaker encoder tells apart (a low male and a female voice), for
+dialogues whose speakers are known."""
+
 
 @dataclass(frozen=True, slots=True)
 class SpokenText:
