@@ -45,10 +45,21 @@ def test_windows_straddling_a_change_join_a_neighbour() -> None:
 
 
 def test_a_run_longer_than_any_straddle_is_a_voice() -> None:
-    windows = region_windows(0, 0.0, 25)
-    voices = [0] * 10 + [1] * 5 + [0] * 10
+    windows = region_windows(0, 0.0, 23)
+    voices = [0] * 10 + [1] * 3 + [0] * 10
     assert heard_alone(voices, windows) == {0, 1}
-    assert heard_alone([0] * 10 + [1] * 4 + [0] * 10, windows[:24]) == {0}
+    assert heard_alone([0] * 10 + [1] * 2 + [0] * 10, windows[:22]) == {0}
+
+
+def test_a_large_cluster_never_heard_alone_joins_its_nearest() -> None:
+    windows = region_windows(0, 0.0, 30)
+    unlike = ([0] * 4 + [1] * 2) * 5  # one voice whose windows now and then sound unlike it
+    voice, aside = np.eye(16)[0], 0.7 * np.eye(16)[0] + 0.71 * np.eye(16)[1]  # 0.3 apart
+    rng = np.random.default_rng(3)
+    vectors = np.stack([aside if odd else voice for odd in unlike])
+    vectors = unit(vectors + rng.normal(0, 0.02, vectors.shape))
+    assert len(set(cluster(vectors, (1, 8)).tolist())) == 2  # 12 windows: a voice by size
+    assert set(cluster(vectors, (1, 8), windows=windows).tolist()) == {0}
 
 
 def test_a_whole_region_shorter_than_a_window_is_not_enough() -> None:

@@ -3,12 +3,16 @@
 scipy's average-linkage hierarchy joins windows whose mean cosine distance is below
 :data:`MERGE_DISTANCE`; the number of speakers is where that cut falls, held within the
 request's bounds (an exact ``num_speakers`` cuts the tree at that many clusters). A cluster
-of fewer than :data:`MIN_CLUSTER_WINDOWS` windows (a few seconds of distinct voice: windows
-straddling a turn change, a cough) joins its nearest cluster, unless the voice is heard alone
-(:func:`heard_alone`): a speaker who says one short sentence between pauses keeps a label.
-GE2E embeddings of one voice sit within about 0.2 of each other and distinct voices 0.23 to
-0.5 apart; 0.27 told 2 and 4 espeak-ng voices apart best, where 0.3 merged two male voices
-and 0.25 split voices (``bench/bench_diarization.py``, docs/benchmarks.md).
+whose voice is never heard alone (:func:`heard_alone`: windows straddling a turn change, one
+voice's windows that sound unlike the rest of its turns) joins its nearest cluster; a speaker
+who says one short sentence between pauses keeps a label. Without the windows' times, a
+cluster of fewer than :data:`MIN_CLUSTER_WINDOWS` windows joins its nearest instead.
+
+GE2E embeddings of one voice sit within about 0.2 of each other, though one voice's turns can
+split at up to 0.36, and distinct voices 0.27 to 0.5 apart. With clusters kept only when
+heard alone, every cut from 0.25 to 0.27 told the 2 and 4 espeak-ng voices of the benchmark
+apart; 0.28 merged two of four voices and 0.24 split one (``bench/bench_diarization.py``,
+docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from whisperd.diarization.encoder import CLIP_S
+from whisperd.diarization.windows import STEP_S
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -29,15 +34,15 @@ if TYPE_CHECKING:
 
 __all__ = ["MERGE_DISTANCE", "cluster", "heard_alone"]
 
-MERGE_DISTANCE = 0.27
-"""Cosine distance below which average-linkage joins two groups of windows."""
+MERGE_DISTANCE = 0.26
+"""Cosine distance below which average-linkage joins two groups of windows: the middle of the
+range that worked (0.25 to 0.27)."""
 MIN_CLUSTER_WINDOWS = 6
-"""A cluster of fewer windows (under about 3.6 s of voice) joins its nearest, window by
-window, when the bounds allow it: windows straddling a turn change with no pause mix two
-voices and otherwise form clusters of their own."""
-ALONE_RUN_WINDOWS = 5
+"""Without the windows' times, a cluster of fewer windows joins its nearest, window by window,
+when the bounds allow it."""
+ALONE_RUN_WINDOWS = round(CLIP_S / STEP_S) + 1
 """Consecutive windows of one cluster in one speech region that show a voice heard alone: a
-turn change straddles at most ``CLIP_S / STEP_S`` = 4 windows."""
+turn change with no pause straddles at most ``CLIP_S / STEP_S`` windows (2)."""
 
 
 def cluster(
@@ -63,13 +68,23 @@ def cluster(
     tree = linkage(embeddings.astype(np.float64), method="average", metric="cosine")
     labels = fcluster(tree, t=merge_distance, criterion="distance")
     least, most = min(bounds[0], count), min(bounds[1], count)
+    if bounds[0] != bounds[1]:
+        labels = _absorb_unheard(embeddings, labels, least, _voices(labels, windows))
     found = len(set(labels.tolist()))
     if not least <= found <= most:
         labels = fcluster(tree, t=max(least, min(found, most)), criterion="maxclust")
-    elif bounds[0] != bounds[1]:
-        kept = heard_alone(labels.tolist(), windows) if len(windows) == count else set()
-        labels = _absorb_small(embeddings, labels, least, kept)
     return _by_appearance(labels)
+
+
+def _voices(labels: npt.NDArray[np.int32], windows: Sequence[Window]) -> set[int]:
+    """The clusters that are voices: those heard alone when the windows are known, else those
+    of at least :data:`MIN_CLUSTER_WINDOWS` windows."""
+    if len(windows) == len(labels):
+        return heard_alone(labels.tolist(), windows)
+    names, counts = np.unique(labels, return_counts=True)
+    return {
+        int(name) for name, count in zip(names, counts, strict=True) if count >= MIN_CLUSTER_WINDOWS
+    }
 
 
 def heard_alone(labels: Sequence[int], windows: Sequence[Window]) -> set[int]:
@@ -96,20 +111,15 @@ def heard_alone(labels: Sequence[int], windows: Sequence[Window]) -> set[int]:
     return alone
 
 
-def _absorb_small(
+def _absorb_unheard(
     embeddings: npt.NDArray[np.float32],
     labels: npt.NDArray[np.int32],
     least: int,
-    kept: set[int],
+    voices: set[int],
 ) -> npt.NDArray[np.int32]:
-    """Move the windows of clusters under :data:`MIN_CLUSTER_WINDOWS` (except those in
-    ``kept``) to the nearest larger cluster's centroid, keeping at least ``least`` clusters."""
-    names, counts = np.unique(labels, return_counts=True)
-    big = [
-        name
-        for name, count in zip(names, counts, strict=True)
-        if count >= MIN_CLUSTER_WINDOWS or int(name) in kept
-    ]
+    """Move the windows of clusters not in ``voices`` to the nearest voice's centroid, unless
+    that would leave fewer than ``least`` clusters (or none)."""
+    big = sorted(voices)
     if not big or len(big) < least:
         return labels
     centroids = np.stack([embeddings[labels == name].mean(axis=0) for name in big])

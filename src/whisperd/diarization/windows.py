@@ -22,8 +22,11 @@ __all__ = ["JOIN_GAP_S", "STEP_S", "Window", "speech_windows"]
 
 JOIN_GAP_S = 0.5
 """Silence between words below which they belong to one speech region, in seconds."""
-STEP_S = 0.4
-"""Hop between windows in a region, in seconds."""
+STEP_S = 0.8
+"""Hop between windows in a region, in seconds: half a window. Against 0.4 s it halves the
+speaker encoder's work (diarization took up to 43 % of the transcription's time on
+back-to-back turns, now at most about 30 %) at the same DER; speaker changes are placed at
+word boundaries afterwards (:mod:`~whisperd.diarization.boundaries`)."""
 
 
 @dataclass(frozen=True, slots=True)
