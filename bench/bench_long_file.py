@@ -3,7 +3,8 @@
 The file is espeak-ng speech with known text (random sentences, four voices, four speaking
 rates, pauses of 0.2-2 s; seeded), so every speed figure has its word error rate (WER) next to
 it. Every mode runs on the same audio in the same process, on CPU int8, beam 5 and VAD on
-(faster-whisper's defaults), in turn for ``--repeats`` rounds; wall and CPU seconds are medians.
+(faster-whisper's defaults), in turn for ``--repeats`` rounds (the sequential modes in the first
+only); wall and CPU seconds are medians.
 Ratios are against faster-whisper's ``BatchedInferencePipeline`` (batch 8, its own defaults).
 whisperd's engine is built as the server builds it on this CPU (its default threading: one
 one-thread model call per core at once, so batches of chunks decode side by side), and once
@@ -45,6 +46,9 @@ class Mode:
     """One way of transcribing the file, and what it measured."""
 
     run: Callable[[], tuple[str, int]]
+    every_round: bool = True
+    """False: measured in the first round only (the sequential modes: slow, and not what the
+    speed ratio is about)."""
     wall: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
     text: str = ""
@@ -88,7 +92,7 @@ def modes(audio: np.ndarray, path: Path) -> dict[str, Mode]:
         return transcript.text, len(transcript.segments)
 
     return {
-        "faster-whisper transcribe (sequential, VAD)": Mode(lambda: faster_whisper(False)),
+        "faster-whisper transcribe (sequential, VAD)": Mode(lambda: faster_whisper(False), False),
         BASELINE: Mode(lambda: faster_whisper(True)),
         "whisperd default: batched, sentence segments timed": Mode(whisperd),
         "whisperd default, no segment times (OpenAI json/text)": Mode(
@@ -97,9 +101,9 @@ def modes(audio: np.ndarray, path: Path) -> dict[str, Mode]:
         "whisperd default, --num-workers 1 (one call at a time on every core)": Mode(
             lambda: whisperd(one_worker)
         ),
-        "whisperd batch_size=1 (sequential)": Mode(lambda: whisperd(batch_size=1)),
+        "whisperd batch_size=1 (sequential)": Mode(lambda: whisperd(batch_size=1), False),
         "whisperd batch_size=1, condition_on_previous_text=false": Mode(
-            lambda: whisperd(batch_size=1, condition_on_previous_text=False)
+            lambda: whisperd(batch_size=1, condition_on_previous_text=False), False
         ),
     }
 
@@ -115,15 +119,18 @@ def main() -> None:
     (spoken,) = corpus([args.minutes], args.seed)
     audio, reference_text = spoken.speech.samples, spoken.speech.text
     table = modes(audio, real_model_path())
-    for _ in range(args.repeats):
+    for round_ in range(args.repeats):
         for name, mode in table.items():
+            if round_ and not mode.every_round:
+                continue
             mode.measure()
             print(f"{name}: {mode.wall[-1]:.1f} s", flush=True)
     base = statistics.median(table[BASELINE].wall)
     lines = [
         f"{len(audio) / 16000:.0f} s of espeak-ng speech with known text ({args.minutes:g} min, "
         f"seed {args.seed}), real tiny.en, CPU int8, beam 5, VAD on; all modes in one process, "
-        f"in turn, median of {args.repeats}. Machine: {machine()}.",
+        f"in turn, median of {args.repeats} (the sequential modes: one run). "
+        f"Machine: {machine()}.",
         "",
         "| mode | wall s | CPU s | speed vs faster-whisper batched | WER | segments |",
         "| --- | --- | --- | --- | --- | --- |",
