@@ -81,15 +81,21 @@ class _ScriptedGenerate:
         self.scores = scores
         self.no_speech: dict[int, float] = {}
         self.calls: list[tuple[list[int], dict[str, Any]]] = []
+        self.prompts: list[list[list[int]]] = []
+        self.tokens: dict[int, list[int]] = {}
+        """Chunk ``i``'s text tokens when not ``[i + 10]``."""
 
     def generate(self, encoded: np.ndarray, prompts: list[list[int]], **options: Any) -> list[Any]:
+        if len({len(prompt) for prompt in prompts}) > 1:  # CTranslate2's own rule
+            raise ValueError("<|startoftranscript|> must be at the same position in all batches")
+        self.prompts.append(prompts)
         chunks = [int(row) for row in encoded[:, 0]]
         temperature = options.get("sampling_temperature", 0.0)
         self.calls.append((chunks, options))
         # avg_logprob = score * len / (len + 1) for one token: score = 2 * avg_logprob.
         return [
             SimpleNamespace(
-                sequences_ids=[[chunk + 10]],
+                sequences_ids=[self.tokens.get(chunk, [chunk + 10])],
                 scores=[2 * self.scores.get((chunk, temperature), -0.1)],
                 no_speech_prob=self.no_speech.get(chunk, 0.0),
             )
@@ -130,7 +136,7 @@ def _pipeline(model: _ScriptedGenerate, heard_s: dict[int, float] | None = None)
         max_length=448,
         frames_per_second=100,
         encode=lambda features: np.asarray(features)[:, 0, :1],
-        get_prompt=lambda tokenizer, **_: [1, 2, 3],
+        get_prompt=lambda tokenizer, previous_tokens=(), **_: [*previous_tokens, 1, 2, 3],
         add_word_timestamps=_aligner(heard_s or {}),
     )
     return BatchedPipeline(view, RULE, sentence_segments=False)
@@ -254,6 +260,21 @@ def test_speech_after_a_chunks_last_word_is_decoded_on_its_own_until_heard() -> 
         (40.0, 60.0),
     ]
     assert [chunks for chunks, _ in model.calls] == [[0, 1], [tail], [rest]]
+
+
+def test_tails_of_one_batch_hear_previous_texts_cut_to_one_length() -> None:
+    """Both chunks of a batch stop early, one after a one-token text, one after three tokens:
+    each tail hears its chunk's text as previous text, the longer cut to the shorter's length
+    (the model needs the prompts of one call aligned)."""
+    model = _ScriptedGenerate({})
+    model.tokens = {1: [11, 12, 13]}
+    pipeline = _pipeline(model, heard_s={0: 2.0, 1: 4.0})
+
+    segments = _segments_of(pipeline, chunks=2, batch_size=2, duration_s=20.0)
+
+    assert [s.text for s in segments] == ["t[10]", "t[200010]", "t[11, 12, 13]", "t[400011]"]
+    assert [(s.start, s.end) for s in segments] == [(0, 2), (2, 20), (40, 44), (44, 60)]
+    assert model.prompts == [[[1, 2, 3], [1, 2, 3]], [[10, 1, 2, 3], [13, 1, 2, 3]]]
 
 
 @pytest.mark.parametrize(

@@ -429,13 +429,19 @@ class BatchedPipeline(faster_whisper.BatchedInferencePipeline):  # type: ignore[
         Args:
             previous: Per chunk, the text tokens heard just before it (a tail's chunk), given
                 as Whisper's previous text after ``initial_prompt`` (the last 223 tokens
-                kept, as in sequential decoding); empty: none for any chunk.
+                kept, as in sequential decoding); empty: none for any chunk. The chunks'
+                texts are cut to the shortest's length (its last tokens kept): CTranslate2
+                decodes a batch only when every prompt puts ``<|startoftranscript|>`` at the
+                same position.
 
         Returns:
             The encoder output of the whole batch, and per chunk a dict of ``tokens``,
             ``avg_logprob``, ``no_speech_prob`` and ``temperature`` (no tokens for silence).
         """
         initial = tokenizer.encode(options.initial_prompt) if options.initial_prompt else []
+        if previous:
+            kept = min(len(before) for before in previous)
+            previous = [before[len(before) - kept :] for before in previous]
         prompts = [
             self.model.get_prompt(
                 tokenizer,
