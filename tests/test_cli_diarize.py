@@ -161,6 +161,7 @@ def test_multichannel_labels_each_channel(real_model: Path, tmp_path: Path) -> N
         (["--diarize", "--known-speaker", "nobody"], "give NAME=FILE"),
         (["--diarize", "--min-speakers", "3", "--max-speakers", "2"], "--min-speakers"),
         (["--diarize", "--num-speakers", "0"], "--num-speakers"),
+        (["--diarize", "--num-speakers", "2", "--max-speakers", "3"], "--num-speakers: num"),
         (["--multichannel", "--max-speakers", "2"], "--max-speakers: max_speakers is not used"),
     ],
 )

@@ -16,9 +16,8 @@ import click
 from whisperd.audio.decode import AudioSource
 from whisperd.diarization import DiarizationOptions
 from whisperd.diarization.options import (
-    DEFAULT_MAX_SPEAKERS,
-    DEFAULT_MIN_SPEAKERS,
     MAX_SPEAKERS,
+    by_voice,
     per_channel,
 )
 from whisperd.errors import InvalidOptionError
@@ -85,15 +84,10 @@ def diarization_from_flags(
             raise click.UsageError(f"{given[0]} needs --diarize (or --multichannel).")
         return None, ()
     known = [_known(item, params["multichannel"]) for item in params.get("known_speaker", ())]
-    least = counts["min_speakers"] or DEFAULT_MIN_SPEAKERS
     try:
         if params["multichannel"]:
             return per_channel([name for name, _ in known], counts), ()
-        options = DiarizationOptions(
-            num_speakers=counts["num_speakers"],
-            min_speakers=least,
-            max_speakers=counts["max_speakers"] or max(DEFAULT_MAX_SPEAKERS, least),
-        )
+        options = by_voice(counts)
         if len(known) > 4:
             raise InvalidOptionError("At most 4 known speakers.", param="known_speaker_names[]")
     except InvalidOptionError as exc:

@@ -196,13 +196,16 @@ def test_stream_sends_a_segment_event_per_diarized_segment(
     assert events[-1]["type"] == "transcript.text.done"
 
 
-def test_stereo_channels_are_the_speakers(real_server: RunningServer) -> None:
-    left = speak(SENTENCES[0]).samples
-    right = speak(SENTENCES[1], voice="en-gb").samples
-    gap = np.zeros(SAMPLE_RATE, dtype=np.float32)
-    frames = np.zeros((len(left) + len(gap) + len(right), 2), dtype=np.float32)
-    frames[: len(left), 0] = left
-    frames[len(left) + len(gap) :, 1] = right
+def test_stereo_channels_are_the_speakers_turn_by_turn(real_server: RunningServer) -> None:
+    """A call: agent on the left channel, customer on the right, taking turns 0.4 s apart.
+    Each channel's decode spans the other's turns in silence; the merge still follows the
+    turns, each segment within its own turn."""
+    turns = [speak(SENTENCES[i], voice="en-gb" if i % 2 else "en-us").samples for i in range(4)]
+    gap = round(0.4 * SAMPLE_RATE)
+    starts = np.cumsum([0] + [len(turn) + gap for turn in turns[:-1]])
+    frames = np.zeros((starts[-1] + len(turns[-1]), 2), dtype=np.float32)
+    for index, (start, turn) in enumerate(zip(starts, turns, strict=True)):
+        frames[start : start + len(turn), index % 2] = turn
     body = post(
         real_server,
         {
@@ -213,10 +216,17 @@ def test_stereo_channels_are_the_speakers(real_server: RunningServer) -> None:
         wav_file(frames, channels=2),
     )
     segments = body["segments"]
-    assert [s["speaker"] for s in segments] == ["agent", "customer"]  # type: ignore[index,union-attr]
-    assert "time does the train" in segments[0]["text"]  # type: ignore[index]
-    assert "close the window" in segments[1]["text"]  # type: ignore[index]
-    assert segments[1]["start"] >= len(left) / SAMPLE_RATE  # type: ignore[index]
+    assert [s["speaker"] for s in segments] == ["agent", "customer"] * 2  # type: ignore[index,union-attr]
+    for segment, start, turn, phrase in zip(
+        segments,  # type: ignore[arg-type]
+        starts,
+        turns,
+        ["time does the train", "close the window", "windy", "bicycle"],
+        strict=True,
+    ):
+        begins, ends = start / SAMPLE_RATE, (start + len(turn)) / SAMPLE_RATE
+        assert begins - 0.5 <= segment["start"] < segment["end"] <= ends + 0.5
+        assert phrase in segment["text"]
 
 
 def test_multichannel_on_mono_is_its_one_channel(
@@ -285,6 +295,7 @@ def test_native_api_without_diarization_has_no_speaker_fields(
     [
         ({"num_speakers": "2"}, "num_speakers needs diarize"),
         ({"multichannel": "true", "min_speakers": "2"}, "min_speakers is not used with multi"),
+        ({"diarize": "true", "num_speakers": "2", "min_speakers": "1"}, "not both"),
     ],
 )
 def test_native_api_speaker_counts_need_diarize_without_multichannel(

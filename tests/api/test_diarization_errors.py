@@ -75,8 +75,13 @@ NOT_AUDIO = "data:audio/wav;base64," + base64.b64encode(b"hello, not audio at al
         ),
         ({NAMES: "agent"}, NAMES, "needs diarization"),
         ({REFERENCES: tone_url(3.0)}, REFERENCES, "needs diarization"),
-        ({"num_speakers": "2"}, "num_speakers", "needs diarization"),
-        ({"max_speakers": "2"}, "max_speakers", "needs diarization"),
+        ({"num_speakers": "2"}, "num_speakers", "needs diarization by voice"),
+        ({"max_speakers": "2"}, "max_speakers", "needs diarization by voice"),
+        (
+            {"diarize": "true", "num_speakers": "2", "max_speakers": "3"},
+            "num_speakers",
+            "not both",
+        ),
         (
             {"diarize": "true", "min_speakers": "3", "max_speakers": "2"},
             "min_speakers",

@@ -3,6 +3,8 @@ names, channel merging, options; and the front end against librosa's numbers."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -144,6 +146,27 @@ def test_channels_merge_by_time_each_labelled() -> None:
     assert merged.segments[1].words is not None
     assert merged.segments[1].words[0].speaker == "A"
     assert merged.duration == 6.5
+
+
+def test_a_channels_segment_is_timed_by_its_words_and_split_where_another_channel_speaks() -> None:
+    one_turn = dataclasses.replace(segment(0, [word(1.0, 2.0, " a")]), start=0.0, end=4.0)
+    spans_two_turns = Segment(
+        1, 0, 4.0, 14.5, " b c d", (1, 2), 0.0, -0.1, 1.2, 0.01,
+        (word(5.0, 6.0, " b"), word(6.1, 7.0, " c"), word(10.0, 11.0, " d")),
+    )  # fmt: skip
+    left = Transcript((one_turn, spans_two_turns), "en", 1.0, 15.0)
+    right = Transcript((segment(0, [word(8.0, 9.0, " x")]),), "en", 1.0, 15.0)
+
+    merged = merge_channels([left, right], ["agent", "customer"])
+
+    assert [(s.speaker, s.start, s.end, s.text) for s in merged.segments] == [
+        ("agent", 1.0, 2.0, " a"),
+        ("agent", 5.0, 7.0, " b c"),
+        ("customer", 8.0, 9.0, " x"),
+        ("agent", 10.0, 11.0, " d"),
+    ]
+    assert merged.segments[0].tokens == (1, 2)  # a whole segment keeps its tokens
+    assert [s.id for s in merged.segments] == [0, 1, 2, 3]
 
 
 @pytest.mark.parametrize(

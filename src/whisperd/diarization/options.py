@@ -24,6 +24,7 @@ __all__ = [
     "SPEAKER_COUNTS",
     "DiarizationOptions",
     "KnownSpeaker",
+    "by_voice",
     "per_channel",
 ]
 
@@ -120,6 +121,32 @@ class DiarizationOptions:
         if self.num_speakers is not None:
             return self.num_speakers, self.num_speakers
         return self.min_speakers, self.max_speakers
+
+
+def by_voice(counts: Mapping[str, int | None]) -> DiarizationOptions:
+    """Speakers told apart by voice, as many as ``counts`` say: exactly ``num_speakers``, or
+    between ``min_speakers`` (default :data:`DEFAULT_MIN_SPEAKERS`) and ``max_speakers``
+    (default :data:`DEFAULT_MAX_SPEAKERS`, raised to ``min_speakers``).
+
+    Args:
+        counts: The request's :data:`SPEAKER_COUNTS` (None: not given).
+
+    Raises:
+        InvalidOptionError: ``num_speakers`` with a bound (one of them would be ignored), or
+            counts out of range, naming the field.
+    """
+    exact, least, most = (counts.get(name) for name in SPEAKER_COUNTS)
+    if exact is not None and (least is not None or most is not None):
+        raise InvalidOptionError(
+            "num_speakers is an exact count: send it, or min_speakers/max_speakers, not both.",
+            param="num_speakers",
+        )
+    least = least or DEFAULT_MIN_SPEAKERS
+    return DiarizationOptions(
+        num_speakers=exact,
+        min_speakers=least,
+        max_speakers=most or max(DEFAULT_MAX_SPEAKERS, least),
+    )
 
 
 def per_channel(

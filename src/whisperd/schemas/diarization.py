@@ -29,11 +29,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from whisperd.audio.decode import AudioSource
 from whisperd.diarization import DiarizationOptions
 from whisperd.diarization.options import (
-    DEFAULT_MAX_SPEAKERS,
-    DEFAULT_MIN_SPEAKERS,
     MAX_KNOWN_SPEAKERS,
     MAX_SPEAKERS,
     SPEAKER_COUNTS,
+    by_voice,
     per_channel,
 )
 from whisperd.errors import InvalidOptionError
@@ -105,8 +104,7 @@ class DiarizationFields(BaseModel):
                 f"{len(self.known_speaker_names)}.",
                 param=_NAMES,
             )
-        least = self.min_speakers or DEFAULT_MIN_SPEAKERS
-        most = self.max_speakers or max(DEFAULT_MAX_SPEAKERS, least)
+        counts = {name: getattr(self, name) for name in SPEAKER_COUNTS}
         if self.multichannel:
             if self.known_speaker_references:
                 raise InvalidOptionError(
@@ -114,27 +112,31 @@ class DiarizationFields(BaseModel):
                     "channels are the speakers; name them with known_speaker_names[].",
                     param=_REFERENCES,
                 )
-            counts = {name: getattr(self, name) for name in SPEAKER_COUNTS}
             return per_channel(self.known_speaker_names, counts), ()
-        speakers = DiarizationOptions(
-            num_speakers=self.num_speakers, min_speakers=least, max_speakers=most
-        )
-        return speakers, self._references()
+        return by_voice(counts), self._references()
 
     def _refuse_without_diarization(self) -> None:
-        for name in ("known_speaker_names", "known_speaker_references", "num_speakers"):
-            if getattr(self, name):
-                wire = f"{name}[]" if name.startswith("known") else name
-                raise InvalidOptionError(
-                    f"{wire} needs diarization: send diarize=true (or the model "
-                    f"{DIARIZE_MODEL}, or multichannel=true).",
-                    param=wire,
-                )
-        for name in ("min_speakers", "max_speakers"):
-            if getattr(self, name) is not None:
-                raise InvalidOptionError(
-                    f"{name} needs diarization: send diarize=true.", param=name
-                )
+        """A 400 for the first speaker field sent without diarization, saying what turns
+        on the diarization that uses it (speaker counts and references need the speaker
+        model; names also label multichannel's channels)."""
+        if self.known_speaker_names:
+            raise InvalidOptionError(
+                f"{_NAMES} needs diarization: send diarize=true (or the model "
+                f"{DIARIZE_MODEL}), or multichannel=true to name the channels.",
+                param=_NAMES,
+            )
+        sent = [
+            name
+            for name in ("known_speaker_references", *SPEAKER_COUNTS)
+            if getattr(self, name) not in (None, [], ())
+        ]
+        if sent:
+            wire = _REFERENCES if sent[0] == "known_speaker_references" else sent[0]
+            raise InvalidOptionError(
+                f"{wire} needs diarization by voice: send diarize=true (or the model "
+                f"{DIARIZE_MODEL}).",
+                param=wire,
+            )
 
     def _references(self) -> tuple[tuple[str, AudioSource], ...]:
         names, references = self.known_speaker_names, self.known_speaker_references

@@ -17,10 +17,9 @@ from whisperd.audio.decode import AudioFormat, PcmDtype
 from whisperd.audio.subtitles import SubtitleStyle
 from whisperd.diarization import DiarizationOptions
 from whisperd.diarization.options import (
-    DEFAULT_MAX_SPEAKERS,
-    DEFAULT_MIN_SPEAKERS,
     MAX_SPEAKERS,
     SPEAKER_COUNTS,
+    by_voice,
     per_channel,
 )
 from whisperd.engine.options import TranscribeOptions
@@ -92,7 +91,8 @@ class NativeSettings(BaseModel):
         """The speakers these settings ask for (None: none).
 
         Raises:
-            InvalidOptionError: speaker counts without ``diarize``, or min above max.
+            InvalidOptionError: speaker counts without ``diarize``, min above max, or
+                ``num_speakers`` with a bound.
         """
         if not (self.diarize or self.multichannel):
             for name in ("num_speakers", "min_speakers", "max_speakers"):
@@ -101,12 +101,7 @@ class NativeSettings(BaseModel):
             return None
         if self.multichannel:
             return per_channel((), {name: getattr(self, name) for name in SPEAKER_COUNTS})
-        least = self.min_speakers or DEFAULT_MIN_SPEAKERS
-        return DiarizationOptions(
-            num_speakers=self.num_speakers,
-            min_speakers=least,
-            max_speakers=self.max_speakers or max(DEFAULT_MAX_SPEAKERS, least),
-        )
+        return by_voice({name: getattr(self, name) for name in SPEAKER_COUNTS})
 
     def subtitle_style(self) -> SubtitleStyle | None:
         """The cue shaping asked for (``None``: one cue per segment, or no subtitles).

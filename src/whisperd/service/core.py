@@ -231,12 +231,12 @@ class TranscriptionService:
         diarization = request.diarization
         if diarization is None:
             return request, None
-        if diarization.mode == "channels":
+        options = request.options.model_copy(update={"word_timestamps": True})
+        request = dataclasses.replace(request, options=options)
+        if diarization.mode == "channels":  # word timings merge the channels' turns
             source = dataclasses.replace(request.source, keep_channels=True)
             return dataclasses.replace(request, source=source), None
         encoder = await self.speakers.encoder(request.priority)
-        options = request.options.model_copy(update={"word_timestamps": True})
-        request = dataclasses.replace(request, options=options)
         return await decode_references(request, self._pools.audio, self._limits), encoder
 
     async def transcribe(
