@@ -90,6 +90,7 @@ NOT_AUDIO = "data:audio/wav;base64," + base64.b64encode(b"hello, not audio at al
         ({"multichannel": "true", NAMES: "a", REFERENCES: tone_url(3.0)}, REFERENCES, "channels"),
         ({"multichannel": "true", "num_speakers": "2"}, "num_speakers", "each channel is one"),
         ({"multichannel": "true", "max_speakers": "3"}, "max_speakers", "each channel is one"),
+        ({"multichannel": "true", NAMES: ["a", "b"]}, NAMES, "recording of 1 channel:"),
         (
             {"diarize": "true", NAMES: ["a", "a"], REFERENCES: [tone_url(3.0)] * 2},
             NAMES,

@@ -29,6 +29,7 @@ from whisperd.engine.allowed import ModelAllowList
 from whisperd.engine.manager import ModelManager
 from whisperd.engine.selection import choose_engine
 from whisperd.errors import (
+    InvalidOptionError,
     ModelError,
     ModelNotLoadedError,
     ModelUnavailableError,
@@ -48,6 +49,7 @@ from whisperd.service.transcription import Transcription
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
+    from whisperd.audio.decoded import DecodedAudio
     from whisperd.config import Settings
     from whisperd.diarization import SpeakerEncoder
     from whisperd.engine.base import Engine, ModelInfo, SegmentCallback, Transcript
@@ -202,6 +204,7 @@ class TranscriptionService:
             engine.check(request.options)
             reserve = held.enter_context(self.decoded_audio.reservation())
             audio = await self._pools.audio.run(decode_audio, request.source, self._limits, reserve)
+            _check_channel_names(request, audio)
         except BaseException as error:
             self.metrics.record_failure(error)
             await held.aclose()
@@ -425,3 +428,23 @@ def _announce(task: asyncio.Task[Engine]) -> None:
     logger.info(
         "The default model %s is ready on %s (%s)", info.name, info.device, info.compute_type
     )
+
+
+def _check_channel_names(request: TranscriptionRequest, audio: DecodedAudio) -> None:
+    """Refuse more channel names (``multichannel``) than the recording has channels: the
+    extra names would label nothing.
+
+    Raises:
+        InvalidOptionError: naming ``known_speaker_names[]``.
+    """
+    diarization = request.diarization
+    if diarization is None or diarization.mode != "channels":
+        return
+    channels = len(audio.channels or (audio.samples,))
+    if len(diarization.channel_names) > channels:
+        raise InvalidOptionError(
+            f"{len(diarization.channel_names)} known_speaker_names[] for a recording of "
+            f"{channels} channel{'s' if channels > 1 else ''}: multichannel names one speaker "
+            "per channel.",
+            param="known_speaker_names[]",
+        )
