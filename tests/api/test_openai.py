@@ -205,9 +205,11 @@ def test_stream_sends_a_delta_per_segment_then_done(
     )
     types = [event.type for event in events]
     assert types == ["transcript.text.delta"] * 3 + ["transcript.text.done"]
-    assert [e.delta for e in events[:3]] == [s.text for s in expected.segments]  # type: ignore[union-attr]
+    texts = [s.text for s in expected.segments]
+    assert [e.delta for e in events[:3]] == [texts[0].lstrip(), *texts[1:]]  # type: ignore[union-attr]
     done = events[-1]
     assert done.text == expected.text  # type: ignore[union-attr]
+    assert "".join(e.delta for e in events[:3]) == done.text  # type: ignore[union-attr]
 
 
 def test_decoding_extras_are_form_fields(fake_server: RunningServer) -> None:

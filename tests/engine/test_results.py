@@ -42,3 +42,15 @@ def test_times_within_the_audio_pass_unchanged() -> None:
     assert segment.words is not None
     assert segment.words[0].word == " Hi"
     assert to_segment(raw(0.0, 1.0), duration=1.58).words is None
+
+
+def test_times_before_the_segment_before_start_where_it_ended() -> None:
+    """Two chunks of batched decoding can meet by a few milliseconds (60.71 s against 60.69 s
+    on a real recording): the later segment starts where the earlier ended."""
+    words = [RawWord(60.69, 60.8, " to", 0.9), RawWord(60.8, 61.2, " read", 0.9)]
+
+    segment = to_segment(raw(60.69, 61.2, words), duration=90.0, after=60.71)
+
+    assert (segment.start, segment.end) == (60.71, 61.2)
+    assert segment.words is not None
+    assert [(w.start, w.end) for w in segment.words] == [(60.71, 60.8), (60.8, 61.2)]

@@ -131,7 +131,9 @@ async def _events(
 ) -> AsyncIterator[bytes]:
     """A delta per decoded segment as soon as it exists, then the done event; each with its
     tokens' ``logprobs`` when asked for, the done event with the ``languages`` detected among
-    the candidates when there were candidates."""
+    the candidates when there were candidates. The deltas join to the done event's text, as
+    OpenAI's do: the text's leading space is left off the first (:class:`_Deltas`)."""
+    deltas = _Deltas()
     try:
         async for event in transcription.events():
             if isinstance(event, Transcript):
@@ -144,7 +146,7 @@ async def _events(
                 yield _sse(done)
             else:
                 entries = _logprobs(event.logprobs or ()) if logprobs else None
-                yield _sse(TranscriptTextDelta(delta=event.text, logprobs=entries))
+                yield _sse(TranscriptTextDelta(delta=deltas.of(event.text), logprobs=entries))
     except WhisperdError as exc:
         _, type_ = status_of(exc)
         yield _sse(
@@ -156,14 +158,31 @@ async def _events(
         yield _sse(error_content("openai", message, type_="server_error", code="internal_error"))
 
 
+class _Deltas:
+    """The text of each delta of a stream, so that the deltas join to the transcript's text
+    (its segment texts joined and trimmed), as OpenAI's do: the leading whitespace is left off
+    until some text has been sent."""
+
+    def __init__(self) -> None:
+        self._started = False
+
+    def of(self, text: str) -> str:
+        """The delta for the next segment's ``text``."""
+        delta = text if self._started else text.lstrip()
+        self._started = self._started or bool(delta)
+        return delta
+
+
 async def _diarized_events(transcription: Transcription) -> AsyncIterator[bytes]:
     """Speakers are known once the whole audio is heard: then, per diarized segment, a delta
     with its ``segment_id`` and a ``transcript.text.segment`` event; then the done event."""
+    deltas = _Deltas()
     try:
         transcript = await transcription.run()
         for index, segment in enumerate(s for s in transcript.segments if s.text.strip()):
             segment_id = diarized_segment_id(index)
-            yield _sse(TranscriptTextDelta(delta=segment.text, segment_id=segment_id))
+            delta = deltas.of(segment.text)
+            yield _sse(TranscriptTextDelta(delta=delta, segment_id=segment_id))
             event = TranscriptTextSegment(
                 id=segment_id,
                 start=segment.start,

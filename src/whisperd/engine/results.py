@@ -17,19 +17,25 @@ from whisperd.engine.base import Segment, Word
 __all__ = ["to_segment"]
 
 
-def to_segment(segment: Any, duration: float) -> Segment:
-    """A faster-whisper ``Segment`` as a :class:`Segment` whose times lie within the audio.
+def to_segment(segment: Any, duration: float, after: float = 0.0) -> Segment:
+    """A faster-whisper ``Segment`` as a :class:`Segment` whose times lie within the audio and
+    after the segment before it.
 
     Args:
         segment: faster-whisper's segment (its ``id`` counts from 1).
         duration: Length of the transcribed audio in seconds; no time is later.
+        after: The end of the segment before, in seconds; no time is earlier (batched
+            decoding's chunks are timed apart, and two chunks' times can meet by a few
+            milliseconds).
 
     Returns:
         The segment with ``id`` counted from 0 and every time (its own and its words') in
-        ``[0, duration]``, each end no earlier than its start.
+        ``[after, duration]``, each end no earlier than its start.
     """
-    start, end = _span(segment.start, segment.end, duration)
-    words = None if segment.words is None else tuple(_word(w, duration) for w in segment.words)
+    start, end = _span(segment.start, segment.end, after, duration)
+    words = (
+        None if segment.words is None else tuple(_word(w, after, duration) for w in segment.words)
+    )
     return Segment(
         id=int(segment.id) - 1,
         seek=int(segment.seek),
@@ -45,12 +51,12 @@ def to_segment(segment: Any, duration: float) -> Segment:
     )
 
 
-def _word(word: Any, duration: float) -> Word:
-    start, end = _span(word.start, word.end, duration)
+def _word(word: Any, after: float, duration: float) -> Word:
+    start, end = _span(word.start, word.end, after, duration)
     return Word(start=start, end=end, word=str(word.word), probability=float(word.probability))
 
 
-def _span(start: Any, end: Any, duration: float) -> tuple[float, float]:
-    """``(start, end)`` clamped to ``[0, duration]``, with ``end >= start``."""
-    first = min(max(float(start), 0.0), duration)
+def _span(start: Any, end: Any, low: float, duration: float) -> tuple[float, float]:
+    """``(start, end)`` clamped to ``[low, duration]``, with ``end >= start``."""
+    first = min(max(float(start), low), duration)
     return first, min(max(float(end), first), duration)

@@ -407,11 +407,12 @@ class FasterWhisperEngine:
         on_segment: SegmentCallback | None,
         logprobs: TokenLogprobReader | None = None,
     ) -> tuple[Segment, ...]:
-        """Convert (and clamp to ``duration``) each segment, with its token logprobs when
-        ``logprobs`` reads them, calling ``on_segment`` with it."""
-        segments = []
+        """Convert each segment (its times clamped into the audio and after the segment before,
+        :func:`to_segment`), with its token logprobs when ``logprobs`` reads them, calling
+        ``on_segment`` with it."""
+        segments: list[Segment] = []
         for raw in raw_segments:
-            segment = to_segment(raw, duration)
+            segment = to_segment(raw, duration, segments[-1].end if segments else 0.0)
             if logprobs is not None:
                 segment = replace(segment, logprobs=logprobs.segment(segment.tokens))
             segments.append(segment)
