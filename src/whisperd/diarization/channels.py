@@ -38,15 +38,15 @@ def merge_channels(transcripts: Sequence[Transcript], labels: Sequence[str]) -> 
     segments ordered by start (channel order on ties) and renumbered; the language of the
     channel with the most speech."""
     middles = [[(w.start + w.end) / 2 for w in transcript.words] for transcript in transcripts]
+    others = [
+        sorted(m for other, times in enumerate(middles) if other != channel for m in times)
+        for channel in range(len(transcripts))
+    ]
     tagged = [
         piece
         for channel, (transcript, label) in enumerate(zip(transcripts, labels, strict=True))
         for segment in transcript.segments
-        for piece in _pieces(
-            segment,
-            label,
-            sorted(m for other, times in enumerate(middles) if other != channel for m in times),
-        )
+        for piece in _pieces(segment, label, others[channel])
     ]
     tagged.sort(key=lambda segment: segment.start)
     main = max(transcripts, key=lambda item: sum(s.end - s.start for s in item.segments))

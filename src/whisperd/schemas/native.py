@@ -94,14 +94,15 @@ class NativeSettings(BaseModel):
             InvalidOptionError: speaker counts without ``diarize``, min above max, or
                 ``num_speakers`` with a bound.
         """
+        counts = {name: getattr(self, name) for name in SPEAKER_COUNTS}
         if not (self.diarize or self.multichannel):
-            for name in ("num_speakers", "min_speakers", "max_speakers"):
-                if getattr(self, name) is not None:
+            for name, count in counts.items():
+                if count is not None:
                     raise InvalidOptionError(f"{name} needs diarize=true.", param=name)
             return None
         if self.multichannel:
-            return per_channel((), {name: getattr(self, name) for name in SPEAKER_COUNTS})
-        return by_voice({name: getattr(self, name) for name in SPEAKER_COUNTS})
+            return per_channel((), counts)
+        return by_voice(counts)
 
     def subtitle_style(self) -> SubtitleStyle | None:
         """The cue shaping asked for (``None``: one cue per segment, or no subtitles).
