@@ -101,10 +101,15 @@ class Settings(BaseSettings):
     per final of 0 s; lower it to serve more streams per CPU core (docs/benchmarks.md)."""
     stream_final_latency_target_s: Annotated[float, Field(ge=0.0)] = 1.0
     """Seconds from the end of speech to a stream's final above which that stream's next
-    finals shed context (halved each time, down to none, and encoded at their own length
-    instead of a 30 s window) until finals are in time again, when the context comes back
-    5 s at a time. So one stream gets the whole ``stream_final_context_s`` and many streams
-    stay in real time. 0: every final gets the whole context, whatever the load."""
+    finals shed context (halved each time, down to none; finals keep their 30 s window)
+    until finals are in time again, when the context comes back 5 s at a time. So one
+    stream gets the whole ``stream_final_context_s`` and many streams stay in real time.
+    0: every final gets the whole context, whatever the load."""
+    stream_merge_queued_finals: bool = True
+    """A stream's finals queued behind the one about to be decoded (its finals come slower
+    than its speech, as on an overloaded server) are decoded with it as one 30 s window, each
+    utterance keeping its own words: one encoding for several utterances, so a stream that
+    falls behind catches up. Off: every final is decoded on its own."""
     stream_stable_partials: bool = False
     """Let partials make words stable (two agreeing partials, four words held back): stable
     text and Realtime deltas come while the person speaks, but greedy guesses forced into the

@@ -43,7 +43,7 @@ from whisperd.service.malloc import limit_malloc_arenas
 from whisperd.service.metrics import ServiceMetrics
 from whisperd.service.pools import Pools
 from whisperd.service.speakers import SpeakerModel, decode_references
-from whisperd.service.streams import stream_decoder, stream_vad
+from whisperd.service.streams import stream_decoder, stream_vad, timing_finals
 from whisperd.service.transcription import Transcription
 
 if TYPE_CHECKING:
@@ -282,6 +282,7 @@ class TranscriptionService:
             context_s=self.settings.stream_final_context_s,
             latency_target_s=self.settings.stream_final_latency_target_s,
             stable_partials=self.settings.stream_stable_partials,
+            merge_queued_finals=self.settings.stream_merge_queued_finals,
         )
         decoder = stream_decoder(
             lease.engine,
@@ -290,8 +291,8 @@ class TranscriptionService:
             final_context=self.settings.stream_final_encoder_context,
             pool=self._pools.streams,
             admission=self.admission,
-            on_final=self.metrics.stream_final_latency.observe,
         )
+        emit = timing_finals(emit, self.metrics.stream_final_latency.observe)
         return HeldStreamSession(config, decoder, stream_vad(self._pools.vad), emit, lease=lease)
 
     def preload(self) -> None:

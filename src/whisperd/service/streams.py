@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-import time
 from typing import TYPE_CHECKING, Any, Literal
 
 from whisperd.engine.base import SAMPLE_RATE
 from whisperd.engine.options import TranscribeOptions
 from whisperd.scheduler.batcher import Priority
+from whisperd.streaming.session import Result
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -20,7 +20,14 @@ if TYPE_CHECKING:
     from whisperd.engine.base import Engine, Transcript
     from whisperd.scheduler.admission import Admission
     from whisperd.service.pools import WorkerPool
-    from whisperd.streaming.session import Decoder, DecodeRequest, StreamConfig, Vad
+    from whisperd.streaming.session import (
+        Decoder,
+        DecodeRequest,
+        Emit,
+        Event,
+        StreamConfig,
+        Vad,
+    )
 
 
 PARTIAL_TOKENS_PER_SECOND = 8.0
@@ -85,13 +92,11 @@ def stream_decoder(
     final_context: Literal["window", "audio"],
     pool: WorkerPool,
     admission: Admission,
-    on_final: Callable[[float], None] | None = None,
 ) -> Decoder:
     """A decoder for one stream's utterances, on the stream pool, at stream priorities.
 
     Finals are scheduled before partials, and both before HTTP requests; every decode counts
-    in the admission's stream work while it runs. ``on_final`` is told the seconds each final
-    took, from the decode's request to its transcript (waiting included).
+    in the admission's stream work while it runs.
     """
 
     async def decode(audio: np.ndarray[Any, Any], request: DecodeRequest) -> Transcript:
@@ -100,7 +105,6 @@ def stream_decoder(
             config, request, hotwords=hotwords, final_context=final_context, audio_s=heard_s
         )
         priority = Priority.STREAM_FINAL if request.final else Priority.STREAMING
-        started = time.monotonic()
         cancel = threading.Event()
         async with admission.stream_work(heard_s):
             try:
@@ -110,8 +114,6 @@ def stream_decoder(
             except asyncio.CancelledError:
                 cancel.set()  # its model calls still queued are dropped
                 raise
-        if request.final and on_final is not None:
-            on_final(time.monotonic() - started)
         return transcript
 
     return decode
@@ -127,3 +129,15 @@ def stream_vad(pool: WorkerPool) -> Vad:
         return await pool.run(vad, audio)
 
     return score
+
+
+def timing_finals(emit: Emit, observe: Callable[[float], None]) -> Emit:
+    """``emit``, telling ``observe`` first the latency of each final (seconds from asking for
+    the utterance's final to its transcript; several utterances decoded together each count)."""
+
+    async def timed(event: Event) -> None:
+        if isinstance(event, Result) and event.is_final:
+            observe(event.latency)
+        await emit(event)
+
+    return timed

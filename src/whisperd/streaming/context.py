@@ -17,6 +17,7 @@ stream's last finals (up to :data:`CONTEXT_S`) followed by the new utterance, in
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -116,8 +117,25 @@ def drop_before(transcript: Transcript, seconds: float, *, keep_words: bool) -> 
     Raises:
         ValueError: if the transcript has no word timings (decode with word timestamps).
     """
+    return words_between(transcript, seconds, math.inf, keep_words=keep_words)
+
+
+def words_between(
+    transcript: Transcript, start: float, end: float, *, keep_words: bool
+) -> Transcript:
+    """The words of ``transcript`` whose middle lies in ``[start, end)`` (decode time, s).
+
+    For several utterances decoded in one window: each keeps the words heard in its own
+    stretch. Segments are kept as in :func:`drop_leading_text`; one cut at either end takes
+    its kept words' times there.
+
+    Raises:
+        ValueError: if the transcript has no word timings (decode with word timestamps).
+    """
     return _keep_words(
-        transcript, lambda word: (word.start + word.end) / 2 >= seconds, keep_words=keep_words
+        transcript,
+        lambda word: start <= (word.start + word.end) / 2 < end,
+        keep_words=keep_words,
     )
 
 
@@ -145,7 +163,8 @@ def _keep_words(
             dataclasses.replace(
                 segment,
                 id=len(segments),
-                start=segment.start if whole else kept[0].start,
+                start=segment.start if kept[0] is segment.words[0] else kept[0].start,
+                end=segment.end if kept[-1] is segment.words[-1] else kept[-1].end,
                 text=segment.text if whole else "".join(word.word for word in kept),
                 tokens=segment.tokens if whole else (),
                 words=tuple(kept) if keep_words else None,

@@ -29,7 +29,11 @@ How decodes keep the batch path's accuracy (the choices of whisper_streaming, Ma
   (:mod:`whisperd.streaming.stabilizer`), and is forced as the decoder prefix of later partials
   and of the final: stable text comes sooner, at a cost in words;
 - finals use the stream's beam width and temperature fallback, with any stable words forced as
-  prefix: nothing shown as stable is ever taken back.
+  prefix: nothing shown as stable is ever taken back;
+- finals queued behind the one about to be decoded (the stream's decodes fell behind its
+  speech) are decoded with it in one window (``StreamConfig.merge_queued_finals``); each
+  utterance keeps the words whose middle lies in its own stretch (cut halfway through the
+  silence between utterances) and gets its own final.
 """
 
 from __future__ import annotations
@@ -37,7 +41,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import itertools
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -51,11 +57,13 @@ from whisperd.errors import WhisperdError
 from whisperd.streaming.budget import ContextBudget
 from whisperd.streaming.context import (
     CONTEXT_S,
+    WINDOW_S,
     Committed,
     Context,
     choose_context,
     drop_before,
     drop_leading_text,
+    words_between,
 )
 from whisperd.streaming.stabilizer import LocalAgreement, doubtful
 
@@ -104,6 +112,10 @@ class StreamConfig:
     0: every final gets ``context_s``, whatever the load."""
     logprobs: bool = False
     """Finals carry their tokens' log-probabilities (``Segment.logprobs``; partials do not)."""
+    merge_queued_finals: bool = True
+    """Finals queued behind the one about to be decoded (the stream's finals come slower than
+    its speech) are decoded with it as one window, each utterance keeping the words heard in
+    its own stretch: one encoding for several utterances, as the batch route hears them."""
     stable_partials: bool = False
     """Partials may make words stable (LocalAgreement-2, :mod:`whisperd.streaming.stabilizer`):
     stable text comes while the person speaks, but greedy guesses forced into the final cost
@@ -210,6 +222,7 @@ class StreamSession:
         self._stability = LocalAgreement()
         self._committed: collections.deque[Committed] = collections.deque(maxlen=64)
         self._next_number = 1
+        self._last_final = 0  # number of the latest final sent
         self._open: int | None = None  # number of the utterance in progress
         self._budget = self._new_budget(config)
 
@@ -417,15 +430,15 @@ class StreamSession:
             await self._wake.wait()
             self._wake.clear()
             while self._finals or self._partial_due is not None:
-                number = self._finals[0].number if self._finals else self.number
+                jobs = self._take_finals() if self._finals else []
+                owed = [job.number for job in jobs] or [self.number]
                 try:
-                    if self._finals:
-                        await self._run_final(self._finals.popleft())
-                    else:
-                        await self._run_partial()
+                    await (self._run_finals(jobs) if jobs else self._run_partial())
                 except Exception as exc:
                     logger.exception("stream decode failed")
-                    await self._emit_failure(number, exc)
+                    for number in owed:
+                        if not jobs or number > self._last_final:
+                            await self._emit_failure(number, exc)
             self._idle.set()
 
     async def _emit_failure(self, number: int, exc: Exception) -> None:
@@ -486,11 +499,61 @@ class StreamSession:
         tail = words[len(committed) :] if words[: len(committed)] == committed else []
         return self._stability.prefix, " ".join(tail)
 
+    def _take_finals(self) -> list[_Final]:
+        """The next final, with the finals queued behind it that one window can hold (none
+        cut at the longest utterance, none with stable words to force)."""
+        jobs = [self._finals.popleft()]
+        limit = round(WINDOW_S * SAMPLE_RATE)
+        while self.config.merge_queued_finals and self._finals:
+            following = self._finals[0]
+            mergeable = not (jobs[-1].cut or following.cut or jobs[-1].stable or following.stable)
+            if not mergeable or following.end - self._decode_start(jobs[0].start) > limit:
+                break
+            jobs.append(self._finals.popleft())
+        return jobs
+
+    async def _run_finals(self, jobs: list[_Final]) -> None:
+        start = self._decode_start(max(jobs[0].start, self._finalized))
+        if len(jobs) == 1 or jobs[0].end <= start:
+            for job in jobs:
+                await self._run_final(job)
+            return
+        context = choose_context(
+            self._committed,
+            utterance_start=start,
+            utterance_end=jobs[-1].end,
+            kept_from=self._base,
+            context_s=self.context_s,
+        )
+        begin = start if context is None else context.start
+        transcript = await self._decode(
+            self._audio(begin, jobs[-1].end),
+            DecodeRequest(
+                final=True, prefix=None, prompt=self._prompt(before=begin), word_timestamps=True
+            ),
+        )
+        bounds = [start] + [(a.end + b.start) // 2 for a, b in itertools.pairwise(jobs)]
+        bounds.append(jobs[-1].end)
+        for job, (low, high) in zip(jobs, itertools.pairwise(bounds), strict=True):
+            try:
+                own = words_between(
+                    transcript,
+                    (low - begin) / SAMPLE_RATE,
+                    (high - begin) / SAMPLE_RATE if job is not jobs[-1] else math.inf,
+                    keep_words=self.config.word_timestamps,
+                )
+            except ValueError:  # a decoder without word timings: each heard on its own
+                for rest in jobs[jobs.index(job) :]:
+                    await self._run_final(rest)
+                return
+            await self._commit_final(job, own, begin, utterance=low, consumed=job.end)
+
     async def _run_final(self, job: _Final) -> None:
         utterance = self._decode_start(max(job.start, self._finalized))
         if job.end <= utterance:
             # Its audio went into an earlier final (a cut): it still gets its (empty) final.
             empty = Transcript((), self.config.language or "", 0.0, 0.0)
+            self._last_final = job.number
             await self._emit(
                 Result(
                     job.number,
@@ -517,12 +580,20 @@ class StreamSession:
             # The decoder sometimes ends right after a forced context: hear the utterance alone.
             start, transcript = await self._final_decode(job, utterance, None)
         transcript, consumed = self._cut(job, transcript, start)
+        await self._commit_final(job, transcript, start, utterance=utterance, consumed=consumed)
+
+    async def _commit_final(
+        self, job: _Final, transcript: Transcript, start: int, *, utterance: int, consumed: int
+    ) -> None:
+        """Send ``job``'s final: ``transcript`` of the audio decoded from stream sample
+        ``start``, for the utterance from ``utterance`` to ``consumed``."""
         self._finalized = max(self._finalized, consumed)
         self._last_partial = max(self._last_partial, self._finalized)
         self._committed.append(Committed(utterance, consumed, transcript.text))
         latency = time.monotonic() - job.queued_at
         if self._budget is not None:
             self._budget.observe(latency)
+        self._last_final = job.number
         await self._emit(
             Result(
                 job.number,
