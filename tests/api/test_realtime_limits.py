@@ -15,7 +15,18 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import websockets
 from test_realtime import pcm24, url
-from test_realtime_turns import COMPLETED, append, commit, count, gather, opened, pcm_input, recv
+from test_realtime_turns import (
+    COMPLETED,
+    append,
+    commit,
+    count,
+    gather,
+    opened,
+    pcm_input,
+    recv,
+    server_vad,
+    update,
+)
 
 from waiting import DEADLINE_S, until, wait_until
 from whisperd.schemas.realtime_client import MAX_APPEND_CHARACTERS
@@ -110,3 +121,49 @@ def test_a_session_past_the_longest_audio_is_ended_with_an_error_event(
     assert code == 1008
     assert error["error"]["code"] == "session_expired"
     assert "3 seconds" in error["error"]["message"]
+
+
+def test_session_updates_hold_the_model_once_and_let_it_go_at_close(
+    fake_server: RunningServer,
+) -> None:
+    def in_use() -> int:
+        with fake_server.http() as http:
+            (model,) = http.get("/v1/loaded_models").json()["data"]
+        return int(model["in_use"])
+
+    async def scenario() -> int:
+        async with websockets.connect(url(fake_server)) as ws:
+            await opened(ws, pcm_input())
+            for prompt in ("one", "two", "three"):
+                await ws.send(update(pcm_input(transcription={"prompt": prompt})))
+                assert (await recv(ws))["type"] == "session.updated"
+            return await asyncio.to_thread(in_use)
+
+    held = asyncio.run(asyncio.wait_for(scenario(), DEADLINE_S))
+    assert held == 1
+    wait_until(lambda: in_use() == 0, "a closed session still holds the model")
+
+
+def test_a_session_past_the_longest_audio_transcribes_its_turn_before_closing(
+    settings_for: Callable[..., Any], serve_fake: Callable[..., Any]
+) -> None:
+    speech = pcm24("speech.wav", silence_s=0)  # 4.9 s, no pause
+
+    with serve_fake(settings_for(stream_max_seconds=4.0)) as running:
+
+        async def scenario() -> tuple[list[dict[str, Any]], int | None]:
+            async with websockets.connect(url(running)) as ws:
+                await opened(ws, pcm_input(turn_detection=server_vad()))
+                await append(ws, speech)
+                events = await gather(ws, lambda got: bool(got) and got[-1]["type"] == "error")
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await recv(ws)
+            return events, closed.value.rcvd.code if closed.value.rcvd else None
+
+        events, code = asyncio.run(asyncio.wait_for(scenario(), DEADLINE_S))
+    kinds = [e["type"] for e in events]
+    assert code == 1008
+    assert events[-1]["error"]["code"] == "session_expired"
+    assert kinds.index("input_audio_buffer.committed") < kinds.index(COMPLETED)
+    (done,) = [e for e in events if e["type"] == COMPLETED]
+    assert done["transcript"]

@@ -179,7 +179,9 @@ class RealtimeStream:
         if self.config.audio_format != audio_format:
             await self._feed(self.pcm.decode(b"", last=True))  # the old format's last samples
             self.pcm = self.config.pcm()
-        self.session.reconfigure(await self._build_session())
+        successor = await self._build_session()
+        self.session.reconfigure(successor)
+        await successor.close()  # never started: this lets its hold on the model go
         await self.outbox.put(self.renderer.session(self.config, self.session_id, created=False))
 
     # -- the input buffer -------------------------------------------------------------------
@@ -196,6 +198,7 @@ class RealtimeStream:
         await self.session.feed(samples)
         longest = self.service.settings.stream_max_seconds
         if self.session.audio_seconds > longest:
+            await self._finish_turn()
             error = ErrorDetail(
                 code="session_expired",
                 message=f"The session reached its longest audio, {longest:g} seconds.",
@@ -220,10 +223,14 @@ class RealtimeStream:
     async def _drain(self) -> RealtimeClosed:
         """The server is shutting down: commit the turn in progress, wait for its transcript
         (``completed``), then close with 1012."""
+        await self._finish_turn()
+        return RealtimeClosed(1012, _server_error("shutting_down", SHUTTING_DOWN))
+
+    async def _finish_turn(self) -> None:
+        """Commit the turn in progress (when it can be) and wait for every transcript owed."""
         if self._commit_refusal() is None:
             await self._commit_turn()
         await self.session.end_audio()
-        return RealtimeClosed(1012, _server_error("shutting_down", SHUTTING_DOWN))
 
     def _commit_refusal(self) -> str | None:
         """Why the buffer cannot be committed now, or None."""
