@@ -283,3 +283,28 @@ def test_a_commit_is_answered_before_the_turn_is_decoded(
         "conversation.item.added",
     ]
     assert decoded[-1]["item_id"] == answered[0]["item_id"]
+
+
+def test_turning_server_vad_on_in_mid_speech_hears_the_buffered_audio(
+    fake_server: RunningServer,
+) -> None:
+    """The audio appended under manual turns and not committed is heard by the VAD once it is
+    turned on: the turn starts where the speech does, not where the update came."""
+    speech = pcm24("speech.wav", silence_s=0)
+    half = len(speech) // 2
+
+    async def scenario() -> Events:
+        async with websockets.connect(url(fake_server)) as ws:
+            await opened(ws, pcm_input(turn_detection=None))
+            await append(ws, SILENCE_1S + speech[:half])
+            await ws.send(update(pcm_input(turn_detection=server_vad())))
+            await append(ws, speech[half:] + SILENCE_1S)
+            return await gather(ws, count(COMPLETED))
+
+    events = asyncio.run(scenario())
+    (started,) = of_type(events, "input_audio_buffer.speech_started")
+    assert started["audio_start_ms"] < 2500  # the speech began before the update (3.4 s)
+    (stopped,) = of_type(events, "input_audio_buffer.speech_stopped")
+    (done,) = of_type(events, COMPLETED)
+    assert item_of(started) == item_of(stopped) == item_of(done)
+    assert done["usage"]["seconds"] >= 4  # the whole 4.9 s of speech

@@ -180,7 +180,7 @@ class RealtimeStream:
             await self._feed(self.pcm.decode(b"", last=True))  # the old format's last samples
             self.pcm = self.config.pcm()
         successor = await self._build_session()
-        self.session.reconfigure(successor)
+        await self.session.reconfigure(successor)
         await successor.close()  # never started: this lets its hold on the model go
         await self.outbox.put(self.renderer.session(self.config, self.session_id, created=False))
 

@@ -223,6 +223,7 @@ class StreamSession:
         self._committed: collections.deque[Committed] = collections.deque(maxlen=64)
         self._next_number = 1
         self._last_final = 0  # number of the latest final sent
+        self._cut_pending = False  # an utterance cut at its longest awaits its final
         self._open: int | None = None  # number of the utterance in progress
         self._budget = self._new_budget(config)
 
@@ -253,6 +254,11 @@ class StreamSession:
             self._now += len(audio)
             self._partial_if_due()
             return
+        await self._hear(audio)
+        self._trim()
+
+    async def _hear(self, audio: np.ndarray[Any, Any]) -> None:
+        """Score ``audio`` (already in the buffer) with the VAD, window by window."""
         data = np.concatenate([self._pending, audio.astype(np.float32, copy=False)])
         usable = len(data) // WINDOW * WINDOW
         self._pending = data[usable:]
@@ -260,7 +266,6 @@ class StreamSession:
             probabilities = await self._vad(data[:usable])
             for probability in probabilities:
                 await self._window(float(probability))
-        self._trim()
 
     async def finalize(self) -> None:
         """Force an endpoint now (Deepgram ``Finalize``, AssemblyAI ``ForceEndpoint``)."""
@@ -283,12 +288,19 @@ class StreamSession:
         self._stability.reset()
         self._trim()
 
-    def reconfigure(self, successor: StreamSession) -> None:
+    async def reconfigure(self, successor: StreamSession) -> None:
         """Endpoint and decode with ``successor``'s settings and decoder from now on, keeping
         this stream's audio, speech in progress, queued finals and VAD state (an OpenAI
-        ``session.update`` mid-stream); ``successor`` itself is never started."""
+        ``session.update`` mid-stream); ``successor`` itself is never started. Turning the
+        VAD on hears the audio not yet committed with it, as if it had been on all along."""
+        hear_again = not self.config.vad and successor.config.vad and self._now > self._finalized
         self.config = successor.config
         self._decode = successor._decode
+        if hear_again:
+            buffered = self._audio(self._finalized, self._now)
+            self._now, self._pending = self._finalized, np.zeros(0, dtype=np.float32)
+            await self._hear(buffered)
+            self._trim()
 
     @staticmethod
     def _new_budget(config: StreamConfig) -> ContextBudget | None:
@@ -337,10 +349,10 @@ class StreamSession:
         if silence >= self.config.min_silence_ms * SAMPLE_RATE // 1000:
             assert self._silence_from is not None
             await self._end_speech(self._silence_from + self._pad)
-        elif self._now - max(self._utterance, self._finalized) >= (
+        elif not self._cut_pending and self._now - max(self._utterance, self._finalized) >= (
             self.config.max_utterance_s * SAMPLE_RATE
         ):
-            self._queue_final(self._now, cut=True)
+            await self._cut_utterance()
         else:
             self._partial_if_due()
 
@@ -375,6 +387,15 @@ class StreamSession:
         trail = max(end, min(self._now, end - self._pad + round(DECODE_TRAIL_S * SAMPLE_RATE)))
         self._queue_final(trail)
 
+    async def _cut_utterance(self) -> None:
+        """End the utterance at its longest here; the speech goes on as the next utterance
+        (which starts where the cut final's last segment ends, known once it is decoded).
+        No other cut is made before that final is decoded."""
+        await self._emit(SpeechStopped(self._now / SAMPLE_RATE, self._open_utterance()))
+        self._queue_final(self._now, cut=True)
+        self._cut_pending = True
+        await self._emit(SpeechStarted(self._now / SAMPLE_RATE, self._open_utterance()))
+
     def _partial_if_due(self) -> None:
         due = self._now - self._last_partial >= self.config.partial_interval_s * SAMPLE_RATE
         if self.config.partials and due and self._partial_due is None and not self._finals:
@@ -384,8 +405,6 @@ class StreamSession:
             self._wake.set()
 
     def _queue_final(self, end: int, *, cut: bool = False, end_of_audio: bool = False) -> None:
-        if cut and self._finals and self._finals[-1].cut:
-            return  # one cut at a time; the next window re-checks
         start = self._utterance if self.config.vad else self._finalized
         number = self._open_utterance()
         self._finals.append(_Final(number, start, end, cut, end_of_audio, self._stability.prefix))
@@ -439,6 +458,8 @@ class StreamSession:
                     for number in owed:
                         if not jobs or number > self._last_final:
                             await self._emit_failure(number, exc)
+                if any(job.cut for job in jobs):
+                    self._cut_pending = False
             self._idle.set()
 
     async def _emit_failure(self, number: int, exc: Exception) -> None:

@@ -1,0 +1,73 @@
+"""An utterance cut at its longest: one cut per ``max_utterance_s`` however long its final takes,
+and the speech events of the cut and its continuation pair up."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+from test_session import FakeDecoder, fake_vad, loud, quiet
+
+from waiting import DEADLINE_S
+from whisperd.engine.base import Transcript
+from whisperd.streaming.session import (
+    DecodeRequest,
+    Event,
+    Result,
+    SpeechStarted,
+    SpeechStopped,
+    StreamConfig,
+    StreamSession,
+)
+
+
+class SlowFirstFinal(FakeDecoder):
+    """The first final waits until the test releases it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.waiting = asyncio.Event()
+
+    async def __call__(self, audio: np.ndarray, request: DecodeRequest) -> Transcript:
+        if request.final and not self.waiting.is_set():
+            self.waiting.set()
+            await self.release.wait()
+        return await super().__call__(audio, request)
+
+
+async def _feed(session: StreamSession, audio: np.ndarray) -> None:
+    for i in range(0, len(audio), 1600):
+        await session.feed(audio[i : i + 1600])
+        await asyncio.sleep(0)
+
+
+def test_a_slow_cut_final_is_not_cut_again_and_speech_events_pair_up() -> None:
+    events: list[Event] = []
+    decoder = SlowFirstFinal()
+
+    async def emit(event: Event) -> None:
+        events.append(event)
+
+    async def scenario() -> None:
+        session = StreamSession(StreamConfig(max_utterance_s=5.0), decoder, fake_vad, emit)
+        session.start()
+        await _feed(session, np.concatenate([quiet(0.5), loud(6)]))
+        await asyncio.wait_for(decoder.waiting.wait(), DEADLINE_S)
+        await _feed(session, loud(4))  # the cut's final is still being decoded
+        decoder.release.set()
+        await _feed(session, np.concatenate([loud(3), quiet(1)]))
+        await asyncio.wait_for(session.wait_idle(), DEADLINE_S)
+        await session.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), DEADLINE_S))
+    finals = [e for e in events if isinstance(e, Result) and e.is_final]
+    assert [f.number for f in finals] == [1, 2, 3]  # 13 s of speech: cut at 5 s and at 10 s
+    assert all(len(f.transcript.text.split()) >= 6 for f in finals)
+    speech = [
+        (type(e).__name__, e.number) for e in events if isinstance(e, SpeechStarted | SpeechStopped)
+    ]
+    expected = []
+    for number in (1, 2, 3):
+        expected += [("SpeechStarted", number), ("SpeechStopped", number)]
+    assert speech == expected
