@@ -118,3 +118,9 @@ def test_emitter_queues_every_message() -> None:
         return [outbox.get_nowait() for _ in range(outbox.qsize())]
 
     assert len(asyncio.run(scenario())) == 4
+
+
+def test_a_final_heard_in_context_counts_only_its_own_audio() -> None:
+    final = result(final=True, own_duration=0.75)  # 1.25 s decoded, 0.5 s of it context
+    (baseten_message,) = dumped(render(baseten(), final))
+    assert baseten_message["audio_length_sec"] == 0.75

@@ -165,3 +165,6 @@ def test_a_final_hears_the_previous_finals_unforced_and_keeps_only_its_own_words
     assert all(finals[1].start + (word.start + word.end) / 2 >= utterance_start for word in words)
     own = finals[1].transcript.text.split()
     assert 4 <= len(own) <= 8  # about 3 s of words, not the first utterance's again
+    # it is counted for its own audio (lead and trail included), not the context heard again
+    assert finals[1].duration > 6.5
+    assert 3.0 <= finals[1].billed_duration <= 3.0 + 0.7

@@ -196,7 +196,7 @@ class RealtimeRenderer:
             TranscriptionCompleted(
                 item_id=item.id,
                 transcript=sent + rest,
-                usage=DurationUsage(seconds=usage_seconds(result.duration)),
+                usage=DurationUsage(seconds=usage_seconds(result.billed_duration)),
                 logprobs=_wire(entries),
             )
         )

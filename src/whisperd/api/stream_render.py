@@ -89,7 +89,7 @@ class BasetenRenderer:
                 segments=segments,
                 language_code=event.transcript.language,
                 language_prob=event.transcript.language_probability,
-                audio_length_sec=round(event.duration, 3),
+                audio_length_sec=round(event.billed_duration, 3),
                 is_final=event.is_final,
                 transcription_num=event.number,
                 pipeline_latency=round(event.latency, 3)

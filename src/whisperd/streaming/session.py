@@ -148,11 +148,21 @@ class Result:
     start: float
     """Stream time where the decoded audio starts; segment times are relative to it."""
     duration: float
+    """Seconds of audio decoded (from ``start``), earlier audio heard again as context
+    included."""
     transcript: Transcript
     stable: str
     unstable: str
     latency: float
     end_of_audio: bool = False
+    own_duration: float | None = None
+    """Seconds of the utterance's own audio, without the context (None: all of ``duration``)."""
+
+    @property
+    def billed_duration(self) -> float:
+        """Seconds the utterance is counted for (OpenAI's ``usage.seconds``, Baseten's
+        ``audio_length_sec``): its own audio, not the context heard again."""
+        return self.duration if self.own_duration is None else self.own_duration
 
 
 @dataclass(frozen=True, slots=True)
@@ -626,6 +636,7 @@ class StreamSession:
                 "",
                 latency,
                 job.end_of_audio,
+                own_duration=(consumed - utterance) / SAMPLE_RATE,
             )
         )
 
