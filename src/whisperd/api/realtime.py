@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +38,7 @@ from whisperd.api.realtime_config import RealtimeConfig
 from whisperd.api.realtime_render import RealtimeRenderer
 from whisperd.api.stream_events import emitter
 from whisperd.api.stream_io import StreamClosed, run_stream
-from whisperd.errors import QueueFullError, WhisperdError
+from whisperd.errors import InvalidOptionError, QueueFullError, WhisperdError
 from whisperd.schemas.client_messages import Rejection, read_message
 from whisperd.schemas.realtime_client import (
     ClientMessage,
@@ -121,17 +122,28 @@ class RealtimeStream:
             RealtimeClosed: if the model cannot be had, or the stream reaches its longest.
         """
         await self.outbox.put(self.renderer.session(self.config, self.session_id, created=True))
-        self._session = await self._build_session()
+        try:
+            self._session = await self._build_session()
+        except InvalidOptionError as exc:
+            raise RealtimeClosed(1008, _invalid(exc, beta=self.renderer.beta)) from None
         await run_stream(
             self.websocket, self.session, self.outbox, self._on_message, on_drain=self._drain
         )
 
     async def _build_session(self) -> StreamSession:
+        """A session on the current settings.
+
+        Raises:
+            InvalidOptionError: if the model cannot decode as the settings ask.
+            RealtimeClosed: if the model cannot be had.
+        """
         emit = emitter(self.renderer, self.outbox)
         try:
             stable = self.service.settings.stream_stable_partials
             config = self.config.stream(stable_partials=stable)
             return await self.service.stream_session(config, emit)
+        except InvalidOptionError:
+            raise
         except WhisperdError as exc:
             raise RealtimeClosed(1011, _server_error(exc.code, exc.message)) from None
 
@@ -174,12 +186,18 @@ class RealtimeStream:
             await self._error(message, "unsupported_value", event_id, noise_param)
             return
         self.renderer.beta = beta
-        audio_format = self.config.audio_format
+        previous = copy.copy(self.config)
         self.config.apply(changes)
-        if self.config.audio_format != audio_format:
+        try:
+            successor = await self._build_session()
+        except InvalidOptionError as exc:
+            self.config = previous  # nothing of a refused update applies
+            detail = _invalid(exc, beta=beta)
+            await self._error(detail.message, detail.code, event_id, detail.param)
+            return
+        if self.config.audio_format != previous.audio_format:
             await self._feed(self.pcm.decode(b"", last=True))  # the old format's last samples
             self.pcm = self.config.pcm()
-        successor = await self._build_session()
         await self.session.reconfigure(successor)
         await successor.close()  # never started: this lets its hold on the model go
         await self.outbox.put(self.renderer.session(self.config, self.session_id, created=False))
@@ -262,6 +280,13 @@ class RealtimeStream:
     ) -> None:
         detail = ErrorDetail(code=code, message=message, param=param, event_id=event_id)
         await self.outbox.put(ErrorEvent(error=detail))
+
+
+def _invalid(exc: InvalidOptionError, *, beta: bool) -> ErrorDetail:
+    """An option of the session the model cannot honour, named by its session field."""
+    field = "session.input_audio_transcription" if beta else "session.audio.input.transcription"
+    param = f"{field}.{exc.param}" if exc.param in ("language", "prompt") else None
+    return ErrorDetail(code="invalid_value", message=exc.message, param=param)
 
 
 def _server_error(code: str, message: str) -> ErrorDetail:

@@ -25,7 +25,7 @@ from whisperd.api.stream_io import StreamClosed, receive_message, run_stream, se
 from whisperd.api.stream_render import BasetenRenderer
 from whisperd.api.stream_speakers import StreamSpeakers
 from whisperd.diarization import DiarizationUnavailableError
-from whisperd.errors import WhisperdError
+from whisperd.errors import InvalidOptionError, WhisperdError
 from whisperd.scheduler.batcher import Priority
 from whisperd.schemas.client_messages import Rejection, read_message
 from whisperd.schemas.stream import StreamMetadata
@@ -138,7 +138,7 @@ class BasetenStream:
             session = await self.service.stream_session(
                 stream_config(metadata), emit, hotwords=metadata.whisper_params.hotwords
             )
-        except DiarizationUnavailableError as exc:
+        except (DiarizationUnavailableError, InvalidOptionError) as exc:
             raise StreamClosed(1007, exc.message) from None
         except WhisperdError as exc:
             raise StreamClosed(1011, exc.message) from None

@@ -34,6 +34,7 @@ from whisperd.errors import (
     ModelNotLoadedError,
     ModelUnavailableError,
     UnknownModelError,
+    WhisperdError,
 )
 from whisperd.scheduler.admission import Admission
 from whisperd.service.decoding_budget import DecodedAudioBudget
@@ -43,7 +44,7 @@ from whisperd.service.malloc import limit_malloc_arenas
 from whisperd.service.metrics import ServiceMetrics
 from whisperd.service.pools import Pools
 from whisperd.service.speakers import SpeakerModel, decode_references
-from whisperd.service.streams import stream_decoder, stream_vad, timing_finals
+from whisperd.service.streams import check_stream, stream_decoder, stream_vad, timing_finals
 from whisperd.service.transcription import Transcription
 
 if TYPE_CHECKING:
@@ -275,6 +276,8 @@ class TranscriptionService:
 
         Raises:
             ModelError: if the default model cannot be had.
+            InvalidOptionError: if the model cannot decode as ``config`` asks (a language an
+                English-only model does not speak).
         """
         lease = await self._engine(None)
         config = dataclasses.replace(
@@ -284,11 +287,17 @@ class TranscriptionService:
             stable_partials=self.settings.stream_stable_partials,
             merge_queued_finals=self.settings.stream_merge_queued_finals,
         )
+        final_context = self.settings.stream_final_encoder_context
+        try:
+            check_stream(lease.engine, config, hotwords=hotwords, final_context=final_context)
+        except WhisperdError:
+            lease.release()
+            raise
         decoder = stream_decoder(
             lease.engine,
             config,
             hotwords=hotwords,
-            final_context=self.settings.stream_final_encoder_context,
+            final_context=final_context,
             pool=self._pools.streams,
             admission=self.admission,
         )

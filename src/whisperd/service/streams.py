@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from whisperd.engine.base import SAMPLE_RATE
 from whisperd.engine.options import TranscribeOptions
 from whisperd.scheduler.batcher import Priority
-from whisperd.streaming.session import Result
+from whisperd.streaming.session import DecodeRequest, Result
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from whisperd.service.pools import WorkerPool
     from whisperd.streaming.session import (
         Decoder,
-        DecodeRequest,
         Emit,
         Event,
         StreamConfig,
@@ -82,6 +81,23 @@ def utterance_options(
         max_new_tokens=max_new_tokens,
         encoder_context=final_context if request.final else "audio",
     )
+
+
+def check_stream(
+    engine: Engine,
+    config: StreamConfig,
+    *,
+    hotwords: str | None,
+    final_context: Literal["window", "audio"],
+) -> None:
+    """Refuse, before any audio, a stream whose decodes the model cannot honour (a language
+    an English-only model does not speak, a prompt with no room left).
+
+    Raises:
+        InvalidOptionError: naming the option at fault (``language``, ...).
+    """
+    request = DecodeRequest(final=True, prefix=None)
+    engine.check(utterance_options(config, request, hotwords=hotwords, final_context=final_context))
 
 
 def stream_decoder(
