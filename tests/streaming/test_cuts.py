@@ -71,3 +71,31 @@ def test_a_slow_cut_final_is_not_cut_again_and_speech_events_pair_up() -> None:
     for number in (1, 2, 3):
         expected += [("SpeechStarted", number), ("SpeechStopped", number)]
     assert speech == expected
+
+
+def test_speech_after_a_forced_endpoint_starts_where_the_committed_turn_ends() -> None:
+    """A client commit (``finalize``) in mid-speech ends the turn there; the speech that goes on
+    is the next turn, and starts after it even while the first final is still decoding."""
+    events: list[Event] = []
+    decoder = SlowFirstFinal()
+
+    async def emit(event: Event) -> None:
+        events.append(event)
+
+    async def scenario() -> None:
+        session = StreamSession(StreamConfig(), decoder, fake_vad, emit)
+        session.start()
+        await _feed(session, np.concatenate([quiet(0.5), loud(1.5)]))
+        await session.finalize()
+        await asyncio.wait_for(decoder.waiting.wait(), DEADLINE_S)
+        await _feed(session, np.concatenate([loud(1), quiet(1)]))
+        decoder.release.set()
+        await asyncio.wait_for(session.wait_idle(), DEADLINE_S)
+        await session.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), DEADLINE_S))
+    stopped = next(e for e in events if isinstance(e, SpeechStopped) and e.number == 1)
+    started = next(e for e in events if isinstance(e, SpeechStarted) and e.number == 2)
+    assert started.audio_time >= stopped.audio_time
+    finals = [e for e in events if isinstance(e, Result) and e.is_final]
+    assert [f.number for f in finals] == [1, 2]

@@ -234,6 +234,7 @@ class StreamSession:
         self._next_number = 1
         self._last_final = 0  # number of the latest final sent
         self._cut_pending = False  # an utterance cut at its longest awaits its final
+        self._queued_to = 0  # end of the latest final queued (its audio is its own)
         self._open: int | None = None  # number of the utterance in progress
         self._budget = self._new_budget(config)
 
@@ -384,7 +385,7 @@ class StreamSession:
     async def _start_speech(self, start: int) -> None:
         self._speaking = True
         self._silence_from = None
-        self._utterance = max(self._finalized, start - self._pad, self._base)
+        self._utterance = max(self._finalized, self._queued_to, start - self._pad, self._base)
         self._last_partial = self._utterance
         number = self._open_utterance()
         await self._emit(SpeechStarted(self._utterance / SAMPLE_RATE, number))
@@ -416,6 +417,7 @@ class StreamSession:
 
     def _queue_final(self, end: int, *, cut: bool = False, end_of_audio: bool = False) -> None:
         start = self._utterance if self.config.vad else self._finalized
+        self._queued_to = max(self._queued_to, end)
         number = self._open_utterance()
         self._finals.append(_Final(number, start, end, cut, end_of_audio, self._stability.prefix))
         self._open = None
