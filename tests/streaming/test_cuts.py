@@ -99,3 +99,29 @@ def test_speech_after_a_forced_endpoint_starts_where_the_committed_turn_ends() -
     assert started.audio_time >= stopped.audio_time
     finals = [e for e in events if isinstance(e, Result) and e.is_final]
     assert [f.number for f in finals] == [1, 2]
+
+
+def test_without_vad_finalize_commits_once_with_no_speech_events() -> None:
+    events: list[Event] = []
+    decoder = SlowFirstFinal()
+
+    async def emit(event: Event) -> None:
+        events.append(event)
+
+    async def scenario() -> None:
+        session = StreamSession(StreamConfig(vad=False), decoder, fake_vad, emit)
+        session.start()
+        await _feed(session, np.concatenate([quiet(0.5), loud(1.5)]))
+        await session.finalize()
+        await asyncio.wait_for(decoder.waiting.wait(), DEADLINE_S)
+        end = asyncio.ensure_future(session.end_audio())  # nothing new since the finalize
+        await asyncio.sleep(0)
+        decoder.release.set()
+        await asyncio.wait_for(end, DEADLINE_S)
+        await session.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), DEADLINE_S))
+    assert not [e for e in events if isinstance(e, SpeechStarted | SpeechStopped)]
+    finals = [e for e in events if isinstance(e, Result) and e.is_final]
+    assert [f.number for f in finals] == [1]
+    assert finals[0].transcript.text

@@ -280,15 +280,22 @@ class StreamSession:
 
     async def finalize(self) -> None:
         """Force an endpoint now (Deepgram ``Finalize``, AssemblyAI ``ForceEndpoint``)."""
-        if self._speaking or not self.config.vad:
+        if not self.config.vad:
+            await self.commit()  # no speech was heard start, so none is heard stop
+        elif self._speaking:
             await self._end_speech(self._now)
 
     async def commit(self) -> None:
         """Finalize everything received (manual turn detection)."""
         self._now += len(self._pending)
         self._pending = np.zeros(0, dtype=np.float32)
-        if self._now > self._finalized:
+        if self._unqueued:
             self._queue_final(self._now)
+
+    @property
+    def _unqueued(self) -> bool:
+        """Audio arrived after every final queued (and after the last clear)."""
+        return self._now > max(self._finalized, self._queued_to)
 
     def clear(self) -> None:
         """Drop audio not yet finalized."""
@@ -304,12 +311,13 @@ class StreamSession:
         this stream's audio, speech in progress, queued finals and VAD state (an OpenAI
         ``session.update`` mid-stream); ``successor`` itself is never started. Turning the
         VAD on hears the audio not yet committed with it, as if it had been on all along."""
-        hear_again = not self.config.vad and successor.config.vad and self._now > self._finalized
+        hear_again = not self.config.vad and successor.config.vad and self._unqueued
         self.config = successor.config
         self._decode = successor._decode
         if hear_again:
-            buffered = self._audio(self._finalized, self._now)
-            self._now, self._pending = self._finalized, np.zeros(0, dtype=np.float32)
+            uncommitted = max(self._finalized, self._queued_to)
+            buffered = self._audio(uncommitted, self._now)
+            self._now, self._pending = uncommitted, np.zeros(0, dtype=np.float32)
             await self._hear(buffered)
             self._trim()
 
@@ -338,7 +346,7 @@ class StreamSession:
         """Flush: a last final if speech is open, then wait until every decode is done."""
         self._now += len(self._pending)
         self._pending = np.zeros(0, dtype=np.float32)
-        if self._speaking or (not self.config.vad and self._now > self._finalized):
+        if self._speaking or (not self.config.vad and self._unqueued):
             self._queue_final(self._now, end_of_audio=True)
             self._speaking = False
         await self._idle.wait()
