@@ -12,11 +12,13 @@ Policies compared:
   (``whisperd.streaming.stabilizer.HELD_BACK_WORDS``);
 - ``stable at finals, context S s`` (the default policy): words become stable with their final,
   so partials do not change the finals and are left off here; finals decoded over S seconds of
-  the previous finals' audio, their words forced (``WHISPERD_STREAM_FINAL_CONTEXT_S``); the
-  decode time of the corpus is reported as a ratio to the first context policy's.
+  the previous finals' audio, decoded again unforced (``WHISPERD_STREAM_FINAL_CONTEXT_S``);
+  the decode time of the corpus is reported as a ratio to the first context policy's.
 
     python bench/stream_policies.py [--minutes 1 1] [--held-back 1 2 4] [--context 0 5]
         [--write docs/benchmarks.md]
+
+``--held-back`` with no value leaves the stable-partials policies out.
 """
 
 from __future__ import annotations
@@ -125,7 +127,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--minutes", type=float, nargs="+", default=[1, 1])
-    parser.add_argument("--held-back", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--held-back", type=int, nargs="*", default=[1, 2, 4])
     parser.add_argument("--context", type=float, nargs="+", default=[0, 5])
     parser.add_argument("--write", type=Path, default=None)
     args = parser.parse_args()

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 REFUSED = [
     ({"type": "dance"}, "Unhandled message type: 'dance'."),
     ({"terminate_session": True}, "Unhandled message type: None."),
-    ([1, 2], "Unhandled message type: None."),
+    ([1, 2], "A control message must be a JSON object with a type."),
     ({"type": "health_check", "body": "now"}, "'body'"),
 ]
 

@@ -98,6 +98,8 @@ def _refusal(rejection: Rejection) -> str:
         return "Invalid JSON message."
     if rejection.reason == "invalid_field":
         return rejection.message
+    if rejection.reason == "not_an_object":
+        return "A control message must be a JSON object with a type."
     return f"Unhandled message type: {rejection.event_type!r}."
 
 

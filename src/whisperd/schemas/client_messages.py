@@ -90,5 +90,5 @@ def _problem(error: ErrorDetails, where: str) -> tuple[str, str]:
     cause: Any = error.get("ctx", {}).get("error") if kind == "value_error" else None
     text = error["msg"] if cause is None else str(cause)
     if kind.endswith(("_type", "_parsing")):
-        return "invalid_type", f"Invalid type for {where}: {text}."
-    return "invalid_value", f"Invalid value for {where}: {text}."
+        return "invalid_type", f"Invalid type for {where}: {text.rstrip('.')}."
+    return "invalid_value", f"Invalid value for {where}: {text.rstrip('.')}."
