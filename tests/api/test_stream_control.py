@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import websockets
 from test_stream import METADATA, pcm_chunks, transcriptions, ws_url
 
+from waiting import DEADLINE_S, until
 from whisperd.scheduler.batcher import Priority
 from whisperd.service import TranscriptionService
 from whisperd.testing import FakeEngine
@@ -104,3 +105,31 @@ def test_a_client_waiting_for_owed_results_is_not_idle(
         service.close()
     assert len(transcriptions(messages, final=True)) == 1, "the owed final came"
     assert code == 1008, "then, owing nothing, the idle stream was closed"
+
+
+def test_a_client_that_leaves_during_its_flush_frees_its_slot_at_once(
+    serve: Callable[..., Any], settings_for: Callable[..., Settings]
+) -> None:
+    """``end_audio`` waits for the stream's finals; a client gone meanwhile is seen at once
+    (the stream reads on while the flush waits), so its slot and its work are let go."""
+    gate = threading.Event()
+    settings = settings_for()
+    service = TranscriptionService.create(settings, loader=lambda *_: FinalsAtGate(gate))
+
+    async def scenario(url: str) -> None:
+        async with websockets.connect(url) as ws:
+            await ws.send(json.dumps({"whisper_params": {"enable_vad": False}}))
+            for frame in pcm_chunks("speech.wav"):
+                await ws.send(frame)
+            await ws.send(json.dumps({"type": "end_audio"}))
+            acknowledged = json.loads(await asyncio.wait_for(ws.recv(), 60))
+            assert acknowledged["body"]["status"] == "acknowledged"
+        # the final is still held at the gate: only the client's leaving can free the slot
+        await until(lambda: service.admission.streams == 0, "the slot outlived its client")
+
+    try:
+        with serve(settings, service) as running:
+            asyncio.run(asyncio.wait_for(scenario(ws_url(running)), DEADLINE_S))
+    finally:
+        gate.set()
+        service.close()

@@ -57,6 +57,9 @@ async def refuse(websocket: WebSocket, code: int, reason: str) -> None:
         await websocket.close(code=code, reason=reason[:120])
 
 
+INBOX_MESSAGES = 16
+"""Client messages read ahead of the one being handled (audio frames or control messages)."""
+
 OnDrain = Callable[[], Awaitable[StreamClosed]]
 """Finishes a stream's pending speech when the server drains; returns how to close it."""
 
@@ -71,49 +74,24 @@ async def run_stream(
 ) -> None:
     """Run the session until the client leaves: messages in, events out, nothing left behind.
 
-    When the server drains, the stream stops reading (after the message in hand), awaits
-    ``on_drain`` (default: the session's pending speech becomes a final, and the stream
+    Messages are read on while one is handled (up to :data:`INBOX_MESSAGES` ahead), so a
+    client that leaves while a flush waits for its finals is seen at once and its work
+    dropped. When the server drains, the stream stops reading (after the message in hand),
+    awaits ``on_drain`` (default: the session's pending speech becomes a final, and the stream
     closes with 1012), sends every event left, then ends as ``on_drain`` says.
 
     Raises:
         StreamClosed: when a handler, the idle timeout or the server's drain ends the stream.
     """
-    idle = websocket.app.state.settings.stream_idle_timeout_s
+    pump = _Pump(websocket, session, outbox, on_message)
     drain: Drain | None = getattr(websocket.app.state, "drain", None)
-    handling = asyncio.Lock()
-
-    async def receive() -> None:
-        while True:
-            try:
-                message = await receive_message(websocket, idle)
-            except StreamClosed:
-                if session.busy:
-                    continue  # a client waiting for owed results is not idle
-                raise
-            async with handling:
-                await on_message(message)
-
-    async def send() -> None:
-        while True:
-            message = await outbox.get()
-            await websocket.send_json(message.model_dump(mode="json"))
-            outbox.task_done()
-
-    async def finish(drain: Drain, receiver: asyncio.Task[None]) -> None:
-        await drain.finishing()
-        async with handling:
-            receiver.cancel()
-        closed = await (on_drain or _end_audio(session))()
-        await outbox.join()
-        raise closed
-
     session.start()
     try:
         async with asyncio.TaskGroup() as group:
-            receiver = group.create_task(receive())
-            group.create_task(send())
+            readers = (group.create_task(pump.receive()), group.create_task(pump.handle()))
+            group.create_task(pump.send())
             if drain is not None:
-                group.create_task(finish(drain, receiver))
+                group.create_task(pump.finish(drain, readers, on_drain or _end_audio(session)))
     except* WebSocketDisconnect:
         pass  # the client left: nothing to answer
     except* StreamClosed as closed:
@@ -122,6 +100,56 @@ async def run_stream(
         raise first from None
     finally:
         await session.close()
+
+
+class _Pump:
+    """The tasks of one stream: read client messages, handle them in order, send events."""
+
+    def __init__(
+        self,
+        websocket: WebSocket,
+        session: StreamSession,
+        outbox: asyncio.Queue[BaseModel],
+        on_message: Callable[[dict[str, Any]], Awaitable[None]],
+    ) -> None:
+        self.websocket, self.session, self.outbox = websocket, session, outbox
+        self.on_message = on_message
+        self.idle_s: float = websocket.app.state.settings.stream_idle_timeout_s
+        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=INBOX_MESSAGES)
+        self.handling = asyncio.Lock()
+
+    async def receive(self) -> None:
+        while True:
+            try:
+                message = await receive_message(self.websocket, self.idle_s)
+            except StreamClosed:
+                if self.session.busy or not self.inbox.empty():
+                    continue  # a client waiting for owed results is not idle
+                raise
+            await self.inbox.put(message)
+
+    async def handle(self) -> None:
+        while True:
+            message = await self.inbox.get()
+            async with self.handling:
+                await self.on_message(message)
+
+    async def send(self) -> None:
+        while True:
+            message = await self.outbox.get()
+            await self.websocket.send_json(message.model_dump(mode="json"))
+            self.outbox.task_done()
+
+    async def finish(
+        self, drain: Drain, readers: tuple[asyncio.Task[None], ...], on_drain: OnDrain
+    ) -> None:
+        await drain.finishing()
+        async with self.handling:
+            for reader in readers:
+                reader.cancel()
+        closed = await on_drain()
+        await self.outbox.join()
+        raise closed
 
 
 def _end_audio(session: StreamSession) -> OnDrain:
