@@ -114,6 +114,20 @@ def transcriptions(messages: list[dict], final: bool) -> list[dict]:
     return [m for m in messages if _is_result(m, final)]
 
 
+def refused_metadata(server: RunningServer, metadata: dict) -> tuple[dict, int | None]:
+    """The error message a stream opened with ``metadata`` gets, and its close code."""
+
+    async def scenario() -> tuple[dict, int | None]:
+        async with websockets.connect(ws_url(server)) as ws:
+            await ws.send(json.dumps(metadata))
+            error = json.loads(await ws.recv())
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.recv()
+            return error, closed.value.rcvd.code if closed.value.rcvd else None
+
+    return asyncio.run(asyncio.wait_for(scenario(), DEADLINE_S))
+
+
 def fake_text(text: str) -> bool:
     """Whether ``text`` is what a fake engine transcribes: its words in turn from the first."""
     words = text.split()
@@ -205,15 +219,7 @@ def test_finalize_forces_a_final_mid_speech(fake_server: RunningServer) -> None:
 def test_bad_metadata_gets_an_error_and_close_1007(
     fake_server: RunningServer, metadata: dict, problem: str
 ) -> None:
-    async def scenario() -> tuple[dict, int | None]:
-        async with websockets.connect(ws_url(fake_server)) as ws:
-            await ws.send(json.dumps(metadata))
-            error = json.loads(await ws.recv())
-            with pytest.raises(websockets.ConnectionClosed) as closed:
-                await ws.recv()
-            return error, closed.value.rcvd.code if closed.value.rcvd else None
-
-    error, code = asyncio.run(asyncio.wait_for(scenario(), DEADLINE_S))
+    error, code = refused_metadata(fake_server, metadata)
     assert error["type"] == "error"
     assert problem in error["body"]["error"]
     assert code == 1007

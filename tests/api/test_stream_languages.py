@@ -5,7 +5,6 @@ HTTP routes refuse it: Baseten's metadata with an error and close 1007, a Realti
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -23,7 +22,7 @@ from test_realtime_turns import (
     server_vad,
     update,
 )
-from test_stream import ws_url
+from test_stream import refused_metadata
 
 from waiting import DEADLINE_S
 
@@ -48,15 +47,7 @@ def english_server(
 def test_baseten_metadata_in_a_language_the_model_lacks_is_refused_with_1007(
     english_server: RunningServer,
 ) -> None:
-    async def scenario() -> tuple[dict[str, Any], int | None]:
-        async with websockets.connect(ws_url(english_server)) as ws:
-            await ws.send(json.dumps({"whisper_params": {"audio_language": "fr"}}))
-            error = json.loads(await ws.recv())
-            with pytest.raises(websockets.ConnectionClosed) as closed:
-                await ws.recv()
-            return error, closed.value.rcvd.code if closed.value.rcvd else None
-
-    error, code = asyncio.run(asyncio.wait_for(scenario(), DEADLINE_S))
+    error, code = refused_metadata(english_server, {"whisper_params": {"audio_language": "fr"}})
     assert error["type"] == "error"
     assert "English-only" in error["body"]["error"]
     assert "'fr'" in error["body"]["error"]

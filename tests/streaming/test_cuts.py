@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
-from test_session import FakeDecoder, fake_vad, loud, quiet
+from test_session import FakeDecoder, fake_vad, feed, loud, quiet
 
 from waiting import DEADLINE_S
 from whisperd.engine.base import Transcript
@@ -36,12 +36,6 @@ class SlowFirstFinal(FakeDecoder):
         return await super().__call__(audio, request)
 
 
-async def _feed(session: StreamSession, audio: np.ndarray) -> None:
-    for i in range(0, len(audio), 1600):
-        await session.feed(audio[i : i + 1600])
-        await asyncio.sleep(0)
-
-
 def test_a_slow_cut_final_is_not_cut_again_and_speech_events_pair_up() -> None:
     events: list[Event] = []
     decoder = SlowFirstFinal()
@@ -52,11 +46,11 @@ def test_a_slow_cut_final_is_not_cut_again_and_speech_events_pair_up() -> None:
     async def scenario() -> None:
         session = StreamSession(StreamConfig(max_utterance_s=5.0), decoder, fake_vad, emit)
         session.start()
-        await _feed(session, np.concatenate([quiet(0.5), loud(6)]))
+        await feed(session, np.concatenate([quiet(0.5), loud(6)]))
         await asyncio.wait_for(decoder.waiting.wait(), DEADLINE_S)
-        await _feed(session, loud(4))  # the cut's final is still being decoded
+        await feed(session, loud(4))  # the cut's final is still being decoded
         decoder.release.set()
-        await _feed(session, np.concatenate([loud(3), quiet(1)]))
+        await feed(session, np.concatenate([loud(3), quiet(1)]))
         await asyncio.wait_for(session.wait_idle(), DEADLINE_S)
         await session.close()
 
@@ -85,10 +79,10 @@ def test_speech_after_a_forced_endpoint_starts_where_the_committed_turn_ends() -
     async def scenario() -> None:
         session = StreamSession(StreamConfig(), decoder, fake_vad, emit)
         session.start()
-        await _feed(session, np.concatenate([quiet(0.5), loud(1.5)]))
+        await feed(session, np.concatenate([quiet(0.5), loud(1.5)]))
         await session.finalize()
         await asyncio.wait_for(decoder.waiting.wait(), DEADLINE_S)
-        await _feed(session, np.concatenate([loud(1), quiet(1)]))
+        await feed(session, np.concatenate([loud(1), quiet(1)]))
         decoder.release.set()
         await asyncio.wait_for(session.wait_idle(), DEADLINE_S)
         await session.close()
@@ -111,7 +105,7 @@ def test_without_vad_finalize_commits_once_with_no_speech_events() -> None:
     async def scenario() -> None:
         session = StreamSession(StreamConfig(vad=False), decoder, fake_vad, emit)
         session.start()
-        await _feed(session, np.concatenate([quiet(0.5), loud(1.5)]))
+        await feed(session, np.concatenate([quiet(0.5), loud(1.5)]))
         await session.finalize()
         await asyncio.wait_for(decoder.waiting.wait(), DEADLINE_S)
         end = asyncio.ensure_future(session.end_audio())  # nothing new since the finalize

@@ -7,7 +7,7 @@ import asyncio
 
 import numpy as np
 from test_context import timed
-from test_session import fake_vad, quiet
+from test_session import fake_vad, feed, quiet
 
 from waiting import DEADLINE_S
 from whisperd.engine.base import SAMPLE_RATE, Transcript
@@ -53,12 +53,6 @@ class LevelDecoder:
         return timed(words) if words else Transcript((), "en", 1.0, len(audio) / SAMPLE_RATE)
 
 
-async def _feed(session: StreamSession, audio: np.ndarray) -> None:
-    for i in range(0, len(audio), 1600):
-        await session.feed(audio[i : i + 1600])
-        await asyncio.sleep(0)
-
-
 def _stream(config: StreamConfig, decoder: LevelDecoder) -> list[Event]:
     """Three utterances (loudness 0.3, 0.5, 0.7); the last two end while the first's final is
     still being decoded."""
@@ -70,9 +64,9 @@ def _stream(config: StreamConfig, decoder: LevelDecoder) -> list[Event]:
     async def scenario() -> None:
         session = StreamSession(config, decoder, fake_vad, emit)
         session.start()
-        await _feed(session, np.concatenate([quiet(0.5), burst(0.3), quiet(1)]))
+        await feed(session, np.concatenate([quiet(0.5), burst(0.3), quiet(1)]))
         await asyncio.wait_for(decoder.first_waiting.wait(), DEADLINE_S)
-        await _feed(session, np.concatenate([burst(0.5), quiet(1), burst(0.7), quiet(1)]))
+        await feed(session, np.concatenate([burst(0.5), quiet(1), burst(0.7), quiet(1)]))
         decoder.release.set()
         await asyncio.wait_for(session.wait_idle(), DEADLINE_S)
         await session.close()

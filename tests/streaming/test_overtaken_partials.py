@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
-from test_session import FakeDecoder, fake_vad, loud, quiet
+from test_session import FakeDecoder, fake_vad, feed, loud, quiet
 
 from waiting import DEADLINE_S
 from whisperd.streaming.session import DecodeRequest, Event, Result, StreamConfig, StreamSession
@@ -32,12 +32,6 @@ class SlowPartials(FakeDecoder):
         return await super().__call__(audio, request)
 
 
-async def _feed(session: StreamSession, audio: np.ndarray) -> None:
-    for i in range(0, len(audio), 1600):
-        await session.feed(audio[i : i + 1600])
-        await asyncio.sleep(0)
-
-
 def test_the_final_does_not_wait_for_a_partial_it_made_stale() -> None:
     events: list[Event] = []
     decoder = SlowPartials()
@@ -49,10 +43,10 @@ def test_the_final_does_not_wait_for_a_partial_it_made_stale() -> None:
         config = StreamConfig(partials=True, partial_interval_s=0.5, min_silence_ms=300)
         session = StreamSession(config, decoder, fake_vad, emit)
         session.start()
-        await _feed(session, quiet(0.5))
-        await _feed(session, loud(2))
+        await feed(session, quiet(0.5))
+        await feed(session, loud(2))
         await asyncio.wait_for(decoder.partial_waiting.wait(), DEADLINE_S)
-        await _feed(session, quiet(1))  # the utterance ends while its partial still waits
+        await feed(session, quiet(1))  # the utterance ends while its partial still waits
         await asyncio.wait_for(session.wait_idle(), DEADLINE_S)
         await session.close()
 
@@ -75,7 +69,7 @@ def test_closing_the_stream_still_cancels_a_waiting_partial() -> None:
             StreamConfig(partials=True, partial_interval_s=0.5), decoder, fake_vad, emit
         )
         session.start()
-        await _feed(session, loud(2))
+        await feed(session, loud(2))
         await asyncio.wait_for(decoder.partial_waiting.wait(), DEADLINE_S)
         await session.close()
 

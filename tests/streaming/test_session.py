@@ -63,6 +63,13 @@ class FakeDecoder:
         return Segment(i, 0, start, end, "".join(" " + w for w in words), (), 0.0, -0.1, 1.0, 0.0)
 
 
+async def feed(session: StreamSession, audio: np.ndarray) -> None:
+    """Feed ``audio`` in 100 ms frames, letting the session's worker run between them."""
+    for i in range(0, len(audio), 1600):
+        await session.feed(audio[i : i + 1600])
+        await asyncio.sleep(0)
+
+
 async def _let_the_worker_run() -> None:
     """One turn of the event loop: the session's worker decodes all that is queued.
 
