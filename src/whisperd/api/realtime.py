@@ -285,7 +285,7 @@ class RealtimeStream:
 def _invalid(exc: InvalidOptionError, *, beta: bool) -> ErrorDetail:
     """An option of the session the model cannot honour, named by its session field."""
     field = "session.input_audio_transcription" if beta else "session.audio.input.transcription"
-    param = f"{field}.{exc.param}" if exc.param in ("language", "prompt") else None
+    param = f"{field}.{exc.param}" if exc.param == "language" else None
     return ErrorDetail(code="invalid_value", message=exc.message, param=param)
 
 

@@ -573,21 +573,24 @@ class StreamSession:
                 final=True, prefix=None, prompt=self._prompt(before=begin), word_timestamps=True
             ),
         )
-        bounds = [start] + [(a.end + b.start) // 2 for a, b in itertools.pairwise(jobs)]
-        bounds.append(jobs[-1].end)
-        for job, (low, high) in zip(jobs, itertools.pairwise(bounds), strict=True):
-            try:
-                own = words_between(
+        starts = [start] + [(a.end + b.start) // 2 for a, b in itertools.pairwise(jobs)]
+        ends_s = [(cut - begin) / SAMPLE_RATE for cut in starts[1:]] + [math.inf]
+        try:
+            parts = [
+                words_between(
                     transcript,
                     (low - begin) / SAMPLE_RATE,
-                    (high - begin) / SAMPLE_RATE if job is not jobs[-1] else math.inf,
+                    high_s,
                     keep_words=self.config.word_timestamps,
                 )
-            except ValueError:  # a decoder without word timings: each heard on its own
-                for rest in jobs[jobs.index(job) :]:
-                    await self._run_final(rest)
-                return
-            await self._commit_final(job, own, begin, utterance=low, consumed=job.end)
+                for low, high_s in zip(starts, ends_s, strict=True)
+            ]
+        except ValueError:  # a decoder without word timings: each heard on its own
+            for job in jobs:
+                await self._run_final(job)
+            return
+        for job, low, part in zip(jobs, starts, parts, strict=True):
+            await self._commit_final(job, part, begin, utterance=low, consumed=job.end)
 
     async def _run_final(self, job: _Final) -> None:
         utterance = self._decode_start(max(job.start, self._finalized))
