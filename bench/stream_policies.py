@@ -13,10 +13,12 @@ Policies compared:
 - ``stable at finals, context S s`` (the default policy): words become stable with their final,
   so partials do not change the finals and are left off here; finals decoded over S seconds of
   the previous finals' audio, decoded again unforced (``WHISPERD_STREAM_FINAL_CONTEXT_S``);
-  the decode time of the corpus is reported as a ratio to the first context policy's.
+  the decode time of the corpus is reported as a ratio to the first context policy's;
+- with ``--silent-tails``, each context policy also with the leftover after a final's words
+  decoded as a window of its own (``WHISPERD_STREAM_SKIP_SILENT_TAILS=false``, run first).
 
     python bench/stream_policies.py [--minutes 1 1] [--held-back 1 2 4] [--context 0 5]
-        [--write docs/benchmarks.md]
+        [--silent-tails] [--write docs/benchmarks.md]
 
 ``--held-back`` with no value leaves the stable-partials policies out.
 """
@@ -42,7 +44,9 @@ from whisperd.testing.speech import real_model_path
 FRAME = 512
 
 
-def service(context_s: float = 5.0, *, stable_partials: bool = False) -> TranscriptionService:
+def service(
+    context_s: float = 5.0, *, stable_partials: bool = False, skip_silent_tails: bool = True
+) -> TranscriptionService:
     """A service on the real tiny.en whose stream finals use ``context_s`` of context."""
     settings = Settings(
         _env_file=None,
@@ -53,6 +57,7 @@ def service(context_s: float = 5.0, *, stable_partials: bool = False) -> Transcr
         stream_final_context_s=context_s,
         stream_final_latency_target_s=0.0,  # an infinitely fast server never sheds context
         stream_stable_partials=stable_partials,
+        stream_skip_silent_tails=skip_silent_tails,
     )
     return TranscriptionService.create(settings)
 
@@ -82,7 +87,9 @@ async def streamed(server: TranscriptionService, files: list[Spoken], partials: 
     return weighted_wer(pairs)
 
 
-async def run(files: list[Spoken], held_back: list[int], contexts: list[float]) -> list[str]:
+async def run(
+    files: list[Spoken], held_back: list[int], contexts: list[float], *, silent_tails: bool
+) -> list[str]:
     """One table row per policy, the batch route's first."""
     server = service(stable_partials=True)
     try:
@@ -106,18 +113,22 @@ async def run(files: list[Spoken], held_back: list[int], contexts: list[float]) 
         server.close()
     first_cost = None
     for seconds in contexts:
-        server = service(seconds)
-        try:
-            began = time.perf_counter()
-            rate = await streamed(server, files, partials=False)
-            cost = time.perf_counter() - began
-        finally:
-            server.close()
-        first_cost = first_cost or cost
-        rows.append(
-            f"| stable at finals, context {seconds:g} s | {rate:.1%} | {rate / baseline:.2f}x | "
-            f"{cost / first_cost:.2f}x |"
-        )
+        for skip in (False, True) if silent_tails else (True,):
+            server = service(seconds, skip_silent_tails=skip)
+            try:
+                began = time.perf_counter()
+                rate = await streamed(server, files, partials=False)
+                cost = time.perf_counter() - began
+            finally:
+                server.close()
+            first_cost = first_cost or cost
+            tails = (", silent tails decoded" if not skip else ", silent tails skipped") * (
+                silent_tails
+            )
+            rows.append(
+                f"| stable at finals, context {seconds:g} s{tails} | {rate:.1%} | "
+                f"{rate / baseline:.2f}x | {cost / first_cost:.2f}x |"
+            )
     return rows
 
 
@@ -129,10 +140,16 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, nargs="+", default=[1, 1])
     parser.add_argument("--held-back", type=int, nargs="*", default=[1, 2, 4])
     parser.add_argument("--context", type=float, nargs="+", default=[0, 5])
+    parser.add_argument(
+        "--silent-tails",
+        action="store_true",
+        help="run every context also with the leftover after a final's words decoded "
+        "(WHISPERD_STREAM_SKIP_SILENT_TAILS=false), first",
+    )
     parser.add_argument("--write", type=Path, default=None)
     args = parser.parse_args()
     files = corpus(args.minutes, seed=1)
-    rows = asyncio.run(run(files, args.held_back, args.context))
+    rows = asyncio.run(run(files, args.held_back, args.context, silent_tails=args.silent_tails))
     words = sum(len(s.speech.text.split()) for s in files)
     body = "\n".join(
         [
@@ -142,6 +159,7 @@ def main() -> None:
             + " ".join(map(str, args.held_back))
             + " --context "
             + " ".join(f"{c:g}" for c in args.context)
+            + " --silent-tails" * args.silent_tails
             + "`",
             "",
             f"Real Whisper tiny.en (CTranslate2 int8, CPU), in process, every due decode run "

@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     than its speech, as on an overloaded server) are decoded with it as one 30 s window, each
     utterance keeping its own words: one encoding for several utterances, so a stream that
     falls behind catches up. Off: every final is decoded on its own."""
+    stream_skip_silent_tails: bool = True
+    """A stream final whose words end within its trailing silence (the VAD heard the speech
+    stop) leaves the rest undecoded; faster-whisper decodes every leftover after a window's last
+    word as a 30 s window of its own, which for an utterance is mostly silence and doubled
+    the final's cost (docs/benchmarks.md). Off: every leftover is decoded."""
     stream_stable_partials: bool = False
     """Let partials make words stable (two agreeing partials, four words held back): stable
     text and Realtime deltas come while the person speaks, but greedy guesses forced into the

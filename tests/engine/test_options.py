@@ -106,6 +106,13 @@ def test_malformed_values_are_refused(field: str, value: str) -> None:
     assert info.value.errors()[0]["loc"][0] == field
 
 
+def test_a_skipped_short_tail_does_not_combine_with_clips() -> None:
+    with pytest.raises(ValidationError) as info:
+        TranscribeOptions.model_validate({"clip_timestamps": "1,3", "min_tail_window_s": 1})
+    assert info.value.errors()[0]["loc"][0] == "min_tail_window_s"
+    assert TranscribeOptions(min_tail_window_s=1).min_tail_window_s == 1.0
+
+
 def test_language_accepts_codes_names_and_auto() -> None:
     assert TranscribeOptions(language="EN").language == "en"
     assert TranscribeOptions(language="German").language == "de"

@@ -320,6 +320,7 @@ def test_unset_batch_size_batches_only_what_is_longer_than_a_window(
         ("condition_on_previous_text", True),
         ("prefix", "Hello"),
         ("hallucination_silence_threshold", 2.0),
+        ("min_tail_window_s", 1.0),
     ],
 )
 def test_batched_decoding_refuses_what_only_sequential_decoding_honours(

@@ -228,3 +228,15 @@ def test_doubtful_is_whispers_own_quality_check() -> None:
     assert doubtful(transcript(avg_logprob=-1.2))
     assert doubtful(transcript(compression_ratio=2.6))
     assert doubtful(transcript(no_speech_prob=0.8))
+
+
+def test_a_final_knows_its_trailing_silence_only_where_the_vad_heard_the_speech_stop() -> None:
+    config = StreamConfig(speech_pad_ms=30, min_silence_ms=300, context_s=0)
+    script = [loud(2), quiet(1), loud(1.5), "finalize", loud(1), quiet(1), loud(1)]
+    _events, decoder = run(config, script)
+    silences = [request.silent_tail_s for _, request in decoder.requests if request.final]
+    # heard stop, forced, heard stop, flushed at the end of the audio
+    assert len(silences) == 4
+    assert abs(silences[0] - DECODE_TRAIL_S) < 0.04
+    assert abs(silences[2] - DECODE_TRAIL_S) < 0.04
+    assert silences[1] == silences[3] == 0

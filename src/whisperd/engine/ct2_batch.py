@@ -129,11 +129,16 @@ _FRAMES_PER_SECOND = 100
 _WINDOW_FRAMES = 3000
 
 
+def audio_frames(mel: np.ndarray[Any, Any]) -> int:
+    """Mel frames of a ``[B, n_mels, frames]`` window before its all-zero padding (at least 1):
+    faster-whisper pads a window's log-mel with zeros, which no audio, silence included, gives."""
+    used = np.flatnonzero(np.any(mel != 0, axis=(0, 1)))
+    return int(used[-1]) + 1 if len(used) else 1
+
+
 def trim_padding(mel: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """Cut the all-zero padding columns off a ``[B, n_mels, 3000]`` window, to whole seconds."""
-    used = np.flatnonzero(np.any(mel != 0, axis=(0, 1)))
-    frames = int(used[-1]) + 1 if len(used) else 1
-    frames = -(-frames // _FRAMES_PER_SECOND) * _FRAMES_PER_SECOND
+    frames = -(-audio_frames(mel) // _FRAMES_PER_SECOND) * _FRAMES_PER_SECOND
     return np.ascontiguousarray(mel[..., : min(frames, _WINDOW_FRAMES)])
 
 

@@ -17,7 +17,7 @@ import json
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from whisperd.languages import language_or_detect, normalize_language
 
@@ -154,6 +154,12 @@ class TranscribeOptions(BaseModel):
     clip_timestamps: tuple[Annotated[float, Field(ge=0.0, le=MAX_TIME_S)], ...] = (0.0,)
     """Start/end pairs in seconds of the parts to decode; a lone start runs to the end.
     Anything but the default ``0`` turns VAD off."""
+    min_tail_window_s: Annotated[float, Field(ge=0.0, le=30.0)] = 0.0
+    """Sequential decoding: the audio's leftover after a window's last timestamp (with word
+    timestamps, its last word) is not decoded when shorter than this many seconds. 0 decodes
+    every leftover, as faster-whisper does; a leftover is its own padded 30 s window, so a
+    clip whose words end before its audio costs two windows (whisperd.engine.tail_windows).
+    Not with ``clip_timestamps``."""
     hallucination_silence_threshold: Annotated[float | None, Field(gt=0.0)] = None
     """Skip silences longer than this around suspected hallucinations (word timestamps)."""
     hotwords: str | None = None
@@ -251,6 +257,16 @@ class TranscribeOptions(BaseModel):
             raise ValueError("clip_timestamps must be in increasing order")
         return value
 
+    @field_validator("min_tail_window_s")
+    @classmethod
+    def _tail_without_clips(cls, value: float, info: ValidationInfo) -> float:
+        if value > 0 and info.data.get("clip_timestamps", (0.0,)) != (0.0,):
+            raise ValueError(
+                "min_tail_window_s cannot be combined with clip_timestamps: a short window "
+                "may end a clip rather than the audio; leave one of them out"
+            )
+        return value
+
     def sequential_only(self) -> tuple[str, ...]:
         """The options set here that only sequential decoding honours (batched decoding cuts
         the audio at VAD pauses and decodes each chunk on its own)."""
@@ -259,6 +275,7 @@ class TranscribeOptions(BaseModel):
             "condition_on_previous_text": bool(self.condition_on_previous_text),
             "prefix": bool(self.prefix),
             "hallucination_silence_threshold": self.hallucination_silence_threshold is not None,
+            "min_tail_window_s": self.min_tail_window_s > 0,
         }
         return tuple(name for name, given in asked.items() if given)
 

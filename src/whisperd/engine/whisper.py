@@ -25,6 +25,7 @@ from whisperd.engine.ct2_batch import PromptTokens, ScheduledModel, run_batch
 from whisperd.engine.detection import CandidateLanguages, LanguageDetection, LanguageProbability
 from whisperd.engine.prompts import BudgetedPrompt, check_room, fit_max_new_tokens
 from whisperd.engine.results import to_segment
+from whisperd.engine.tail_windows import SkipShortTail, until_short_tail
 from whisperd.engine.token_logprobs import AlignmentRecorder, TokenLogprobReader
 from whisperd.errors import InvalidOptionError, ModelUnavailableError, TranscriptionError
 from whisperd.scheduler.batcher import Batcher, BatchObserver, Priority, Ticket
@@ -50,6 +51,7 @@ _OUTPUT_ONLY_OPTIONS = {
     "batch_size",
     "segment_timestamps",
     "encoder_context",
+    "min_tail_window_s",
 }
 
 
@@ -387,11 +389,17 @@ class FasterWhisperEngine:
                 parallel_batches=self.batcher.workers,
             )
             kwargs = batched_kwargs(options, self._chunk_length, batch_size)
-            started = pipeline.transcribe(audio, **kwargs)
-        else:
-            started = view.transcribe(audio, **transcribe_kwargs(options, self._chunk_length))
-        segments, info = started
-        return segments, info
+            batched: tuple[Iterable[Any], Any] = pipeline.transcribe(audio, **kwargs)
+            return batched
+        if not options.min_tail_window_s:
+            sequential: tuple[Iterable[Any], Any] = view.transcribe(
+                audio, **transcribe_kwargs(options, self._chunk_length)
+            )
+            return sequential
+        tail_frames = round(options.min_tail_window_s * view.frames_per_second)
+        view.model = SkipShortTail(view.model, tail_frames)
+        segments, info = view.transcribe(audio, **transcribe_kwargs(options, self._chunk_length))
+        return until_short_tail(segments), info
 
     @staticmethod
     def _logprob_reader(view: faster_whisper.WhisperModel) -> TokenLogprobReader:

@@ -286,6 +286,7 @@ class TranscriptionService:
             latency_target_s=self.settings.stream_final_latency_target_s,
             stable_partials=self.settings.stream_stable_partials,
             merge_queued_finals=self.settings.stream_merge_queued_finals,
+            skip_silent_tails=self.settings.stream_skip_silent_tails,
         )
         final_context = self.settings.stream_final_encoder_context
         try:

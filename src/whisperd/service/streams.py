@@ -8,7 +8,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Literal
 
 from whisperd.engine.base import SAMPLE_RATE
-from whisperd.engine.options import TranscribeOptions
+from whisperd.engine.options import WINDOW_S, TranscribeOptions
 from whisperd.scheduler.batcher import Priority
 from whisperd.streaming.session import DecodeRequest, Result
 
@@ -38,6 +38,24 @@ PARTIAL_TOKENS = 8
 """Tokens every partial may decode whatever its length."""
 
 
+FINAL_TAIL_MARGIN_S = 0.2
+"""How much earlier than the VAD's end of speech a final's words may end and the leftover
+after them still go undecoded (``TranscribeOptions.min_tail_window_s``): faster-whisper
+decodes the leftover after a window's last word as a window of its own, which for an utterance
+is its trailing silence and doubled the final's cost; a final whose words end earlier (the
+decode stopped before the last words) has the leftover decoded, as before."""
+
+
+def skipped_tail_s(config: StreamConfig, request: DecodeRequest) -> float:
+    """The shortest leftover after a decode's words that is still decoded (seconds; 0: every
+    leftover, as faster-whisper): for a final whose trailing silence is known, that silence
+    and :data:`FINAL_TAIL_MARGIN_S` (with ``config.skip_silent_tails``). A partial's leftover
+    holds the words in progress."""
+    if not (config.skip_silent_tails and request.final and request.silent_tail_s > 0):
+        return 0.0
+    return min(request.silent_tail_s + FINAL_TAIL_MARGIN_S, WINDOW_S)
+
+
 def partial_token_cap(audio_s: float) -> int:
     """Most tokens a partial of ``audio_s`` seconds decodes (see
     :data:`PARTIAL_TOKENS_PER_SECOND`)."""
@@ -58,7 +76,8 @@ def utterance_options(
     partials: greedy at temperature 0, at most :func:`partial_token_cap` tokens. Both force the
     utterance's stable words as prefix and are conditioned on the client's prompt followed by
     the stream's previous finals. Partials encode only the utterance's length; finals
-    ``final_context`` (the whole 30 s window by default, as Whisper was trained).
+    ``final_context`` (the whole 30 s window by default, as Whisper was trained), and leave a
+    silent leftover after their words undecoded (:func:`skipped_tail_s`).
     """
     max_new_tokens = config.max_new_tokens
     if not request.final and audio_s is not None:
@@ -80,6 +99,7 @@ def utterance_options(
         repetition_penalty=config.repetition_penalty if request.final else 1.0,
         max_new_tokens=max_new_tokens,
         encoder_context=final_context if request.final else "audio",
+        min_tail_window_s=skipped_tail_s(config, request),
     )
 
 

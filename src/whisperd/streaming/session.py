@@ -116,6 +116,9 @@ class StreamConfig:
     """Finals queued behind the one about to be decoded (the stream's finals come slower than
     its speech) are decoded with it as one window, each utterance keeping the words heard in
     its own stretch: one encoding for several utterances, as the batch route hears them."""
+    skip_silent_tails: bool = True
+    """A final whose words end within its trailing silence leaves the rest undecoded
+    (``DecodeRequest.silent_tail_s``; faster-whisper would decode it as a window of its own)."""
     stable_partials: bool = False
     """Partials may make words stable (LocalAgreement-2, :mod:`whisperd.streaming.stabilizer`):
     stable text comes while the person speaks, but greedy guesses forced into the final cost
@@ -188,6 +191,9 @@ class DecodeRequest:
     """The stream's previous finals (their last characters), to condition the decode on."""
     word_timestamps: bool = False
     """Word timings are needed (to cut a forced context off), whatever the client asked."""
+    silent_tail_s: float = 0.0
+    """Seconds at the end of the audio after the VAD heard the speech stop (0: not known, as
+    after a commit): a final's leftover after its words within it is only trailing silence."""
 
 
 Decoder = Callable[[np.ndarray[Any, Any], DecodeRequest], Awaitable[Transcript]]
@@ -203,7 +209,16 @@ class _Final:
     cut: bool
     end_of_audio: bool
     stable: str
+    silent_from: int | None = None
+    """Where the VAD heard the speech stop (None: the final was forced or committed)."""
     queued_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def silent_tail_s(self) -> float:
+        """Seconds of its audio after the speech stopped (0: not known)."""
+        if self.silent_from is None:
+            return 0.0
+        return max(0, self.end - self.silent_from) / SAMPLE_RATE
 
 
 class StreamSession:
@@ -367,7 +382,7 @@ class StreamSession:
         silence = self._now - self._silence_from if self._silence_from is not None else 0
         if silence >= self.config.min_silence_ms * SAMPLE_RATE // 1000:
             assert self._silence_from is not None
-            await self._end_speech(self._silence_from + self._pad)
+            await self._end_speech(self._silence_from + self._pad, silent_from=self._silence_from)
         elif not self._cut_pending and self._now - max(self._utterance, self._finalized) >= (
             self.config.max_utterance_s * SAMPLE_RATE
         ):
@@ -398,13 +413,15 @@ class StreamSession:
         number = self._open_utterance()
         await self._emit(SpeechStarted(self._utterance / SAMPLE_RATE, number))
 
-    async def _end_speech(self, end: int) -> None:
+    async def _end_speech(self, end: int, *, silent_from: int | None = None) -> None:
+        """End the utterance at ``end``; ``silent_from``: where the VAD heard the speech
+        stop (None: forced, speech may go on to ``end``)."""
         end = min(end, self._now)
         self._speaking = False
         self._silence_from = None
         await self._emit(SpeechStopped(end / SAMPLE_RATE, self._open_utterance()))
         trail = max(end, min(self._now, end - self._pad + round(DECODE_TRAIL_S * SAMPLE_RATE)))
-        self._queue_final(trail)
+        self._queue_final(trail, silent_from=silent_from)
 
     async def _cut_utterance(self) -> None:
         """End the utterance at its longest here; the speech goes on as the next utterance
@@ -423,11 +440,19 @@ class StreamSession:
             self._idle.clear()
             self._wake.set()
 
-    def _queue_final(self, end: int, *, cut: bool = False, end_of_audio: bool = False) -> None:
+    def _queue_final(
+        self,
+        end: int,
+        *,
+        cut: bool = False,
+        end_of_audio: bool = False,
+        silent_from: int | None = None,
+    ) -> None:
         start = self._utterance if self.config.vad else self._finalized
         self._queued_to = max(self._queued_to, end)
         number = self._open_utterance()
-        self._finals.append(_Final(number, start, end, cut, end_of_audio, self._stability.prefix))
+        stable = self._stability.prefix
+        self._finals.append(_Final(number, start, end, cut, end_of_audio, stable, silent_from))
         self._open = None
         if cut:
             self._open_utterance()  # the rest of the speech goes on as the next utterance
@@ -570,7 +595,11 @@ class StreamSession:
         transcript = await self._decode(
             self._audio(begin, jobs[-1].end),
             DecodeRequest(
-                final=True, prefix=None, prompt=self._prompt(before=begin), word_timestamps=True
+                final=True,
+                prefix=None,
+                prompt=self._prompt(before=begin),
+                word_timestamps=True,
+                silent_tail_s=jobs[-1].silent_tail_s,
             ),
         )
         starts = [start] + [(a.end + b.start) // 2 for a, b in itertools.pairwise(jobs)]
@@ -674,6 +703,7 @@ class StreamSession:
                 prefix=prefix or None,
                 prompt=self._prompt(before=start),
                 word_timestamps=context is not None,
+                silent_tail_s=job.silent_tail_s,
             ),
         )
         if context is None:
@@ -692,7 +722,11 @@ class StreamSession:
         transcript = await self._decode(
             self._audio(start, job.end),
             DecodeRequest(
-                final=True, prefix=None, prompt=self._prompt(before=start), word_timestamps=True
+                final=True,
+                prefix=None,
+                prompt=self._prompt(before=start),
+                word_timestamps=True,
+                silent_tail_s=job.silent_tail_s,
             ),
         )
         keep_words = self.config.word_timestamps
