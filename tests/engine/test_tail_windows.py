@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from model_calls import encodes
 from whisperd.audio.decode import AudioSource
 from whisperd.engine.options import TranscribeOptions
 from whisperd.engine.tail_windows import ShortTailSkipped, SkipShortTail, until_short_tail
@@ -62,14 +63,6 @@ def test_segments_end_at_a_skipped_tail() -> None:
     assert list(until_short_tail(segments())) == ["first", "second"]
 
 
-def _encodes(service: TranscriptionService) -> float:
-    for metric in service.metrics.batch_size.collect():
-        for sample in metric.samples:
-            if sample.name.endswith("_count") and sample.labels.get("kind") == "encode":
-                return sample.value
-    return 0.0
-
-
 SENTENCES = (
     "Please close the window before you go to bed.",
     "She bought a red bicycle from the shop on the corner.",
@@ -92,9 +85,9 @@ def test_the_leftover_after_the_last_word_is_decoded_only_when_long_enough(
         initial_prompt="The weather was cold that morning.",
         min_tail_window_s=min_tail_s,
     )
-    before = _encodes(real_service)
+    before = encodes(real_service)
 
     result = asyncio.run(real_service.transcribe(TranscriptionRequest(AudioSource(audio), options)))
 
-    assert _encodes(real_service) - before == windows
+    assert encodes(real_service) - before == windows
     assert word_error_rate(spoken.text, result.text) <= 0.1, result.text

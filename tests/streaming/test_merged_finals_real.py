@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from model_calls import encodes
 from whisperd.audio.decode import AudioSource
 from whisperd.engine.options import TranscribeOptions
 from whisperd.service import TranscriptionRequest, TranscriptionService
@@ -20,15 +21,6 @@ SENTENCES = (
     "She bought a red bicycle from the shop on the corner.",
     "We will meet again next week to finish the report.",
 )
-
-
-def encodes(service: TranscriptionService) -> float:
-    """Encoder calls the service's model has made so far."""
-    for metric in service.metrics.batch_size.collect():
-        for sample in metric.samples:
-            if sample.name.endswith("_count") and sample.labels.get("kind") == "encode":
-                return sample.value
-    return 0.0
 
 
 async def _all_at_once(service: TranscriptionService, spoken: SpokenText) -> list[Result]:
