@@ -97,8 +97,8 @@ class Settings(BaseSettings):
     stream_final_context_s: Annotated[float, Field(ge=0.0, le=20.0)] = 20.0
     """Most seconds of a stream's previous finals decoded again with each final, so a short
     utterance is heard inside a longer window as the batch route hears it (0: each final hears
-    only its utterance). 20 s: the batch route's words on tiny.en, at about 3x the decoding cost
-    per final of 0 s; lower it to serve more streams per CPU core (docs/benchmarks.md)."""
+    only its utterance). 20 s: the batch route's words on tiny.en, at about 1.8x the decoding
+    cost per final of 0 s; lower it to serve more streams per CPU core (docs/benchmarks.md)."""
     stream_final_latency_target_s: Annotated[float, Field(ge=0.0)] = 1.0
     """Seconds from the end of speech to a stream's final above which that stream's next
     finals shed context (halved each time, down to none; finals keep their 30 s window)

@@ -1,11 +1,12 @@
 """How much a stream's next final may cost: its context shrinks while finals come late.
 
 A final decoded over :attr:`StreamConfig.context_s` seconds of the previous finals' audio hears
-its words as the batch route does, but decoding the context's words again costs up to twice
+its words as the batch route does, but decoding the context's words again costs about 0.8x
 the rest of the final (its 30 s window's encoding and its own words; docs/benchmarks.md). One
-stream on an idle CPU can afford it; several streams on a few cores cannot, and their finals
-queue without bound. So each stream steers its own cost by the latency it gets, additive
-increase and multiplicative decrease (as TCP steers its window):
+stream on an idle server whose finals take under the target can afford it; several streams
+on a few cores cannot, and their finals queue without bound. So each stream steers its own
+cost by the latency it gets, additive increase and multiplicative decrease (as TCP steers its
+window):
 
 - a final later than :data:`LATENCY_TARGET_S` (from the end of speech to its transcript)
   halves the next finals' context, down to none;
