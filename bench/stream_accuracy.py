@@ -624,6 +624,7 @@ def main() -> None:
             "`python bench/stream_accuracy.py --minutes "
             + " ".join(f"{m:g}" for m in args.minutes)
             + f" --streams {' '.join(map(str, args.streams))} --seed {args.seed}"
+            + f" --protocols {' '.join(args.protocols)}"
             + (f" --baseline-env {' '.join(args.baseline_env)}" if args.baseline_env else "")
             + "`",
             "",
