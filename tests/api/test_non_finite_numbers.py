@@ -53,6 +53,7 @@ FORM_CASES = [
     ("log_prob_threshold", "-inf"),
     ("no_speech_threshold", "nan"),
     ("hallucination_silence_threshold", "inf"),
+    ("min_tail_window_s", "nan"),
     ("max_initial_timestamp", "nan"),
     ("vad_parameters", '{"threshold": NaN}'),
     ("vad_parameters", '{"max_speech_duration_s": Infinity}'),

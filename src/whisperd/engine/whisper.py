@@ -389,16 +389,13 @@ class FasterWhisperEngine:
                 parallel_batches=self.batcher.workers,
             )
             kwargs = batched_kwargs(options, self._chunk_length, batch_size)
-            batched: tuple[Iterable[Any], Any] = pipeline.transcribe(audio, **kwargs)
-            return batched
-        if not options.min_tail_window_s:
-            sequential: tuple[Iterable[Any], Any] = view.transcribe(
-                audio, **transcribe_kwargs(options, self._chunk_length)
-            )
-            return sequential
-        tail_frames = round(options.min_tail_window_s * view.frames_per_second)
-        view.model = SkipShortTail(view.model, tail_frames)
-        segments, info = view.transcribe(audio, **transcribe_kwargs(options, self._chunk_length))
+            started = pipeline.transcribe(audio, **kwargs)
+        else:
+            if options.min_tail_window_s:
+                tail_frames = round(options.min_tail_window_s * view.frames_per_second)
+                view.model = SkipShortTail(view.model, tail_frames)
+            started = view.transcribe(audio, **transcribe_kwargs(options, self._chunk_length))
+        segments, info = started
         return until_short_tail(segments), info
 
     @staticmethod
