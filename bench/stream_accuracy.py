@@ -66,6 +66,7 @@ from whisperd.testing.speech import (
     speak,
     word_error_rate,
 )
+from whisperd.testing.stable_text import extends_stable
 
 RATE = 16000
 REALTIME_RATE = 24000
@@ -349,7 +350,7 @@ def measure_baseten(
                 out.foreign_ids += message["transcription_num"] != current
                 words = text.split()
                 now_stable = message["stable_text"].split()
-                out.contradictions += now_stable[: len(stable)] != stable
+                out.contradictions += not extends_stable(message["stable_text"], " ".join(stable))
                 out.erased_words += len(shown) - _common_prefix(shown, words)
                 stable, shown = now_stable, words
                 if last_partial is not None:
@@ -360,7 +361,7 @@ def measure_baseten(
             number = message["transcription_num"]
             out.finals += 1
             if number == current:
-                out.contradictions += text.split()[: len(stable)] != stable
+                out.contradictions += not extends_stable(text, " ".join(stable))
                 last_partial = None
             if number in stops:
                 end = speech_end(spoken.speech.spans, stops[number] - 0.03)

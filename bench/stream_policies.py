@@ -16,10 +16,12 @@ Policies compared:
   the CPU time of the process over the corpus (all threads) is reported as a ratio to the
   first context policy's;
 - with ``--silent-tails``, each context policy also with the leftover after a final's words
-  decoded as a window of its own (``WHISPERD_STREAM_SKIP_SILENT_TAILS=false``, run first).
+  decoded as a window of its own (``WHISPERD_STREAM_SKIP_SILENT_TAILS=false``, run first);
+- with ``--encoder-context window audio``, each context policy with finals encoded each way
+  (``WHISPERD_STREAM_FINAL_ENCODER_CONTEXT``; default: the setting's default alone).
 
     python bench/stream_policies.py [--minutes 1 1] [--held-back 1 2 4] [--context 0 5]
-        [--silent-tails] [--write docs/benchmarks.md]
+        [--silent-tails] [--encoder-context window audio] [--write docs/benchmarks.md]
 
 ``--held-back`` with no value leaves the stable-partials policies out.
 """
@@ -46,9 +48,14 @@ FRAME = 512
 
 
 def service(
-    context_s: float = 5.0, *, stable_partials: bool = False, skip_silent_tails: bool = True
+    context_s: float = 5.0,
+    *,
+    stable_partials: bool = False,
+    skip_silent_tails: bool = True,
+    encoder_context: str | None = None,
 ) -> TranscriptionService:
-    """A service on the real tiny.en whose stream finals use ``context_s`` of context."""
+    """A service on the real tiny.en whose stream finals use ``context_s`` of context (and
+    ``encoder_context``, None: the setting's default)."""
     settings = Settings(
         _env_file=None,
         model=str(real_model_path()),
@@ -60,6 +67,8 @@ def service(
         stream_stable_partials=stable_partials,
         stream_skip_silent_tails=skip_silent_tails,
     )
+    if encoder_context is not None:
+        settings = settings.model_copy(update={"stream_final_encoder_context": encoder_context})
     return TranscriptionService.create(settings)
 
 
@@ -89,7 +98,12 @@ async def streamed(server: TranscriptionService, files: list[Spoken], partials: 
 
 
 async def run(
-    files: list[Spoken], held_back: list[int], contexts: list[float], *, silent_tails: bool
+    files: list[Spoken],
+    held_back: list[int],
+    contexts: list[float],
+    *,
+    silent_tails: bool,
+    encoder_contexts: list[str | None],
 ) -> list[str]:
     """One table row per policy, the batch route's first."""
     server = service(stable_partials=True)
@@ -114,22 +128,24 @@ async def run(
         server.close()
     first_cost = None
     for seconds in contexts:
-        for skip in (False, True) if silent_tails else (True,):
-            server = service(seconds, skip_silent_tails=skip)
-            try:
-                began = time.process_time()
-                rate = await streamed(server, files, partials=False)
-                cost = time.process_time() - began
-            finally:
-                server.close()
-            first_cost = first_cost or cost
-            tails = (", silent tails decoded" if not skip else ", silent tails skipped") * (
-                silent_tails
-            )
-            rows.append(
-                f"| stable at finals, context {seconds:g} s{tails} | {rate:.1%} | "
-                f"{rate / baseline:.2f}x | {cost / first_cost:.2f}x |"
-            )
+        for encoding in encoder_contexts:
+            for skip in (False, True) if silent_tails else (True,):
+                server = service(seconds, skip_silent_tails=skip, encoder_context=encoding)
+                try:
+                    began = time.process_time()
+                    rate = await streamed(server, files, partials=False)
+                    cost = time.process_time() - began
+                finally:
+                    server.close()
+                first_cost = first_cost or cost
+                tails = (", silent tails decoded" if not skip else ", silent tails skipped") * (
+                    silent_tails
+                )
+                encoded = f", encoder context {encoding}" if encoding else ""
+                rows.append(
+                    f"| stable at finals, context {seconds:g} s{encoded}{tails} | {rate:.1%} | "
+                    f"{rate / baseline:.2f}x | {cost / first_cost:.2f}x |"
+                )
     return rows
 
 
@@ -147,10 +163,26 @@ def main() -> None:
         help="run every context also with the leftover after a final's words decoded "
         "(WHISPERD_STREAM_SKIP_SILENT_TAILS=false), first",
     )
+    parser.add_argument(
+        "--encoder-context",
+        nargs="+",
+        choices=["window", "audio"],
+        default=None,
+        help="run every context with finals encoded each way "
+        "(WHISPERD_STREAM_FINAL_ENCODER_CONTEXT), in this order",
+    )
     parser.add_argument("--write", type=Path, default=None)
     args = parser.parse_args()
     files = corpus(args.minutes, seed=1)
-    rows = asyncio.run(run(files, args.held_back, args.context, silent_tails=args.silent_tails))
+    rows = asyncio.run(
+        run(
+            files,
+            args.held_back,
+            args.context,
+            silent_tails=args.silent_tails,
+            encoder_contexts=args.encoder_context or [None],
+        )
+    )
     words = sum(len(s.speech.text.split()) for s in files)
     body = "\n".join(
         [
@@ -161,6 +193,7 @@ def main() -> None:
             + " --context "
             + " ".join(f"{c:g}" for c in args.context)
             + " --silent-tails" * args.silent_tails
+            + (" --encoder-context " + " ".join(args.encoder_context)) * bool(args.encoder_context)
             + "`",
             "",
             f"Real Whisper tiny.en (CTranslate2 int8, CPU), in process, every due decode run "

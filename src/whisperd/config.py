@@ -90,21 +90,24 @@ class Settings(BaseSettings):
     setting that takes it; ``nan`` is refused)."""
     max_streams: Annotated[int, Field(ge=1)] = 64
     """Real-time WebSocket streams open at once; beyond it new streams are refused."""
-    stream_final_encoder_context: Literal["window", "audio"] = "window"
-    """How stream finals are encoded: ``window`` (padded to 30 s, as Whisper was trained) or
-    ``audio`` (only the audio's own length: faster, but real models hallucinate on it; see
-    docs/benchmarks.md). Partials always encode only the utterance's length."""
+    stream_final_encoder_context: Literal["window", "audio"] = "audio"
+    """How stream finals are encoded (``TranscribeOptions.encoder_context``): ``audio`` (only
+    the final's own audio, its encoding completed to a window with the padding's: on tiny.en
+    and a CPU, context-free finals at 0.4x the CPU of ``window`` with fewer words lost, finals
+    with 20 s of context at 0.75x with the same words; docs/benchmarks.md) or ``window``
+    (padded to 30 s, as Whisper was trained, and as the batch routes decode). Partials always
+    encode only the utterance."""
     stream_final_context_s: Annotated[float, Field(ge=0.0, le=20.0)] = 20.0
     """Most seconds of a stream's previous finals decoded again with each final, so a short
     utterance is heard inside a longer window as the batch route hears it (0: each final hears
-    only its utterance). 20 s: the batch route's words on tiny.en, at about 1.8x the decoding
-    cost per final of 0 s; lower it to serve more streams per CPU core (docs/benchmarks.md)."""
+    only its utterance). 20 s: the batch route's words on tiny.en, at about 3.5x the CPU per
+    final of 0 s; lower it to serve more streams per CPU core (docs/benchmarks.md)."""
     stream_final_latency_target_s: Annotated[float, Field(ge=0.0)] = 1.0
     """Seconds from the end of speech to a stream's final above which that stream's next
-    finals shed context (halved each time, down to none; finals keep their 30 s window)
-    until finals are in time again, when the context comes back 5 s at a time. So one
-    stream gets the whole ``stream_final_context_s`` and many streams stay in real time.
-    0: every final gets the whole context, whatever the load."""
+    finals shed context (halved each time, down to none) until finals are in time again, when
+    the context comes back 5 s at a time. So one stream gets the context its finals can afford
+    and many streams stay in real time. 0: every final gets the whole context, whatever the
+    load."""
     stream_merge_queued_finals: bool = True
     """A stream's finals queued behind the one about to be decoded (its finals come slower
     than its speech, as on an overloaded server) are decoded with it as one 30 s window, each

@@ -150,7 +150,7 @@ def test_audio_context_encodes_only_the_clip_and_keeps_the_text(engine: WhisperE
 
 
 def test_padding_is_trimmed_to_whole_seconds() -> None:
-    from whisperd.engine.ct2_batch import trim_padding
+    from whisperd.engine.window_padding import trim_padding
 
     mel = np.zeros((1, 80, 3000), dtype=np.float32)
     mel[:, :, :420] = -0.5

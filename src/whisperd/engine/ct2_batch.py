@@ -3,7 +3,7 @@
 faster-whisper's decoding loop (prompts, timestamps, fallback, VAD chunks, word alignment) runs
 unchanged in each request's own thread, but the CTranslate2 model it talks to is a
 :class:`ScheduledModel`: every ``encode``, ``generate``, ``detect_language`` and ``align`` becomes
-a scheduler call, and :func:`run_batch` merges compatible calls from many requests into one
+a scheduler call, and :class:`ModelCalls` merges compatible calls from many requests into one
 CTranslate2 call. Encoder outputs travel as host arrays, so a batch can be split per request.
 """
 
@@ -17,6 +17,13 @@ from typing import Any
 import ctranslate2
 import numpy as np
 
+from whisperd.engine.window_padding import (
+    WINDOW_FRAMES,
+    PaddingEncoding,
+    completed,
+    padding_window,
+    window_to_encode,
+)
 from whisperd.scheduler.batcher import Batcher, Call, Ticket, split_by_call
 
 
@@ -67,10 +74,13 @@ class ScheduledModel:
         """Route ``model``'s calls for the request holding ``ticket`` through ``batcher``.
 
         With ``trim_padding``, a window's trailing padding is cut (to whole seconds) before it
-        is encoded, so a short clip costs its own length instead of 30 s.
+        is encoded, so a short clip costs its own length instead of 30 s; the output comes
+        back completed to a whole window, and a short leftover after a decode is encoded
+        whole (:func:`whisperd.engine.window_padding.window_to_encode`).
         """
         self._model = model
         self._trim = trim_padding
+        self._decoded = False
         self._batcher = batcher
         self._ticket = ticket
         self._tokens = tokens
@@ -91,13 +101,14 @@ class ScheduledModel:
         if last is not None and last[0] == digest:
             return last[1]
         if self._trim:
-            mel = trim_padding(mel)
+            mel = window_to_encode(mel, after_decode=self._decoded)
         encoded = self._submit("encode", mel.shape[-1], mel, items=mel.shape[0])
         self._last = (digest, encoded)
         return encoded
 
     def generate(self, features: Any, prompts: list[list[int]], **options: Any) -> Any:
         """Decode prompts over encoder outputs, batched with compatible calls of others."""
+        self._decoded = True
         layouts = {self._tokens.layout(prompt) for prompt in prompts}
         encoded = _host(features)
         key = (_freeze(options), tuple(sorted(layouts)), encoded.shape[1:])
@@ -125,29 +136,6 @@ class ScheduledModel:
         return self._batcher.submit(kind, key, payload, items=items, ticket=self._ticket)
 
 
-_FRAMES_PER_SECOND = 100
-_WINDOW_FRAMES = 3000
-
-
-def audio_frames(mel: np.ndarray[Any, Any]) -> int:
-    """Mel frames of a ``[B, n_mels, frames]`` window before its all-zero padding (at least 1):
-    faster-whisper pads a window's log-mel with zeros, which no audio, silence included, gives."""
-    used = np.flatnonzero(np.any(mel != 0, axis=(0, 1)))
-    return int(used[-1]) + 1 if len(used) else 1
-
-
-def trim_padding(mel: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """Cut the all-zero padding columns off a ``[B, n_mels, 3000]`` window, to whole seconds."""
-    frames = -(-audio_frames(mel) // _FRAMES_PER_SECOND) * _FRAMES_PER_SECOND
-    return np.ascontiguousarray(mel[..., : min(frames, _WINDOW_FRAMES)])
-
-
-def _encode(model: ctranslate2.models.Whisper, calls: Sequence[Call]) -> list[Any]:
-    mel = np.concatenate([call.payload for call in calls])
-    encoded = _host(model.encode(_storage(mel), to_cpu=True))
-    return [_storage(part) for part in split_by_call(encoded, calls)]
-
-
 def _generate(model: ctranslate2.models.Whisper, calls: Sequence[Call]) -> list[Any]:
     encoded = np.concatenate([call.payload[0] for call in calls])
     prompts = [prompt for call in calls for prompt in call.payload[1]]
@@ -172,9 +160,26 @@ def _align(model: ctranslate2.models.Whisper, calls: Sequence[Call]) -> list[Any
     return results
 
 
-_KINDS = {"encode": _encode, "generate": _generate, "detect_language": _detect, "align": _align}
+_KINDS = {"generate": _generate, "detect_language": _detect, "align": _align}
 
 
-def run_batch(model: ctranslate2.models.Whisper, kind: str, calls: Sequence[Call]) -> list[Any]:
-    """Run compatible calls as one CTranslate2 call; one result per call."""
-    return _KINDS[kind](model, calls)
+class ModelCalls:
+    """Runs merged calls on one CTranslate2 Whisper model (the scheduler's batch function)."""
+
+    def __init__(self, model: ctranslate2.models.Whisper) -> None:
+        """Serve ``model``; the padding's encoding is made on the first trimmed window."""
+        self._model = model
+        self._padding = PaddingEncoding(lambda: self._encode(padding_window(model.n_mels)))
+
+    def __call__(self, kind: str, calls: Sequence[Call]) -> list[Any]:
+        """Run compatible calls as one CTranslate2 call; one result per call."""
+        if kind == "encode":
+            mel = np.concatenate([call.payload for call in calls])
+            encoded = self._encode(mel)
+            if mel.shape[-1] < WINDOW_FRAMES:
+                encoded = completed(encoded, self._padding.get())
+            return [_storage(part) for part in split_by_call(encoded, calls)]
+        return _KINDS[kind](self._model, calls)
+
+    def _encode(self, mel: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        return _host(self._model.encode(_storage(mel), to_cpu=True))

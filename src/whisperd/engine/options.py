@@ -175,9 +175,13 @@ class TranscribeOptions(BaseModel):
     word timestamps are computed too): the json output carries them. OpenAI's
     ``include[]=logprobs`` sets it."""
     encoder_context: Literal["window", "audio"] = "window"
-    """``window`` encodes every window padded to 30 s, as Whisper was trained; ``audio``
-    encodes only the audio's own length (rounded up to a second): much faster for short clips,
-    possibly less accurate with real models."""
+    """``window`` encodes every window padded to 30 s, as Whisper was trained (faster-whisper's
+    words exactly). ``audio`` encodes only the audio's own length (rounded up to a second) and
+    completes the encoder's output to a whole window with the encoder's output for padding
+    alone (whisperd.engine.window_padding): a 5 s clip's encoding costs about a twentieth of
+    the window's on a CPU. On short utterances with real models it keeps the words (stream
+    finals lost fewer words than with ``window`` on real speech, docs/benchmarks.md), but a
+    window holding well under a second of audio after a prompt may hear the prompt again."""
     batch_size: Annotated[int | None, Field(ge=1, le=128)] = None
     """VAD chunks decoded side by side: the audio is cut at VAD pauses into chunks of up to
     30 s, decoded in batches of this size without previous text, each with the temperature

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from whisperd.engine.ct2_batch import audio_frames
+from whisperd.engine.window_padding import audio_frames
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator

@@ -21,7 +21,7 @@ from whisperd.engine.base import (
     check_english_only,
 )
 from whisperd.engine.batched import BatchedPipeline, Fallback
-from whisperd.engine.ct2_batch import PromptTokens, ScheduledModel, run_batch
+from whisperd.engine.ct2_batch import ModelCalls, PromptTokens, ScheduledModel
 from whisperd.engine.detection import CandidateLanguages, LanguageDetection, LanguageProbability
 from whisperd.engine.prompts import BudgetedPrompt, check_room, fit_max_new_tokens
 from whisperd.engine.results import to_segment
@@ -470,7 +470,7 @@ class WhisperEngine(FasterWhisperEngine):
         batching = batching or BatchingConfig()
         ct2_model = loaded.model
         batcher = Batcher(
-            lambda kind, calls: run_batch(ct2_model, kind, calls),
+            ModelCalls(ct2_model),
             max_batch_size=batching.max_batch_size,
             max_wait_s=batching.max_wait_ms / 1000,
             workers=num_workers,

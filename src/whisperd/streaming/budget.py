@@ -1,8 +1,9 @@
 """How much a stream's next final may cost: its context shrinks while finals come late.
 
 A final decoded over :attr:`StreamConfig.context_s` seconds of the previous finals' audio hears
-its words as the batch route does, but decoding the context's words again costs about 0.8x
-the rest of the final (its 30 s window's encoding and its own words; docs/benchmarks.md). One
+its words as the batch route does, but it encodes that audio and decodes the context's words
+again: on tiny.en and a CPU a final with 20 s of context costs about 3.5x one without
+(docs/benchmarks.md). One
 stream on an idle server whose finals take under the target can afford it; several streams
 on a few cores cannot, and their finals queue without bound. So each stream steers its own
 cost by the latency it gets, additive increase and multiplicative decrease (as TCP steers its
@@ -13,9 +14,7 @@ window):
 - a final in time gives :data:`CONTEXT_STEP_S` back, up to the configured context.
 
 On an idle server every final gets the whole context; under load the streams shed context
-until their finals are in time again, and take it back as the load goes. Finals keep their
-padded 30 s window whatever the load: encoded at their own length they cost a third less and
-lose far more words (1.7x the batch route's WER against 1.24x, docs/benchmarks.md).
+until their finals are in time again, and take it back as the load goes.
 """
 
 from __future__ import annotations

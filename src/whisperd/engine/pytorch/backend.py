@@ -19,10 +19,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from whisperd.engine.ct2_batch import trim_padding
 from whisperd.engine.pytorch.align import alignment_path
 from whisperd.engine.pytorch.decoding import ContinuousDecoder, GenerationResult
 from whisperd.engine.pytorch.options import GenerateOptions
+from whisperd.engine.window_padding import (
+    WINDOW_FRAMES,
+    PaddingEncoding,
+    padding_window,
+    window_to_encode,
+)
 from whisperd.scheduler.batcher import split_by_call
 
 if TYPE_CHECKING:
@@ -81,6 +86,7 @@ class TorchWhisper:
         self.constants = constants
         self.languages = languages
         self.encode_batch = encode_batch
+        self._padding = PaddingEncoding(self._encode_padding)
         self.decoder = ContinuousDecoder(net, vocab, max_rows=max_rows, fixed_rows=fixed_rows)
         param = net.proj
         self.device, self.dtype = param.device, param.dtype
@@ -111,7 +117,20 @@ class TorchWhisper:
                 continue
             start += chunk.shape[0]
         hidden = torch.cat(outputs) if len(outputs) > 1 else outputs[0]
+        if mel.shape[-1] < WINDOW_FRAMES:
+            hidden = self._completed(hidden)
         return [EncodedAudio(part) for part in split_by_call(hidden, calls)]
+
+    def _encode_padding(self) -> torch.Tensor:
+        mel = torch.from_numpy(padding_window(int(self.net.dims.n_mels)))
+        encoded: torch.Tensor = self.net.encode(mel.to(self.device, self.dtype))
+        return encoded
+
+    def _completed(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Outputs of trimmed windows ``[B, S, D]`` completed to a whole window's positions
+        with the padding's own outputs after ``S`` (:mod:`whisperd.engine.window_padding`)."""
+        rest = self._padding.get()[:, hidden.shape[1] :]
+        return torch.cat([hidden, rest.expand(hidden.shape[0], -1, -1)], dim=1)
 
     def _shrink_encoder_batch(self, failed: int) -> None:
         """Halve the encoder pass after ``failed`` windows ran out of device memory (other
@@ -203,6 +222,7 @@ class RequestModel:
         self._batcher = batcher
         self._ticket = ticket
         self._trim = trim_padding
+        self._decoded = False
         self._last: tuple[bytes, EncodedAudio] | None = None
         self.device = "cuda" if model.device.type == "cuda" else "cpu"
         self.device_index = [model.device.index or 0]
@@ -217,7 +237,7 @@ class RequestModel:
         if self._last is not None and self._last[0] == digest:
             return self._last[1]
         if self._trim:
-            mel = trim_padding(mel)
+            mel = window_to_encode(mel, after_decode=self._decoded)
         encoded: EncodedAudio = self._batcher.submit(
             "encode", mel.shape[-1], mel, items=mel.shape[0], ticket=self._ticket
         )
@@ -228,6 +248,7 @@ class RequestModel:
         self, features: EncodedAudio, prompts: list[list[int]], **options: Any
     ) -> list[GenerationResult]:
         """Decode ``prompts`` in the continuous decoder, alongside every other request's."""
+        self._decoded = True
         parsed = GenerateOptions.parse(options)
         return self._model.decoder.submit(features.hidden, prompts, parsed, self._ticket)
 
