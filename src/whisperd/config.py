@@ -102,7 +102,7 @@ class Settings(BaseSettings):
     utterance is heard inside a longer window as the batch route hears it (0: each final hears
     only its utterance). 20 s: the batch route's words on tiny.en, at about 3.5x the CPU per
     final of 0 s; lower it to serve more streams per CPU core (docs/benchmarks.md)."""
-    stream_final_latency_target_s: Annotated[float, Field(ge=0.0)] = 1.0
+    stream_final_latency_target_s: Annotated[float, Field(ge=0.0)] = 0.7
     """Seconds from the end of speech to a stream's final above which that stream's next
     finals shed context (halved each time, down to none) until finals are in time again, when
     the context comes back 5 s at a time. So one stream gets the context its finals can afford

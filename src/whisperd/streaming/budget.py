@@ -19,7 +19,7 @@ until their finals are in time again, and take it back as the load goes.
 
 from __future__ import annotations
 
-LATENCY_TARGET_S = 1.0
+LATENCY_TARGET_S = 0.7
 """Seconds from the end of speech (endpointing silence heard) to the final, above which the
 next finals get less context."""
 CONTEXT_STEP_S = 5.0
