@@ -180,8 +180,9 @@ class TranscribeOptions(BaseModel):
     completes the encoder's output to a whole window with the encoder's output for padding
     alone (whisperd.engine.window_padding): a 5 s clip's encoding costs about a twentieth of
     the window's on a CPU. On short utterances with real models it keeps the words (stream
-    finals lost fewer words than with ``window`` on real speech, docs/benchmarks.md), but a
-    window holding well under a second of audio after a prompt may hear the prompt again."""
+    finals lost fewer words than with ``window`` on real speech, docs/benchmarks.md). A window
+    of under 2 s of audio after a decode (a leftover after the last word) is encoded whole:
+    completed, it was heard as a repeat of the text before it."""
     batch_size: Annotated[int | None, Field(ge=1, le=128)] = None
     """VAD chunks decoded side by side: the audio is cut at VAD pauses into chunks of up to
     30 s, decoded in batches of this size without previous text, each with the temperature

@@ -54,17 +54,22 @@ def audio_frames(mel: np.ndarray[Any, Any]) -> int:
 def trim_padding(mel: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """Cut the all-zero padding columns off a ``[B, n_mels, 3000]`` window, to whole seconds
     (so clips of about the same length share one encoder call)."""
-    frames = -(-audio_frames(mel) // _FRAMES_PER_SECOND) * _FRAMES_PER_SECOND
-    return np.ascontiguousarray(mel[..., : min(frames, WINDOW_FRAMES)])
+    return _cut_to_seconds(mel, audio_frames(mel))
 
 
 def window_to_encode(mel: np.ndarray[Any, Any], *, after_decode: bool) -> np.ndarray[Any, Any]:
     """What ``encoder_context="audio"`` encodes of a ``[B, n_mels, 3000]`` window: its audio
-    (:func:`trim_padding`), or the whole window for a short leftover after a decode
+    (as :func:`trim_padding`), or the whole window for a short leftover after a decode
     (:data:`LEFTOVER_ENCODED_WHOLE_S`)."""
-    if after_decode and audio_frames(mel) < LEFTOVER_ENCODED_WHOLE_S * _FRAMES_PER_SECOND:
+    frames = audio_frames(mel)
+    if after_decode and frames < LEFTOVER_ENCODED_WHOLE_S * _FRAMES_PER_SECOND:
         return mel
-    return trim_padding(mel)
+    return _cut_to_seconds(mel, frames)
+
+
+def _cut_to_seconds(mel: np.ndarray[Any, Any], frames: int) -> np.ndarray[Any, Any]:
+    whole_seconds = -(-frames // _FRAMES_PER_SECOND) * _FRAMES_PER_SECOND
+    return np.ascontiguousarray(mel[..., : min(whole_seconds, WINDOW_FRAMES)])
 
 
 def padding_window(n_mels: int) -> np.ndarray[Any, Any]:
@@ -100,4 +105,4 @@ def completed(encoded: np.ndarray[Any, Any], padding: np.ndarray[Any, Any]) -> n
         return encoded
     rest = padding[:, positions:]
     tail = np.broadcast_to(rest, (batch, *rest.shape[1:]))
-    return np.ascontiguousarray(np.concatenate([encoded, tail], axis=1))
+    return np.concatenate([encoded, tail], axis=1)
