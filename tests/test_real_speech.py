@@ -313,12 +313,32 @@ def _stable_words_begin_every_final(partials: list[Result], finals: list[Result]
         assert extends_stable(text, " ".join(stable)), (text, stable)
 
 
-def test_a_stream_gives_the_batch_routes_words_with_partials_on(
-    service: TranscriptionService, long_sentences: SpokenText
-) -> None:
-    batch = transcribe(service, long_sentences.wav_bytes())
+def _unhurried_service(real_model: Path, **settings: Any) -> TranscriptionService:
+    """A service on the real tiny.en whose stream finals hear the whole context whatever
+    they cost (no latency target): these streams are fed as fast as they decode, not in real
+    time, on a machine the other tests share."""
+    return TranscriptionService.create(
+        Settings(
+            _env_file=None,
+            model=str(real_model),
+            device="cpu",
+            compute_type="int8",
+            offline=True,
+            stream_final_latency_target_s=0.0,
+            **settings,
+        )
+    )
 
-    partials, finals = asyncio.run(_stream_every_partial(service, long_sentences.samples))
+
+def test_a_stream_gives_the_batch_routes_words_with_partials_on(
+    real_model: Path, long_sentences: SpokenText
+) -> None:
+    service = _unhurried_service(real_model)
+    try:
+        batch = transcribe(service, long_sentences.wav_bytes())
+        partials, finals = asyncio.run(_stream_every_partial(service, long_sentences.samples))
+    finally:
+        service.close()
 
     assert len(partials) >= 10
     assert all(p.stable == "" for p in partials)  # words become stable with their final
@@ -334,15 +354,7 @@ def test_a_stream_gives_the_batch_routes_words_with_partials_on(
 def test_stable_partials_show_stable_words_while_speech_goes_on(
     real_model: Path, long_sentences: SpokenText
 ) -> None:
-    settings = Settings(
-        _env_file=None,
-        model=str(real_model),
-        device="cpu",
-        compute_type="int8",
-        offline=True,
-        stream_stable_partials=True,
-    )
-    service = TranscriptionService.create(settings)
+    service = _unhurried_service(real_model, stream_stable_partials=True)
     try:
         batch = transcribe(service, long_sentences.wav_bytes())
         partials, finals = asyncio.run(_stream_every_partial(service, long_sentences.samples))

@@ -100,14 +100,14 @@ class Settings(BaseSettings):
     stream_final_context_s: Annotated[float, Field(ge=0.0, le=20.0)] = 20.0
     """Most seconds of a stream's previous finals decoded again with each final, so a short
     utterance is heard inside a longer window as the batch route hears it (0: each final hears
-    only its utterance). 20 s: the batch route's words on tiny.en, at about 3.5x the CPU per
+    only its utterance). 20 s: the batch route's words on tiny.en, at about 4x the time per
     final of 0 s; lower it to serve more streams per CPU core (docs/benchmarks.md)."""
-    stream_final_latency_target_s: Annotated[float, Field(ge=0.0)] = 0.7
-    """Seconds from the end of speech to a stream's final above which that stream's next
-    finals shed context (halved each time, down to none) until finals are in time again, when
-    the context comes back 5 s at a time. So one stream gets the context its finals can afford
-    and many streams stay in real time. 0: every final gets the whole context, whatever the
-    load."""
+    stream_final_latency_target_s: Annotated[float, Field(ge=0.0)] = 1.0
+    """Seconds from the end of speech to a stream's final that each final's context is chosen
+    to fit: the stream learns what its finals' decodes cost per second of audio (the machine's
+    load included), and a final hears as much context as the time it has left affords (none
+    once it has waited that long). So one stream on an idle server gets the whole context and
+    many streams stay in real time. 0: every final gets the whole context, whatever the load."""
     stream_merge_queued_finals: bool = True
     """A stream's finals queued behind the one about to be decoded (its finals come slower
     than its speech, as on an overloaded server) are decoded with it as one 30 s window, each

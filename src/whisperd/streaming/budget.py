@@ -1,51 +1,64 @@
-"""How much a stream's next final may cost: its context shrinks while finals come late.
+"""How much context a stream's next final can afford: predicted from what its finals cost.
 
 A final decoded over :attr:`StreamConfig.context_s` seconds of the previous finals' audio hears
 its words as the batch route does, but it encodes that audio and decodes the context's words
-again: on tiny.en and a CPU a final with 20 s of context costs about 3.5x one without
-(docs/benchmarks.md). One
-stream on an idle server whose finals take under the target can afford it; several streams
-on a few cores cannot, and their finals queue without bound. So each stream steers its own
-cost by the latency it gets, additive increase and multiplicative decrease (as TCP steers its
-window):
+again: on tiny.en and a CPU a final with 20 s of context costs about 4x one without
+(docs/benchmarks.md). One stream on an idle server can afford it; several streams on a few
+cores cannot, and their finals would queue without bound.
 
-- a final later than :data:`LATENCY_TARGET_S` (from the end of speech to its transcript)
-  halves the next finals' context, down to none;
-- a final in time gives :data:`CONTEXT_STEP_S` back, up to the configured context.
+A final's decode costs about ``rate * (seconds decoded + OVERHEAD_S)`` wall seconds (tiny.en,
+CTranslate2 int8, one CPU thread: a rate of about 0.058 s per second, beam 5, with or without
+context; docs/benchmarks.md). Each stream learns its rate from its own finals' decodes, in wall
+time, so the load other streams put on the machine is in it. When a final is about to be
+decoded, it hears as much context as the time it has left affords:
 
-On an idle server every final gets the whole context; under load the streams shed context
-until their finals are in time again, and take it back as the load goes.
+    context = (target - waited) / rate - OVERHEAD_S - own seconds, within [0, context_s]
+
+where ``waited`` is the time since the end of its speech (the stream's earlier finals ran
+meanwhile). So a stream on an idle fast server hears the whole context, a stream on a loaded
+one hears what fits its latency target, and a final that already waited hears none.
 """
 
 from __future__ import annotations
 
-LATENCY_TARGET_S = 0.7
-"""Seconds from the end of speech (endpointing silence heard) to the final, above which the
-next finals get less context."""
-CONTEXT_STEP_S = 5.0
-"""Seconds of context a final in time gives back."""
-LEAST_CONTEXT_S = 2.0
-"""Below this, halving the context drops it altogether."""
+LATENCY_TARGET_S = 1.0
+"""Seconds from the end of speech (endpointing silence heard) to the final that a final's
+context is chosen to fit in."""
+OVERHEAD_S = 1.0
+"""A decode's fixed cost, in seconds of audio decoded at the learned rate (tiny.en on a CPU:
+about 1 s; docs/benchmarks.md)."""
+RATE_WEIGHT = 0.5
+"""Weight of the newest decode in the learned rate (an exponentially weighted mean): the rate
+follows a change of load within a few finals."""
 
 
 class ContextBudget:
-    """The context (seconds) of a stream's next final, adapted to its finals' latency."""
+    """The context (seconds) a stream's next final can afford, learned from its finals' cost."""
 
     def __init__(self, most_s: float, *, target_s: float = LATENCY_TARGET_S) -> None:
-        """Start with the whole ``most_s`` seconds of context."""
+        """Allow up to ``most_s`` seconds of context, fitting finals within ``target_s``."""
         self.most_s = most_s
         self.target_s = target_s
-        self._seconds = most_s
+        self._rate: float | None = None
 
     @property
-    def seconds(self) -> float:
-        """Seconds of previous finals' audio the next final hears (0 to ``most_s``)."""
-        return self._seconds
+    def rate(self) -> float | None:
+        """Wall seconds a final's decode takes per second of audio decoded (overhead
+        included; None: no final decoded yet)."""
+        return self._rate
 
-    def observe(self, latency_s: float) -> None:
-        """Take the latency (seconds) of a final just sent."""
-        if latency_s > self.target_s:
-            half = self._seconds / 2
-            self._seconds = half if half >= LEAST_CONTEXT_S else 0.0
+    def affordable(self, own_s: float, *, waited_s: float) -> float:
+        """Seconds of context (0 to ``most_s``) for a final of ``own_s`` seconds of its own
+        audio that ended ``waited_s`` seconds ago; the whole context before any cost is known."""
+        if not self._rate:  # no cost known yet, or too small to measure
+            return self.most_s
+        decodable_s = (self.target_s - waited_s) / self._rate - OVERHEAD_S
+        return min(self.most_s, max(0.0, decodable_s - own_s))
+
+    def observe(self, decoded_s: float, took_s: float) -> None:
+        """Take a final's decode: ``decoded_s`` seconds of audio in ``took_s`` wall seconds."""
+        rate = took_s / (decoded_s + OVERHEAD_S)
+        if self._rate is None:
+            self._rate = rate
         else:
-            self._seconds = min(self.most_s, self._seconds + CONTEXT_STEP_S)
+            self._rate += RATE_WEIGHT * (rate - self._rate)

@@ -17,8 +17,9 @@ How decodes keep the batch path's accuracy (the choices of whisper_streaming, Ma
 - finals are conditioned on the stream's own finals so far (``DecodeRequest.prompt``) and
   decoded over up to ``StreamConfig.context_s`` of the previous finals' audio
   (:mod:`whisperd.streaming.context`), so a sentence cut by a short pause is heard in context,
-  as the batch path hears it in its 30 s window; a stream whose finals come later than
-  ``StreamConfig.latency_target_s`` hears less of it (:mod:`whisperd.streaming.budget`);
+  as the batch path hears it in its 30 s window; with ``StreamConfig.latency_target_s``, a
+  final hears as much of it as its decode can afford within that target, predicted from what
+  the stream's earlier finals cost (:mod:`whisperd.streaming.budget`);
 - partials are greedy, without the previous finals as prompt (on a few hundred milliseconds of
   audio, greedy decoding repeats its prompt); by default their words are all unstable and an
   utterance's words become stable with its final, which hears the whole utterance with the
@@ -108,8 +109,8 @@ class StreamConfig:
     context_s: float = CONTEXT_S
     """Most seconds of previous finals' audio decoded again before each final."""
     latency_target_s: float = 0.0
-    """Final latency above which the stream sheds context (:mod:`whisperd.streaming.budget`);
-    0: every final gets ``context_s``, whatever the load."""
+    """Seconds from the end of speech to the final that each final's context is chosen to fit
+    (:mod:`whisperd.streaming.budget`); 0: every final gets ``context_s``, whatever the load."""
     logprobs: bool = False
     """Finals carry their tokens' log-probabilities (``Segment.logprobs``; partials do not)."""
     merge_queued_finals: bool = True
@@ -342,11 +343,18 @@ class StreamSession:
             return None
         return ContextBudget(config.context_s, target_s=config.latency_target_s)
 
-    @property
-    def context_s(self) -> float:
-        """Seconds of previous finals' audio the next final hears (``context_s``, less while
-        finals come late)."""
-        return self.config.context_s if self._budget is None else self._budget.seconds
+    def _affordable_context_s(self, own: int, queued_at: float) -> float:
+        """Seconds of previous finals' audio a final of ``own`` samples, queued at
+        ``queued_at``, hears: ``context_s``, or what fits the latency target."""
+        if self._budget is None:
+            return self.config.context_s
+        waited_s = time.monotonic() - queued_at
+        return self._budget.affordable(own / SAMPLE_RATE, waited_s=waited_s)
+
+    def _observe_cost(self, decoded: int, began: float) -> None:
+        """A final's decode of ``decoded`` samples began at ``began`` and just ended."""
+        if self._budget is not None:
+            self._budget.observe(decoded / SAMPLE_RATE, time.monotonic() - began)
 
     @property
     def busy(self) -> bool:
@@ -589,9 +597,10 @@ class StreamSession:
             utterance_start=start,
             utterance_end=jobs[-1].end,
             kept_from=self._base,
-            context_s=self.context_s,
+            context_s=self._affordable_context_s(jobs[-1].end - start, jobs[0].queued_at),
         )
         begin = start if context is None else context.start
+        began = time.monotonic()
         transcript = await self._decode(
             self._audio(begin, jobs[-1].end),
             DecodeRequest(
@@ -602,6 +611,7 @@ class StreamSession:
                 silent_tail_s=jobs[-1].silent_tail_s,
             ),
         )
+        self._observe_cost(jobs[-1].end - begin, began)
         starts = [start] + [(a.end + b.start) // 2 for a, b in itertools.pairwise(jobs)]
         ends_s = [(cut - begin) / SAMPLE_RATE for cut in starts[1:]] + [math.inf]
         try:
@@ -646,9 +656,11 @@ class StreamSession:
             utterance_start=utterance,
             utterance_end=job.end,
             kept_from=self._base,
-            context_s=self.context_s,
+            context_s=self._affordable_context_s(job.end - utterance, job.queued_at),
         )
+        began = time.monotonic()
         start, transcript = await self._final_decode(job, utterance, context)
+        self._observe_cost(job.end - start, began)
         if context is not None and not transcript.text:
             # The decoder sometimes ends right after a forced context: hear the utterance alone.
             start, transcript = await self._final_decode(job, utterance, None)
@@ -664,8 +676,6 @@ class StreamSession:
         self._last_partial = max(self._last_partial, self._finalized)
         self._committed.append(Committed(utterance, consumed, transcript.text))
         latency = time.monotonic() - job.queued_at
-        if self._budget is not None:
-            self._budget.observe(latency)
         self._last_final = job.number
         await self._emit(
             Result(
