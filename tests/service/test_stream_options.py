@@ -26,6 +26,7 @@ def test_finals_decode_with_the_streams_sampling_settings() -> None:
     assert options.max_new_tokens == 100
     assert options.encoder_context == "window"
     assert options.min_tail_window_s == 0  # no silence heard: every leftover is decoded
+    assert not options.without_timestamps
 
 
 def test_partials_are_greedy_at_temperature_zero() -> None:
@@ -35,7 +36,7 @@ def test_partials_are_greedy_at_temperature_zero() -> None:
     assert options.beam_size == 1
     assert options.temperature == (0.0,)
     assert (options.length_penalty, options.repetition_penalty) == (1.0, 1.0)
-    assert options.min_tail_window_s == 0  # a partial's leftover holds the words in progress
+    assert options.without_timestamps  # one window: no leftover after its last timestamp
 
 
 def test_a_finals_leftover_within_its_trailing_silence_is_not_decoded() -> None:
@@ -48,5 +49,5 @@ def test_a_finals_leftover_within_its_trailing_silence_is_not_decoded() -> None:
         ).min_tail_window_s
 
     assert tail(final) == 0.3 + FINAL_TAIL_MARGIN_S
-    assert tail(partial) == 0  # a partial's leftover holds the words in progress
+    assert tail(partial) == 0  # a partial, without timestamps, has no leftover
     assert tail(final, dataclasses.replace(CONFIG, skip_silent_tails=False)) == 0

@@ -49,8 +49,8 @@ decode stopped before the last words) has the leftover decoded, as before."""
 def skipped_tail_s(config: StreamConfig, request: DecodeRequest) -> float:
     """The shortest leftover after a decode's words that is still decoded (seconds; 0: every
     leftover, as faster-whisper): for a final whose trailing silence is known, that silence
-    and :data:`FINAL_TAIL_MARGIN_S` (with ``config.skip_silent_tails``). A partial's leftover
-    holds the words in progress."""
+    and :data:`FINAL_TAIL_MARGIN_S` (with ``config.skip_silent_tails``). A partial, decoded
+    without timestamps, has no leftover."""
     if not (config.skip_silent_tails and request.final and request.silent_tail_s > 0):
         return 0.0
     return min(request.silent_tail_s + FINAL_TAIL_MARGIN_S, WINDOW_S)
@@ -73,7 +73,10 @@ def utterance_options(
     """Decoding options of one stream decode of ``audio_s`` seconds (None: unknown).
 
     Finals: the stream's beam width, penalties, temperature fallback and word timings when asked;
-    partials: greedy at temperature 0, at most :func:`partial_token_cap` tokens. Both force the
+    partials: greedy at temperature 0, at most :func:`partial_token_cap` tokens, without
+    timestamp tokens, so one window holds all the audio so far (with timestamps, Whisper often
+    ended the window at the last sentence's end, and the newest words were decoded as a window
+    of their own: 1.4x the CPU on real speech, docs/benchmarks.md). Both force the
     utterance's stable words as prefix and are conditioned on the client's prompt followed by
     the stream's previous finals. Partials encode only the utterance's length; finals
     ``final_context`` (the whole 30 s window by default, as Whisper was trained), and leave a
@@ -98,6 +101,7 @@ def utterance_options(
         length_penalty=config.length_penalty if request.final else 1.0,
         repetition_penalty=config.repetition_penalty if request.final else 1.0,
         max_new_tokens=max_new_tokens,
+        without_timestamps=not request.final,
         encoder_context=final_context if request.final else "audio",
         min_tail_window_s=skipped_tail_s(config, request),
     )
