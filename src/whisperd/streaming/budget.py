@@ -7,10 +7,10 @@ again: on tiny.en and a CPU a final with 20 s of context costs about 4x one with
 cores cannot, and their finals would queue without bound.
 
 A final's decode costs about ``rate * (seconds decoded + OVERHEAD_S)`` wall seconds (tiny.en,
-CTranslate2 int8, one CPU thread: a rate of about 0.058 s per second, beam 5, with or without
-context; docs/benchmarks.md). Each stream learns its rate from its own finals' decodes, in wall
-time, so the load other streams put on the machine is in it. When a final is about to be
-decoded, it hears as much context as the time it has left affords:
+CTranslate2 int8, one CPU thread, beam 5: a rate of 0.06-0.07 s per second, with or without
+context; ``bench/stream_decode_costs.py``). Each stream learns its rate from its own finals'
+decodes, in wall time, so the load other streams put on the machine is in it. When a final is
+about to be decoded, it hears as much context as the time it has left affords:
 
     context = (target - waited) / rate - OVERHEAD_S - own seconds, within [0, context_s]
 
