@@ -114,7 +114,7 @@ def main() -> None:
             f"(every due decode run before the next frame). Machine: {machine()}.",
             "",
             "| decodes | count | wall s p50 / p95 / max | least-squares line (s) | "
-            "rate: wall / (seconds + 1) p5 / p50 / p95 |",
+            f"rate: wall / (seconds + {OVERHEAD_S:g}) p5 / p50 / p95 |",
             "| --- | --- | --- | --- | --- |",
             *rows,
         ]

@@ -106,8 +106,9 @@ class Settings(BaseSettings):
     """Seconds from the end of speech to a stream's final that each final's context is chosen
     to fit: the stream learns what its finals' decodes cost per second of audio (the machine's
     load included), and a final hears as much context as the time it has left affords (none
-    once it has waited that long). So one stream on an idle server gets the whole context and
-    many streams stay in real time. 0: every final gets the whole context, whatever the load."""
+    once it has waited that long). So one stream on an idle fast server (a GPU) gets the whole
+    context, one on a small CPU about 10 s of it (tiny.en), and many streams stay in real
+    time. 0: every final gets the whole context, whatever the load."""
     stream_merge_queued_finals: bool = True
     """A stream's finals queued behind the one about to be decoded (its finals come slower
     than its speech, as on an overloaded server) are decoded with it as one 30 s window, each

@@ -23,6 +23,7 @@ def test_the_first_final_hears_the_whole_context() -> None:
     budget = ContextBudget(20.0, target_s=0.7)
     assert budget.rate is None
     assert budget.affordable(3.0, waited_s=0.0) == 20.0
+    assert budget.affordable(3.0, waited_s=0.7) == 0.0
 
 
 def test_a_final_hears_the_context_its_time_left_affords() -> None:
@@ -60,7 +61,8 @@ def test_a_fast_server_gives_every_final_the_whole_context() -> None:
     assert budget.affordable(8.0, waited_s=0.0) == 20.0
     unmeasurable = ContextBudget(20.0, target_s=0.7)
     unmeasurable.observe(25.0, 0.0)
-    assert unmeasurable.affordable(8.0, waited_s=1.0) == 20.0
+    assert unmeasurable.affordable(8.0, waited_s=0.5) == 20.0
+    assert unmeasurable.affordable(8.0, waited_s=0.7) == 0.0  # too late for any
 
 
 def test_no_context_configured_stays_none() -> None:

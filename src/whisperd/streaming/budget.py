@@ -7,8 +7,8 @@ again: on tiny.en and a CPU a final with 20 s of context costs about 4x one with
 cores cannot, and their finals would queue without bound.
 
 A final's decode costs about ``rate * (seconds decoded + OVERHEAD_S)`` wall seconds (tiny.en,
-CTranslate2 int8, one CPU thread, beam 5: a rate of 0.06-0.07 s per second, with or without
-context; ``bench/stream_decode_costs.py``). Each stream learns its rate from its own finals'
+CTranslate2 int8, one CPU thread, beam 5: a rate of about 0.06-0.075 s per second, with or
+without context; ``bench/stream_decode_costs.py``). Each stream learns its rate from its own finals'
 decodes, in wall time, so the load other streams put on the machine is in it. When a final is
 about to be decoded, it hears as much context as the time it has left affords:
 
@@ -25,8 +25,9 @@ LATENCY_TARGET_S = 1.0
 """Seconds from the end of speech (endpointing silence heard) to the final that a final's
 context is chosen to fit in."""
 OVERHEAD_S = 1.0
-"""A decode's fixed cost, in seconds of audio decoded at the learned rate (tiny.en on a CPU:
-about 1 s; docs/benchmarks.md)."""
+"""A decode's fixed cost, in seconds of audio decoded at the learned rate: chosen so that the
+rate comes out about the same for finals with and without context (tiny.en on a CPU,
+``bench/stream_decode_costs.py``), so one final's cost predicts the next one's."""
 RATE_WEIGHT = 0.5
 """Weight of the newest decode in the learned rate (an exponentially weighted mean): the rate
 follows a change of load within a few finals."""
@@ -49,8 +50,11 @@ class ContextBudget:
 
     def affordable(self, own_s: float, *, waited_s: float) -> float:
         """Seconds of context (0 to ``most_s``) for a final of ``own_s`` seconds of its own
-        audio that ended ``waited_s`` seconds ago; the whole context before any cost is known."""
-        if not self._rate:  # no cost known yet, or too small to measure
+        audio that ended ``waited_s`` seconds ago: none once the target has passed, the whole
+        context while no cost is known (or it is too small to measure)."""
+        if waited_s >= self.target_s:
+            return 0.0
+        if not self._rate:
             return self.most_s
         decodable_s = (self.target_s - waited_s) / self._rate - OVERHEAD_S
         return min(self.most_s, max(0.0, decodable_s - own_s))

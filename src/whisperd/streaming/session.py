@@ -351,10 +351,16 @@ class StreamSession:
         waited_s = time.monotonic() - queued_at
         return self._budget.affordable(own / SAMPLE_RATE, waited_s=waited_s)
 
-    def _observe_cost(self, decoded: int, began: float) -> None:
-        """A final's decode of ``decoded`` samples began at ``began`` and just ended."""
+    async def _decode_final(
+        self, audio: np.ndarray[Any, Any], request: DecodeRequest
+    ) -> Transcript:
+        """One decode of a final, its cost (wall time per second of ``audio``) taken into the
+        stream's budget."""
+        began = time.monotonic()
+        transcript = await self._decode(audio, request)
         if self._budget is not None:
-            self._budget.observe(decoded / SAMPLE_RATE, time.monotonic() - began)
+            self._budget.observe(len(audio) / SAMPLE_RATE, time.monotonic() - began)
+        return transcript
 
     @property
     def busy(self) -> bool:
@@ -600,8 +606,7 @@ class StreamSession:
             context_s=self._affordable_context_s(jobs[-1].end - start, jobs[0].queued_at),
         )
         begin = start if context is None else context.start
-        began = time.monotonic()
-        transcript = await self._decode(
+        transcript = await self._decode_final(
             self._audio(begin, jobs[-1].end),
             DecodeRequest(
                 final=True,
@@ -611,7 +616,6 @@ class StreamSession:
                 silent_tail_s=jobs[-1].silent_tail_s,
             ),
         )
-        self._observe_cost(jobs[-1].end - begin, began)
         starts = [start] + [(a.end + b.start) // 2 for a, b in itertools.pairwise(jobs)]
         ends_s = [(cut - begin) / SAMPLE_RATE for cut in starts[1:]] + [math.inf]
         try:
@@ -658,9 +662,7 @@ class StreamSession:
             kept_from=self._base,
             context_s=self._affordable_context_s(job.end - utterance, job.queued_at),
         )
-        began = time.monotonic()
         start, transcript = await self._final_decode(job, utterance, context)
-        self._observe_cost(job.end - start, began)
         if context is not None and not transcript.text:
             # The decoder sometimes ends right after a forced context: hear the utterance alone.
             start, transcript = await self._final_decode(job, utterance, None)
@@ -706,7 +708,7 @@ class StreamSession:
             except ValueError:  # a decoder without word timings: hear the utterance alone
                 return await self._final_decode(job, utterance, None)
         prefix = " ".join(p for p in (context and context.text, job.stable) if p)
-        transcript = await self._decode(
+        transcript = await self._decode_final(
             self._audio(start, job.end),
             DecodeRequest(
                 final=True,
@@ -729,7 +731,7 @@ class StreamSession:
     async def _heard_in_context(self, job: _Final, utterance: int, start: int) -> Transcript:
         """Decode the audio from ``start`` (the context's) to the utterance's end as the batch
         route would, unforced, and keep the words heard after ``utterance`` began."""
-        transcript = await self._decode(
+        transcript = await self._decode_final(
             self._audio(start, job.end),
             DecodeRequest(
                 final=True,
