@@ -210,7 +210,7 @@ def report(ours: ServerRun, base: ServerRun, repeats: int, long_minutes: float) 
         "clips of 1-4 sentences (about 3-15 s), beam 5, VAD on; two clips per client, sent "
         "back to back; whisperd queues every request (`WHISPERD_MAX_QUEUE_WAIT_S=inf`), as the "
         f"baseline does. Medians of {repeats} run(s) per server, alternating. Machine: "
-        f"{machine()}, shared with other work.",
+        f"{machine()}.",
         "",
         "| clients | whisperd audio s/s | baseline audio s/s | throughput ratio | "
         "whisperd p50 / p95 s | baseline p50 / p95 s | p95 ratio | whisperd peak RSS | "

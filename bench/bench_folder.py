@@ -149,7 +149,7 @@ def report(modes: list[Mode], files: int, seconds: float, repeats: int) -> str:
     lines = [
         f"{files} files of espeak-ng speech ({seconds:.0f} s of audio in all, 3-9 s each), real "
         f"tiny.en, CPU int8, the CLI's default options; medians of {repeats} rounds, every "
-        f"mode in the same process and run. Machine: {machine()}, shared with other work.",
+        f"mode in the same process and run. Machine: {machine()}.",
         "",
         "| --concurrency | wall s | speed-up vs 1 | audio s/s | CPU s (all threads) | "
         "files per model call | WER |",

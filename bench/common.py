@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import os
 import platform
@@ -159,11 +160,33 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def machine() -> str:
-    """One line describing where the benchmark ran."""
+    """One line describing where the benchmark ran: the CPU (its model name and AVX-512 where
+    Linux gives them: CTranslate2's int8 speed differs between CPU generations), cores, system,
+    and the versions of Python and of the libraries that decode (CTranslate2, faster-whisper)."""
+    versions = ", ".join(f"{name} {_version(name)}" for name in ("ctranslate2", "faster-whisper"))
     return (
-        f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}, "
-        f"Python {platform.python_version()}"
+        f"{_cpu_model() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}, "
+        f"Python {platform.python_version()}, {versions}"
     )
+
+
+def _cpu_model() -> str | None:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return None
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    flags = next((line.split() for line in lines if line.startswith("flags")), [])
+    if not names:
+        return None
+    return names[0] + (" with AVX-512" if "avx512f" in flags else "")
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def write_section(path: Path | None, title: str, body: str) -> None:

@@ -9,6 +9,11 @@ Final latency runs from the end of speech as the VAD places it (the start of the
 closes the utterance), so it includes the 300 ms of silence needed to decide the end.
 The baseline in the same run is one stream alone.
 
+The model is the scripted random-weight one (fixed work per decode, so the engine's shapes can
+be timed where no real checkpoint of that shape is at hand: the torch engine's turbo shape on a
+GPU). Its words mean nothing, so it says nothing of accuracy: streams on the real tiny.en, with
+their WER next to every latency, are ``bench/stream_accuracy.py``.
+
     python bench/stream.py [--shape tiny] [--streams 1 2 4 8 16] [--write docs/benchmarks.md]
     python bench/stream.py --engine torch --device cuda --shape turbo --streams 1 8 32 64
 """
