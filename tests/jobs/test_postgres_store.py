@@ -17,7 +17,8 @@ from store_contract import new_job
 
 from whisperd.errors import JobStoreUnavailableError
 from whisperd.jobs import postgres_schema
-from whisperd.jobs.postgres_opening import check_postgres, is_postgres_url, shown_url
+from whisperd.jobs.database_url import is_postgres_url, shown_url
+from whisperd.jobs.postgres_opening import check_postgres
 from whisperd.jobs.postgres_schema import MIGRATIONS, SchemaError
 from whisperd.jobs.postgres_store import PostgresJobStore
 

@@ -2,7 +2,8 @@
 
 Jobs are on when ``data_dir`` is set. The store is the SQLite file ``jobs.sqlite3`` there
 unless ``database_url`` names another (``sqlite:///PATH``) or a PostgreSQL database
-(``postgresql://...``, :mod:`whisperd.jobs.postgres_opening`); audio is spooled to
+(``postgresql://...``, :mod:`whisperd.jobs.postgres_opening`, imported only then: the driver
+costs memory every other server would carry); audio is spooled to
 ``data_dir/audio``.
 """
 
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from whisperd.errors import JobStoreUnavailableError
 from whisperd.jobs.attempt import AttemptConfig
-from whisperd.jobs.postgres_opening import check_postgres, is_postgres_url, open_postgres
+from whisperd.jobs.database_url import is_postgres_url
 from whisperd.jobs.runner import JobRunner, RunnerConfig, worker_id
 from whisperd.jobs.service import JobService
 from whisperd.jobs.spool import Spool
@@ -62,6 +63,8 @@ def check_jobs(settings: Settings) -> None:
         return
     Spool.open(settings.data_dir / "audio")
     if is_postgres_url(settings.database_url):
+        from whisperd.jobs.postgres_opening import check_postgres
+
         check_postgres(settings.database_url)
         return
     path = sqlite_path(settings)
@@ -82,6 +85,8 @@ async def open_jobs(settings: Settings, service: TranscriptionService) -> JobSer
     spool = await asyncio.to_thread(Spool.open, settings.data_dir / "audio")
     store: JobStore
     if is_postgres_url(settings.database_url):
+        from whisperd.jobs.postgres_opening import open_postgres
+
         store = await open_postgres(settings.database_url)
     else:
         path = sqlite_path(settings)

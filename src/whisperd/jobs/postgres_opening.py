@@ -1,48 +1,25 @@
 """Choosing and opening the PostgreSQL job store from ``WHISPERD_DATABASE_URL``.
 
 A ``database_url`` starting ``postgresql://`` or ``postgres://`` (any libpq connection URI, for
-example ``postgresql://whisperd:PASSWORD@db.internal:5432/whisperd?sslmode=verify-full``) selects
-:class:`~whisperd.jobs.postgres_store.PostgresJobStore`. Failures become one
+example ``postgresql://whisperd:PASSWORD@db.internal:5432/whisperd?sslmode=verify-full``;
+:func:`whisperd.jobs.database_url.is_postgres_url`) selects
+:class:`~whisperd.jobs.postgres_store.PostgresJobStore`. Imported only when it does, so other
+servers never load the PostgreSQL driver. Failures become one
 :class:`~whisperd.errors.JobStoreUnavailableError` whose message never shows the password.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TypeGuard
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import psycopg
 
 from whisperd.errors import JobStoreUnavailableError
+from whisperd.jobs.database_url import shown_url
 from whisperd.jobs.postgres_schema import SchemaError
 from whisperd.jobs.postgres_store import PostgresJobStore
 
-__all__ = ["POSTGRES_SCHEMES", "check_postgres", "is_postgres_url", "open_postgres", "shown_url"]
-
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-"""How a ``database_url`` naming PostgreSQL starts."""
-
-
-def is_postgres_url(url: str | None) -> TypeGuard[str]:
-    """True if ``url`` names a PostgreSQL database (``postgresql://`` or ``postgres://``)."""
-    return url is not None and url.startswith(POSTGRES_SCHEMES)
-
-
-def shown_url(url: str) -> str:
-    """``url`` fit for messages and logs: any password (in the user part or the ``password``
-    parameter) replaced by ``***``."""
-    parts = urlsplit(url)
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    if parts.password is None and all(name != "password" for name, _ in pairs):
-        return url
-    netloc = parts.netloc
-    if parts.password is not None:
-        netloc = f"{parts.username or ''}:***@" + netloc.rsplit("@", 1)[-1]
-    query = "&".join(
-        f"{name}=***" if name == "password" else f"{name}={value}" for name, value in pairs
-    )
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
+__all__ = ["check_postgres", "open_postgres"]
 
 
 async def open_postgres(url: str, *, timeout_s: float = 30.0) -> PostgresJobStore:

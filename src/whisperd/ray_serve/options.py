@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from whisperd.errors import StartupError
-from whisperd.jobs.postgres_opening import is_postgres_url
+from whisperd.jobs.database_url import is_postgres_url
 
 if TYPE_CHECKING:
     from whisperd.config import Settings
