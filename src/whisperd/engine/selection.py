@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from collections.abc import Mapping
 from types import MappingProxyType
 
@@ -13,6 +15,9 @@ ENGINE_FORMATS: Mapping[str, str] = MappingProxyType(
 )
 """The model format each engine loads."""
 
+_TORCH_SEES_CUDA = "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"
+_TORCH_CHECK_TIMEOUT_S = 120.0
+
 
 def torch_installed() -> bool:
     """Whether PyTorch can be imported (the ``gpu`` extra), without importing it."""
@@ -20,9 +25,19 @@ def torch_installed() -> bool:
 
 
 def _torch_cuda() -> bool:
-    import torch
-
-    return bool(torch.cuda.is_available())
+    """Whether PyTorch sees a CUDA device, asked in a child process: imported here, PyTorch
+    would stay resident (about 180 MiB) in a server that then runs CTranslate2 on the CPU.
+    Blocking (the child's import of torch: a second or two)."""
+    try:
+        answer = subprocess.run(
+            [sys.executable, "-c", _TORCH_SEES_CUDA],
+            capture_output=True,
+            timeout=_TORCH_CHECK_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return answer.returncode == 0
 
 
 def _ctranslate2_cuda() -> bool:
