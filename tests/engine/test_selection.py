@@ -39,5 +39,28 @@ def test_torch_cuda_gives_pytorchs_own_answer() -> None:
 
 
 def test_torch_cuda_is_false_when_the_check_cannot_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(selection, "_cuda_driver_loadable", lambda: True)
     monkeypatch.setattr(selection, "_TORCH_SEES_CUDA", "import sys; sys.exit(3)")
     assert selection._torch_cuda() is False
+
+
+def test_torch_cuda_answers_what_the_child_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(selection, "_cuda_driver_loadable", lambda: True)
+    monkeypatch.setattr(selection, "_TORCH_SEES_CUDA", "import sys; sys.exit(0)")
+    assert selection._torch_cuda() is True
+
+
+def test_no_cuda_driver_means_no_torch_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("PyTorch was asked although no CUDA driver loads")
+
+    monkeypatch.setattr(selection, "_cuda_driver_loadable", lambda: False)
+    monkeypatch.setattr(subprocess, "run", never)
+    assert selection._torch_cuda() is False
+
+
+def test_a_library_that_does_not_load_is_no_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        selection, "_CUDA_DRIVER_LIBRARIES", {sys.platform: "libwhisperd-no-such-driver.so.1"}
+    )
+    assert selection._cuda_driver_loadable() is False

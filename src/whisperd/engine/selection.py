@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import subprocess
 import sys
@@ -17,6 +18,10 @@ ENGINE_FORMATS: Mapping[str, str] = MappingProxyType(
 
 _TORCH_SEES_CUDA = "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"
 _TORCH_CHECK_TIMEOUT_S = 120.0
+_CUDA_DRIVER_LIBRARIES: Mapping[str, str] = MappingProxyType(
+    {"linux": "libcuda.so.1", "win32": "nvcuda.dll"}
+)
+"""The NVIDIA driver's CUDA library, by ``sys.platform``."""
 
 
 def torch_installed() -> bool:
@@ -24,10 +29,29 @@ def torch_installed() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
+def _cuda_driver_loadable() -> bool:
+    """Whether the NVIDIA driver's CUDA library loads here, as PyTorch's CUDA runtime loads
+    it: without it PyTorch sees no GPU. Other systems than Linux and Windows have no CUDA
+    driver except where PyTorch itself says so (macOS: never)."""
+    if sys.platform == "darwin":
+        return False
+    library = _CUDA_DRIVER_LIBRARIES.get(sys.platform)
+    if library is None:
+        return True
+    try:
+        ctypes.CDLL(library)
+    except OSError:
+        return False
+    return True
+
+
 def _torch_cuda() -> bool:
-    """Whether PyTorch sees a CUDA device, asked in a child process: imported here, PyTorch
-    would stay resident (about 180 MiB) in a server that then runs CTranslate2 on the CPU.
-    Blocking (the child's import of torch: a second or two)."""
+    """Whether PyTorch sees a CUDA device. Where the CUDA driver cannot load, no; else PyTorch
+    is asked in a child process: imported here, it would stay resident (about 180 MiB) in a
+    server that then runs CTranslate2 on the CPU. Blocking (the child's import of torch, a
+    second or two, only on a machine with the driver)."""
+    if not _cuda_driver_loadable():
+        return False
     try:
         answer = subprocess.run(
             [sys.executable, "-c", _TORCH_SEES_CUDA],
