@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
-import subprocess
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from types import MappingProxyType
 
 from whisperd.errors import ModelUnavailableError
@@ -16,8 +16,10 @@ ENGINE_FORMATS: Mapping[str, str] = MappingProxyType(
 )
 """The model format each engine loads."""
 
-_TORCH_SEES_CUDA = "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"
-_TORCH_CHECK_TIMEOUT_S = 120.0
+_GPU_DRIVER_FILES = ("/dev/nvidiactl", "/proc/driver/nvidia/version", "/dev/dxg", "/dev/kfd")
+"""Files a GPU driver PyTorch can use puts on Linux: NVIDIA's device node and version file,
+WSL2's GPU device, AMD ROCm's compute device (PyTorch's ROCm build answers through
+``torch.cuda``)."""
 _CUDA_DRIVER_LIBRARIES: Mapping[str, str] = MappingProxyType(
     {"linux": "libcuda.so.1", "win32": "nvcuda.dll"}
 )
@@ -29,10 +31,13 @@ def torch_installed() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
-def _cuda_driver_loadable() -> bool:
-    """Whether the NVIDIA driver's CUDA library loads here, as PyTorch's CUDA runtime loads
-    it: without it PyTorch sees no GPU. Other systems than Linux and Windows have no CUDA
-    driver except where PyTorch itself says so (macOS: never)."""
+def _gpu_driver_present() -> bool:
+    """Whether this machine has a GPU driver PyTorch could use: one of
+    :data:`_GPU_DRIVER_FILES` exists, or the NVIDIA driver's CUDA library loads from the
+    library path. Without one PyTorch sees no GPU; macOS never has one (no CUDA builds).
+    Systems other than Linux, Windows and macOS are taken to have one (PyTorch decides)."""
+    if any(Path(name).exists() for name in _GPU_DRIVER_FILES):
+        return True
     if sys.platform == "darwin":
         return False
     library = _CUDA_DRIVER_LIBRARIES.get(sys.platform)
@@ -46,22 +51,15 @@ def _cuda_driver_loadable() -> bool:
 
 
 def _torch_cuda() -> bool:
-    """Whether PyTorch sees a CUDA device. Where the CUDA driver cannot load, no; else PyTorch
-    is asked in a child process: imported here, it would stay resident (about 180 MiB) in a
-    server that then runs CTranslate2 on the CPU. Blocking (the child's import of torch, a
-    second or two, only on a machine with the driver)."""
-    if not _cuda_driver_loadable():
+    """Whether PyTorch sees a CUDA (or ROCm) device. Without a GPU driver, no, and PyTorch is
+    not imported: it would stay resident (about 180 MiB) in a process that then runs
+    CTranslate2 on the CPU. With one, PyTorch is imported and asked (blocking: a second or two
+    the first time); where CTranslate2 sees no GPU, it is then almost always the engine."""
+    if not _gpu_driver_present():
         return False
-    try:
-        answer = subprocess.run(
-            [sys.executable, "-c", _TORCH_SEES_CUDA],
-            capture_output=True,
-            timeout=_TORCH_CHECK_TIMEOUT_S,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return answer.returncode == 0
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def _ctranslate2_cuda() -> bool:
