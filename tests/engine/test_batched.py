@@ -89,7 +89,7 @@ class _ScriptedGenerate:
         if len({len(prompt) for prompt in prompts}) > 1:  # CTranslate2's own rule
             raise ValueError("<|startoftranscript|> must be at the same position in all batches")
         self.prompts.append(prompts)
-        chunks = [int(row) for row in encoded[:, 0]]
+        chunks = [_key(row) for row in encoded]
         temperature = options.get("sampling_temperature", 0.0)
         self.calls.append((chunks, options))
         # avg_logprob = score * len / (len + 1) for one token: score = 2 * avg_logprob.
@@ -105,6 +105,16 @@ class _ScriptedGenerate:
 
 FRAMES = 3000
 """Feature frames of a chunk (30 s)."""
+HEAD = 900
+"""Added to a chunk's number for the key of its head (the speech before its first word)."""
+
+
+def _key(encoded_row: np.ndarray) -> int:
+    """The scripted key of an encoded chunk (its first and last feature frames): the chunk's
+    number, a tail's first frame, or a head's chunk number plus :data:`HEAD` (a head keeps its
+    chunk's first frame, and its last frame is zero)."""
+    first, last = int(encoded_row[0]), int(encoded_row[1])
+    return first + HEAD if last == 0 and first < 1000 else first
 
 
 def _features(chunks: int) -> np.ndarray:
@@ -114,14 +124,17 @@ def _features(chunks: int) -> np.ndarray:
     return np.arange(chunks, dtype=np.float64)[:, None, None] + frames[None, None, :]
 
 
-def _aligner(heard_s: dict[int, float]) -> Any:
+def _aligner(heard_s: dict[int, float], started_s: dict[int, float] | None = None) -> Any:
     """faster-whisper's ``add_word_timestamps``, scripted: a segment of token ``t`` is one word
-    ending ``heard_s[t - 10]`` s into its chunk, or at the chunk's end."""
+    ending ``heard_s[t - 10]`` s into its chunk, or at the chunk's end, and starting
+    ``started_s[t - 10]`` s into it, or at its start."""
 
     def add_word_timestamps(chunks: list[list[dict[str, Any]]], *_: Any) -> float:
         for segment in (segment for chunk in chunks for segment in chunk):
-            heard = heard_s.get(segment["tokens"][0] - 10, segment["end"] - segment["start"])
+            key = segment["tokens"][0] - 10
+            heard = heard_s.get(key, segment["end"] - segment["start"])
             segment["end"] = segment["start"] + heard
+            segment["start"] += (started_s or {}).get(key, 0.0)
             segment["words"] = [
                 {"word": segment["text"], "start": segment["start"], "end": segment["end"]}
             ]
@@ -130,14 +143,18 @@ def _aligner(heard_s: dict[int, float]) -> Any:
     return add_word_timestamps
 
 
-def _pipeline(model: _ScriptedGenerate, heard_s: dict[int, float] | None = None) -> BatchedPipeline:
+def _pipeline(
+    model: _ScriptedGenerate,
+    heard_s: dict[int, float] | None = None,
+    started_s: dict[int, float] | None = None,
+) -> BatchedPipeline:
     view = SimpleNamespace(
         model=model,
         max_length=448,
         frames_per_second=100,
-        encode=lambda features: np.asarray(features)[:, 0, :1],
+        encode=lambda features: np.asarray(features)[:, 0, [0, -1]],
         get_prompt=lambda tokenizer, previous_tokens=(), **_: [*previous_tokens, 1, 2, 3],
-        add_word_timestamps=_aligner(heard_s or {}),
+        add_word_timestamps=_aligner(heard_s or {}, started_s),
     )
     return BatchedPipeline(view, RULE, sentence_segments=False)
 
@@ -289,6 +306,45 @@ def test_no_tail_is_decoded_without_speech_left_or_progress(heard_s: dict[int, f
     segments = _segments_of(_pipeline(model, heard_s), chunks=1, batch_size=1, duration_s=20.0)
     assert [s.text for s in segments] == ["t[10]"]
     assert len(model.calls) == 1
+
+
+def test_speech_before_a_chunks_first_word_is_decoded_on_its_own() -> None:
+    """Chunk 0 of 20 s is heard from 4 s on: its first 4 s are decoded as a head, without
+    previous text, and come first; chunk 1 is heard whole."""
+    model = _ScriptedGenerate({})
+    pipeline = _pipeline(model, started_s={0: 4.0})
+
+    segments = _segments_of(pipeline, chunks=2, batch_size=2, duration_s=20.0)
+
+    assert [s.text for s in segments] == [f"t[{key + 10}]" for key in (HEAD, 0, 1)]
+    assert [(s.start, s.end) for s in segments] == [(0.0, 4.0), (4.0, 20.0), (40.0, 60.0)]
+    assert [chunks for chunks, _ in model.calls] == [[0, 1], [HEAD]]
+    assert model.prompts[1] == [[1, 2, 3]]
+
+
+@pytest.mark.parametrize(
+    "started_s",
+    [
+        pytest.param({0: 1.0}, id="the head is shorter than a tail"),
+        pytest.param({0: 4.0, HEAD: 3.0}, id="a head's own head"),
+    ],
+)
+def test_no_head_is_decoded_short_or_twice(started_s: dict[int, float]) -> None:
+    model = _ScriptedGenerate({})
+    pipeline = _pipeline(model, started_s=started_s)
+
+    _segments_of(pipeline, chunks=1, batch_size=1, duration_s=20.0)
+
+    assert len(model.calls) == len(started_s)
+
+
+def test_a_silent_head_adds_nothing() -> None:
+    model = _ScriptedGenerate({(HEAD, t): -3.0 for t in RULE.temperatures})
+    model.no_speech = {HEAD: 0.9}
+    segments = _segments_of(
+        _pipeline(model, started_s={0: 4.0}), chunks=1, batch_size=1, duration_s=20.0
+    )
+    assert [s.text for s in segments] == ["t[10]"]
 
 
 def test_a_silent_tail_adds_nothing() -> None:

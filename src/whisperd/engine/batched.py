@@ -20,7 +20,9 @@ cost words or timing, and :class:`BatchedPipeline` replaces them:
 Without timestamp tokens a chunk's decode may still stop early (tiny.en gave 10 words for the
 12 s of two voices taking turns). Sequential decoding would seek to its last timestamp and go on;
 here every chunk is aligned, and the speech after its last word, when long enough, is decoded as
-a chunk of its own (:meth:`BatchedPipeline._with_tails`).
+a chunk of its own (:meth:`BatchedPipeline._with_tails`). The decode may also start late: after
+a long prompt, tiny.en began a chunk's text 4 s into its speech. The speech before its first
+word, when as long, is decoded on its own too (:meth:`BatchedPipeline._with_heads`).
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ SENTENCE_ENDS = (".", "?", "!", "。", "？", "！")
 """Word endings after which a chunk's text is cut into a new segment."""
 
 TAIL_S = 1.5
-"""Speech after a chunk's last aligned word at least this long (s) is decoded on its own."""
+"""Speech after a chunk's last aligned word, or before its first, at least this long (s) is
+decoded on its own."""
 
 MIN_PROGRESS_S = 0.5
 """A chunk's tail is decoded only when its heard words reach this far (s) into the chunk."""
@@ -220,9 +223,12 @@ class BatchedPipeline(faster_whisper.BatchedInferencePipeline):  # type: ignore[
         options: Any,
         encoder_output: Any,
         outputs: list[dict[str, Any]],
+        *,
+        heads: bool = True,
     ) -> list[list[dict[str, Any]]]:
         """One decoded batch's chunks as segments, timed by the word-alignment pass, each
-        followed by the segments of its tail (:meth:`_with_tails`).
+        preceded by the segments of its head (:meth:`_with_heads`; ``heads`` off for chunks
+        that are heads themselves) and followed by those of its tail (:meth:`_with_tails`).
 
         The alignment's rule for the first word after a pause takes the batch's start as the
         last speech before it, so each batch is timed on its own, whichever worker decodes it.
@@ -243,13 +249,71 @@ class BatchedPipeline(faster_whisper.BatchedInferencePipeline):  # type: ignore[
             options.append_punctuations,
             float(chunks_metadata[0]["offset"]),
         )
-        return self._with_tails(
-            chunks,
-            [features[i] for i in heard],
-            [chunks_metadata[i] for i in heard],
-            tokenizer,
-            options,
+        heard_features = [features[i] for i in heard]
+        heard_metadata = [chunks_metadata[i] for i in heard]
+        if heads:
+            chunks = self._with_heads(chunks, heard_features, heard_metadata, tokenizer, options)
+        return self._with_tails(chunks, heard_features, heard_metadata, tokenizer, options)
+
+    def _with_heads(
+        self,
+        chunks: list[list[dict[str, Any]]],
+        features: list[np.ndarray[Any, Any]],
+        chunks_metadata: list[dict[str, Any]],
+        tokenizer: Tokenizer,
+        options: Any,
+    ) -> list[list[dict[str, Any]]]:
+        """``chunks`` (aligned) each preceded by the segments of its unheard head, if any.
+
+        Whisper decoding a chunk may also begin late, after a long prompt most of all: the
+        speech before its first word is lost. A chunk whose first aligned word starts
+        :data:`TAIL_S` or more after the chunk does has that speech decoded and aligned as a
+        chunk of its own (the heads of a batch together, without previous text), once.
+        """
+        heads = {
+            index: head
+            for index, chunk in enumerate(chunks)
+            if (head := self._head(chunk, features[index], chunks_metadata[index])) is not None
+        }
+        if not heads:
+            return chunks
+        head_features = np.stack([features for features, _ in heads.values()])
+        encoder_output, outputs = self.generate_segment_batched(head_features, tokenizer, options)
+        timed = iter(
+            self._timed(
+                head_features,
+                tokenizer,
+                [metadata for _, metadata in heads.values()],
+                options,
+                encoder_output,
+                outputs,
+                heads=False,
+            )
         )
+        for index, output in zip(heads, outputs, strict=True):
+            if output["tokens"]:
+                chunks[index] = next(timed) + chunks[index]
+        return chunks
+
+    def _head(
+        self,
+        chunk: list[dict[str, Any]],
+        features: np.ndarray[Any, Any],
+        metadata: dict[str, Any],
+    ) -> tuple[np.ndarray[Any, Any], dict[str, Any]] | None:
+        """``chunk``'s audio before its first aligned word (its features, the rest zeros, and
+        its metadata) when at least :data:`TAIL_S` long; else None."""
+        words = [word for segment in chunk for word in segment.get("words") or []]
+        if not words:
+            return None
+        offset = float(metadata["offset"])
+        frames_per_second = self.model.frames_per_second
+        last = int((words[0]["start"] - offset) * frames_per_second)
+        if last < TAIL_S * frames_per_second:
+            return None
+        head = np.zeros_like(features)
+        head[..., :last] = features[..., :last]
+        return head, {"offset": offset, "duration": last / frames_per_second}
 
     def _with_tails(
         self,

@@ -182,7 +182,10 @@ class TranscribeOptions(BaseModel):
     the window's on a CPU. On short utterances with real models it keeps the words (stream
     finals lost fewer words than with ``window`` on real speech, docs/benchmarks.md). A window
     of under 2 s of audio after a decode (a leftover after the last word) is encoded whole:
-    completed, it was heard as a repeat of the text before it."""
+    completed, it was heard as a repeat of the text before it. With
+    ``condition_on_previous_text`` such a leftover can still be heard as the sentence just
+    decoded (tiny.en did on one CPU and not on another), as can happen with ``window``:
+    ``min_tail_window_s`` leaves short leftovers undecoded, as streams do."""
     batch_size: Annotated[int | None, Field(ge=1, le=128)] = None
     """VAD chunks decoded side by side: the audio is cut at VAD pauses into chunks of up to
     30 s, decoded in batches of this size without previous text, each with the temperature
