@@ -17,12 +17,12 @@ cost words or timing, and :class:`BatchedPipeline` replaces them:
   at sentence ends (``.``, ``?``, ``!`` and their CJK forms) into segments whose times come from
   the word-alignment pass (cross-attention, as for word timestamps).
 
-Without timestamp tokens a chunk's decode may still stop early (tiny.en gave 10 words for the
-12 s of two voices taking turns). Sequential decoding would seek to its last timestamp and go on;
+Without timestamp tokens a chunk's decode may still stop early (tiny.en gave 10 words for the 12
+s of two voices taking turns). Sequential decoding would seek to its last timestamp and go on;
 here every chunk is aligned, and the speech after its last word, when long enough, is decoded as
-a chunk of its own (:meth:`BatchedPipeline._with_tails`). The decode may also start late: after
-a long prompt, tiny.en began a chunk's text 4 s into its speech. The speech before its first
-word, when as long, is decoded on its own too (:meth:`BatchedPipeline._with_heads`).
+a chunk of its own (:meth:`BatchedPipeline._with_unheard`). The decode may also start late:
+after a long prompt, tiny.en began a chunk's text 4 s into its speech. The speech before its
+first word, when as long, is decoded on its own too.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextvars
 import itertools
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -160,15 +161,21 @@ def even_batches(chunks: int, most: int, parallel: int) -> list[slice]:
 
 
 @dataclass(frozen=True, slots=True)
-class _Tail:
-    """The audio of a chunk after its last heard word, as a chunk of its own."""
+class _Unheard:
+    """The audio of a chunk before its first heard word or after its last, as a chunk of its
+    own."""
 
     features: np.ndarray[Any, Any]
-    """Log-mel features from the cut on, padded with zeros to the chunk's frames."""
+    """Its log-mel features, padded with zeros to the chunk's frames."""
     metadata: dict[str, Any]
     """``offset`` and ``duration`` (s), in faster-whisper's chunk metadata."""
     previous: list[int]
-    """The chunk's text tokens: Whisper's previous text for decoding the tail."""
+    """Whisper's previous text for decoding it: the chunk's text tokens for a tail, none for a
+    head."""
+
+
+_Finder = Callable[[list[dict[str, Any]], np.ndarray[Any, Any], dict[str, Any]], _Unheard | None]
+"""Finds a chunk's unheard head or tail from its segments, features and metadata."""
 
 
 class BatchedPipeline(faster_whisper.BatchedInferencePipeline):  # type: ignore[misc]
@@ -210,7 +217,7 @@ class BatchedPipeline(faster_whisper.BatchedInferencePipeline):  # type: ignore[
         """Decode one batch of chunks into their segments (dicts, as faster-whisper's own).
 
         A chunk judged silence gives no segment; the others are timed by the word-alignment
-        pass and followed by their tails' segments (:meth:`_with_tails`).
+        pass, with their heads' and tails' segments (:meth:`_with_unheard`).
         """
         encoder_output, outputs = self.generate_segment_batched(features, tokenizer, options)
         return self._timed(features, tokenizer, chunks_metadata, options, encoder_output, outputs)
@@ -227,8 +234,8 @@ class BatchedPipeline(faster_whisper.BatchedInferencePipeline):  # type: ignore[
         heads: bool = True,
     ) -> list[list[dict[str, Any]]]:
         """One decoded batch's chunks as segments, timed by the word-alignment pass, each
-        preceded by the segments of its head (:meth:`_with_heads`; ``heads`` off for chunks
-        that are heads themselves) and followed by those of its tail (:meth:`_with_tails`).
+        preceded by the segments of its head (``heads`` off for chunks that are heads
+        themselves) and followed by those of its tail (:meth:`_with_unheard`).
 
         The alignment's rule for the first word after a pause takes the batch's start as the
         last speech before it, so each batch is timed on its own, whichever worker decodes it.
@@ -249,60 +256,70 @@ class BatchedPipeline(faster_whisper.BatchedInferencePipeline):  # type: ignore[
             options.append_punctuations,
             float(chunks_metadata[0]["offset"]),
         )
-        heard_features = [features[i] for i in heard]
-        heard_metadata = [chunks_metadata[i] for i in heard]
-        if heads:
-            chunks = self._with_heads(chunks, heard_features, heard_metadata, tokenizer, options)
-        return self._with_tails(chunks, heard_features, heard_metadata, tokenizer, options)
+        return self._with_unheard(
+            chunks,
+            [features[i] for i in heard],
+            [chunks_metadata[i] for i in heard],
+            tokenizer,
+            options,
+            heads=heads,
+        )
 
-    def _with_heads(
+    def _with_unheard(
         self,
         chunks: list[list[dict[str, Any]]],
         features: list[np.ndarray[Any, Any]],
         chunks_metadata: list[dict[str, Any]],
         tokenizer: Tokenizer,
         options: Any,
+        *,
+        heads: bool,
     ) -> list[list[dict[str, Any]]]:
-        """``chunks`` (aligned) each preceded by the segments of its unheard head, if any.
+        """``chunks`` (aligned), each preceded by the segments of its unheard head (with
+        ``heads``) and followed by those of its unheard tail.
 
-        Whisper decoding a chunk may also begin late, after a long prompt most of all: the
-        speech before its first word is lost. A chunk whose first aligned word starts
-        :data:`TAIL_S` or more after the chunk does has that speech decoded and aligned as a
-        chunk of its own (the heads of a batch together, without previous text), once.
+        Whisper decoding a window without timestamp tokens may stop early: the speech after
+        its last word is lost (sequential decoding seeks to the last timestamp and decodes on).
+        A chunk whose last aligned word ends :data:`TAIL_S` or more before the chunk's end has
+        that rest decoded and aligned as a chunk of its own (the tails of a batch together,
+        each after its chunk's text as previous text), and so on while each round moves on by
+        at least :data:`MIN_PROGRESS_S`. The decode may also begin late, after a long prompt
+        most of all: a chunk whose first aligned word starts :data:`TAIL_S` or more after the
+        chunk does has that speech decoded the same way (without previous text), once.
         """
-        heads = {
-            index: head
-            for index, chunk in enumerate(chunks)
-            if (head := self._head(chunk, features[index], chunks_metadata[index])) is not None
-        }
-        if not heads:
-            return chunks
-        head_features = np.stack([features for features, _ in heads.values()])
-        encoder_output, outputs = self.generate_segment_batched(head_features, tokenizer, options)
-        timed = iter(
-            self._timed(
-                head_features,
-                tokenizer,
-                [metadata for _, metadata in heads.values()],
-                options,
-                encoder_output,
-                outputs,
-                heads=False,
-            )
-        )
-        for index, output in zip(heads, outputs, strict=True):
-            if output["tokens"]:
-                chunks[index] = next(timed) + chunks[index]
+        if heads:
+            found = self._unheard(chunks, features, chunks_metadata, self._head)
+            for index, segments in self._decode_unheard(found, tokenizer, options).items():
+                chunks[index] = segments + chunks[index]
+        found = self._unheard(chunks, features, chunks_metadata, self._tail)
+        for index, segments in self._decode_unheard(found, tokenizer, options, heads=True).items():
+            chunks[index] = chunks[index] + segments
         return chunks
+
+    @staticmethod
+    def _unheard(
+        chunks: list[list[dict[str, Any]]],
+        features: list[np.ndarray[Any, Any]],
+        chunks_metadata: list[dict[str, Any]],
+        find: Callable[
+            [list[dict[str, Any]], np.ndarray[Any, Any], dict[str, Any]], _Unheard | None
+        ],
+    ) -> dict[int, _Unheard]:
+        """What ``find`` finds unheard in each chunk, by the chunk's index."""
+        return {
+            index: piece
+            for index, chunk in enumerate(chunks)
+            if (piece := find(chunk, features[index], chunks_metadata[index])) is not None
+        }
 
     def _head(
         self,
         chunk: list[dict[str, Any]],
         features: np.ndarray[Any, Any],
         metadata: dict[str, Any],
-    ) -> tuple[np.ndarray[Any, Any], dict[str, Any]] | None:
-        """``chunk``'s audio before its first aligned word (its features, the rest zeros, and
-        its metadata) when at least :data:`TAIL_S` long; else None."""
+    ) -> _Unheard | None:
+        """``chunk``'s audio before its first aligned word, when at least :data:`TAIL_S` long;
+        else None."""
         words = [word for segment in chunk for word in segment.get("words") or []]
         if not words:
             return None
@@ -313,56 +330,47 @@ class BatchedPipeline(faster_whisper.BatchedInferencePipeline):  # type: ignore[
             return None
         head = np.zeros_like(features)
         head[..., :last] = features[..., :last]
-        return head, {"offset": offset, "duration": last / frames_per_second}
+        return _Unheard(head, {"offset": offset, "duration": last / frames_per_second}, [])
 
-    def _with_tails(
+    def _decode_unheard(
         self,
-        chunks: list[list[dict[str, Any]]],
-        features: list[np.ndarray[Any, Any]],
-        chunks_metadata: list[dict[str, Any]],
+        pieces: dict[int, _Unheard],
         tokenizer: Tokenizer,
         options: Any,
-    ) -> list[list[dict[str, Any]]]:
-        """``chunks`` (aligned) each followed by the segments of its unheard tail, if any.
-
-        Whisper decoding a window without timestamp tokens may stop early: the speech after
-        its last word is lost (sequential decoding seeks to the last timestamp and decodes on).
-        A chunk whose last aligned word ends :data:`TAIL_S` or more before the chunk's end has
-        that rest decoded and aligned as a chunk of its own (the tails of a batch together),
-        and so on while each round moves on by at least :data:`MIN_PROGRESS_S`.
-        """
-        tails = {
-            index: tail
-            for index, chunk in enumerate(chunks)
-            if (tail := self._tail(chunk, features[index], chunks_metadata[index])) is not None
-        }
-        if not tails:
-            return chunks
-        tail_features = np.stack([tail.features for tail in tails.values()])
+        *,
+        heads: bool = False,
+    ) -> dict[int, list[dict[str, Any]]]:
+        """``pieces`` (by their chunk's index) decoded together and timed (:meth:`_timed`,
+        ``heads`` as there): the segments of each piece not judged silence."""
+        if not pieces:
+            return {}
+        features = np.stack([piece.features for piece in pieces.values()])
         encoder_output, outputs = self.generate_segment_batched(
-            tail_features, tokenizer, options, [tail.previous for tail in tails.values()]
+            features, tokenizer, options, [piece.previous for piece in pieces.values()]
         )
         timed = iter(
             self._timed(
-                tail_features,
+                features,
                 tokenizer,
-                [tail.metadata for tail in tails.values()],
+                [piece.metadata for piece in pieces.values()],
                 options,
                 encoder_output,
                 outputs,
+                heads=heads,
             )
         )
-        for index, output in zip(tails, outputs, strict=True):
-            if output["tokens"]:
-                chunks[index] = chunks[index] + next(timed)
-        return chunks
+        return {
+            index: next(timed)
+            for index, output in zip(pieces, outputs, strict=True)
+            if output["tokens"]
+        }
 
     def _tail(
         self,
         chunk: list[dict[str, Any]],
         features: np.ndarray[Any, Any],
         metadata: dict[str, Any],
-    ) -> _Tail | None:
+    ) -> _Unheard | None:
         """``chunk``'s audio after its last aligned word, when at least :data:`TAIL_S` long
         and its words reach :data:`MIN_PROGRESS_S` into the chunk; else None."""
         words = [word for segment in chunk for word in segment.get("words") or []]
@@ -376,7 +384,9 @@ class BatchedPipeline(faster_whisper.BatchedInferencePipeline):  # type: ignore[
         rest[..., : features.shape[-1] - first] = features[..., first:]
         cut_s = first / frames_per_second
         heard_tokens = [token for segment in chunk for token in segment["tokens"]]
-        return _Tail(rest, {"offset": offset + cut_s, "duration": duration - cut_s}, heard_tokens)
+        return _Unheard(
+            rest, {"offset": offset + cut_s, "duration": duration - cut_s}, heard_tokens
+        )
 
     def _batched_segments_generator(
         self,
