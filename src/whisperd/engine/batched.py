@@ -301,9 +301,7 @@ class BatchedPipeline(faster_whisper.BatchedInferencePipeline):  # type: ignore[
         chunks: list[list[dict[str, Any]]],
         features: list[np.ndarray[Any, Any]],
         chunks_metadata: list[dict[str, Any]],
-        find: Callable[
-            [list[dict[str, Any]], np.ndarray[Any, Any], dict[str, Any]], _Unheard | None
-        ],
+        find: _Finder,
     ) -> dict[int, _Unheard]:
         """What ``find`` finds unheard in each chunk, by the chunk's index."""
         return {
